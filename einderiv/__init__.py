@@ -1,0 +1,23 @@
+"""einderiv: differentiate tensor programs written in Einstein index notation.
+
+>>> import einderiv
+>>> p = einderiv.parse("F[i,k] = W[i,j] X[j,k]")
+>>> print(p.derivative("W"))
+dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
+"""
+
+from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
+                     UnsupportedError)
+from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
+from .planning import DEFAULT_MEMORY_LIMIT
+from .program import Derivative, Program, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "parse", "Program", "Derivative",
+    "evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad",
+    "clear_cache", "cache_info", "DEFAULT_MEMORY_LIMIT",
+    "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
+    "EinderivWarning",
+]

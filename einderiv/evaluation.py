@@ -1,0 +1,434 @@
+"""Numbers: values, Jacobians, gradients, VJPs and JVPs.
+
+Every function takes the program (text or :class:`Program`), the inputs (a
+mapping of names to arrays or numbers), the output ``of`` (default: the last
+statement) and ``sizes`` for indices no array fixes. The work is split in two:
+
+1. a *plan*, built once per (program, output, request, input shapes and
+   dtypes, sizes): the symbolic derivative program and the compiled
+   ``contract_expression`` of every step. Plans live in a bounded LRU cache
+   guarded by a lock, so a second call with same-shaped arrays does no
+   symbolic work and no path search;
+2. running the plan: a forward pass over the statements, then the derived
+   statements (reverse mode for gradients and VJPs, forward mode for JVPs).
+
+>>> import numpy as np
+>>> W, X = np.ones((2, 3)), np.ones((3, 4))
+>>> jacobian("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}).shape
+(2, 4, 2, 3)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import ir
+from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
+from .errors import ProgramError, ShapeError, UnsupportedError
+from .planning import DEFAULT_MEMORY_LIMIT, Context, compile_expr, index_size
+from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
+from .semantics import resolve_sizes
+
+__all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info"]
+
+ArrayLike = Any
+Inputs = Mapping[str, ArrayLike]
+
+_CACHE_SIZE = 128
+_cache: "OrderedDict[tuple, _Plan]" = OrderedDict()
+_lock = threading.Lock()
+_stats = {"hits": 0, "misses": 0}
+
+
+def clear_cache() -> None:
+    """Forget every compiled plan."""
+    with _lock:
+        _cache.clear()
+        _stats.update(hits=0, misses=0)
+
+
+def cache_info() -> dict[str, int]:
+    """Plan-cache statistics: hits, misses, current size and maximum size."""
+    with _lock:
+        return {**_stats, "size": len(_cache), "maxsize": _CACHE_SIZE}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    steps: tuple[tuple[str, Callable], ...]       # (name, runner), run in order into the environment
+    results: tuple[tuple[str, Callable], ...]     # (name, runner) of what is returned
+
+
+def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    for name, runner in plan.steps:
+        env[name] = runner(env)
+    return {name: runner(env) for name, runner in plan.results}
+
+
+# ---------------------------------------------------------------- inputs
+
+def _as_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # ragged lists and the like
+        raise ShapeError(f"{role} '{name}' is not a numeric array: {error}") from None
+    kind = array.dtype.kind
+    if kind in "biu":
+        return array.astype(np.float64)
+    if kind == "f":
+        return array
+    if kind == "c":
+        raise UnsupportedError(f"{role} '{name}' is complex; einderiv supports real float arrays only")
+    raise ShapeError(f"{role} '{name}' is not a numeric array (dtype {array.dtype})")
+
+
+def _needed_inputs(program: Program, statement_names: Sequence[str]) -> list[str]:
+    inputs = dict(program.inputs)
+    needed: dict[str, None] = {}
+    for name in statement_names:
+        for t in ir.tensor_names(program.statement(name).rhs):
+            if t in inputs:
+                needed.setdefault(t)
+    return list(needed)
+
+
+def _ancestors(program: Program, of: str) -> list[str]:
+    names = set(program.names)
+    seen: set[str] = set()
+    stack = [of]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in names:
+            continue
+        seen.add(name)
+        stack.extend(ir.tensor_names(program.statement(name).rhs))
+    return [n for n in program.names if n in seen]
+
+
+def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    if not isinstance(inputs, Mapping):
+        raise ShapeError(f"inputs must map names to arrays, got {type(inputs).__name__}")
+    ranks = dict(program.inputs)
+    arrays = {}
+    for name in names:
+        if name not in inputs:
+            raise ShapeError(f"missing input '{name}' (the program uses it with {ranks[name]} "
+                             f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(inputs)) or 'none'}")
+        array = _as_array(name, inputs[name])
+        if array.ndim != ranks[name]:
+            raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
+                             f"(shape {array.shape}) but is written with {ranks[name]} "
+                             f"ind{'ex' if ranks[name] == 1 else 'ices'}")
+        arrays[name] = array
+    return arrays
+
+
+def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
+    floats = [a.dtype for a in arrays.values()]
+    return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
+    if sizes is None:
+        return ()
+    if not isinstance(sizes, Mapping):
+        raise ShapeError(f"sizes must map index names to integers, got {type(sizes).__name__}")
+    items = []
+    for k, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ShapeError(f"size of index '{k}' must be a non-negative integer, got {v!r}")
+        items.append((str(k), int(v)))
+    return tuple(sorted(items))
+
+
+def _names(wrt: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
+    if isinstance(wrt, str):
+        return (wrt,), True
+    names = tuple(wrt)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ProgramError(f"wrt must be an input name or a list of names, got {wrt!r}")
+    return names, False
+
+
+# ---------------------------------------------------------------- plans
+
+def _context(program: Program, arrays: Mapping[str, np.ndarray], sizes_key: tuple, statements: Sequence[str],
+             memory_limit: int | None, hint: str) -> Context:
+    chosen = [program.statement(n) for n in statements]
+    shapes = {name: a.shape for name, a in arrays.items()}
+    index_sizes, all_shapes = resolve_sizes(tuple(chosen), shapes, dict(sizes_key))
+    for name, _ in program.inputs:
+        all_shapes.setdefault(name, ())
+    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else int(memory_limit)
+    return Context(index_sizes, all_shapes, _dtype(arrays), limit, hint=hint)
+
+
+def _forward_steps(program: Program, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
+    steps = []
+    for name in names:
+        s = program.statement(name)
+        steps.append((name, compile_expr(s.rhs, s.lhs, ctx, f"'{name}'")))
+    return steps
+
+
+def _with_shapes(ctx: Context, more: Mapping[str, tuple[int, ...]]) -> Context:
+    return replace(ctx, shapes={**ctx.shapes, **more})
+
+
+def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
+    """Compiled derived statements, and the context that knows their shapes."""
+    steps = []
+    for s in derived.statements:
+        ctx = _with_shapes(ctx, {s.name: tuple(index_size(i, ctx) for i in s.indices)})
+        steps.append((s.name, compile_expr(s.expr, s.indices, ctx, f"the adjoint of '{s.of}'")))
+    return steps, ctx
+
+
+def _referenced_statements(program: Program, exprs: Sequence[ir.Expr]) -> list[str]:
+    wanted: set[str] = set()
+    names = set(program.names)
+    for e in exprs:
+        for t in ir.tensor_names(e):
+            if t in names:
+                wanted.update(_ancestors(program, t))
+    return [n for n in program.names if n in wanted]
+
+
+def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
+    with _lock:
+        plan = _cache.get(key)
+        if plan is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return plan
+        _stats["misses"] += 1
+    plan = build()
+    with _lock:
+        _cache[key] = plan
+        _cache.move_to_end(key)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return plan
+
+
+def _signature(arrays: Mapping[str, np.ndarray]) -> tuple:
+    return tuple((n, a.shape, a.dtype.str) for n, a in arrays.items())
+
+
+# ---------------------------------------------------------------- public API
+
+def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
+             sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+    """The value of the output ``of`` (default: the last statement).
+
+    >>> evaluate("y[i] = A[i,j] x[j]", {"A": [[1, 2], [3, 4]], "x": [1, 1]}).tolist()
+    [3.0, 7.0]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    if of not in program.names:
+        return _check_inputs(program, inputs, [of])[of]
+    order = _ancestors(program, of)
+    arrays = _check_inputs(program, inputs, _needed_inputs(program, order))
+    sizes_key = _sizes_key(sizes)
+    key = ("value", program.text, of, _signature(arrays), sizes_key, memory_limit)
+
+    def build() -> _Plan:
+        ctx = _context(program, arrays, sizes_key, order, memory_limit, "evaluate a smaller program")
+        steps = _forward_steps(program, order, ctx)
+        return _Plan(tuple(steps[:-1]), (steps[-1],))
+
+    return _run(_cached(key, build), dict(arrays))[of]
+
+
+def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
+             mode: str, cotangent=None) -> dict[str, np.ndarray]:
+    for w in wrts:
+        if w in program.names:
+            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
+                               f"({', '.join(n for n, _ in program.inputs)})")
+        program.rank(w)
+    order = _ancestors(program, of)
+    needed = list(dict.fromkeys(_needed_inputs(program, order) + [w for w in wrts]))
+    arrays = _check_inputs(program, inputs, needed)
+    extra_arrays = {}
+    out_rank = program.rank(of)
+    if mode == "vjp":
+        extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
+    sizes_key = _sizes_key(sizes)
+    key = (mode, program.text, of, wrts, _signature(arrays), _signature(extra_arrays), sizes_key, memory_limit)
+
+    def build() -> _Plan:
+        ctx = _context(program, arrays, sizes_key, order, memory_limit,
+                       "use vjp or jvp, which never build the full Jacobian")
+        of_shape = ctx.shapes[of]
+        if mode == "vjp":
+            given = extra_arrays[adjoint_name(of)].shape
+            if given != of_shape:
+                raise ShapeError(f"the cotangent has shape {given} but '{of}' has shape {of_shape}")
+        if mode == "grad" and out_rank != 0:
+            raise ShapeError(f"grad needs a scalar output, but '{of}' has shape {of_shape}; "
+                             f"use vjp with a cotangent, or jacobian")
+        slots = {w: wrt_slots(program, w) for w in wrts}
+        if mode == "jacobian":
+            out = output_slots(program, of)
+            positions = program.statement(of).lhs if of in program.names else None
+        else:
+            out = ()
+        ctx2 = _with_shapes(ctx, {n: a.shape for n, a in extra_arrays.items()})
+        if of not in program.names:
+            results = []
+            for w in wrts:
+                if mode == "jacobian":
+                    expr = jacobian_seed(out, slots[w]) if w == of else ir.ZERO
+                elif mode == "vjp":
+                    expr = ir.ref(adjoint_name(of), slots[w]) if w == of else ir.ZERO
+                else:
+                    expr = ir.ONE if w == of else ir.ZERO
+                results.append((w, compile_expr(expr, out + slots[w], ctx2, f"d{of}/d{w}")))
+            return _Plan((), tuple(results))
+        lhs = program.statement(of).lhs
+        if mode == "jacobian":
+            seed = jacobian_seed(out, positions)
+        elif mode == "vjp":
+            seed = ir.ref(adjoint_name(of), lhs)
+        else:
+            seed = ir.ONE
+        derived = reverse_program(program.statements, of, wrts, slots, seed, out)
+        exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
+        forward = _referenced_statements(program, exprs)
+        adjoint_steps, ctx2 = _derived_steps(derived, ctx2)
+        steps = _forward_steps(program, forward, ctx2) + adjoint_steps
+        results = [(w, compile_expr(e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'"))
+                   for w, target, e in derived.results]
+        return _Plan(tuple(steps), tuple(results))
+
+    env = dict(arrays)
+    env.update(extra_arrays)
+    return _run(_cached(key, build), env)
+
+
+def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
+             sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+    """The full Jacobian ``d of / d wrt``, of shape ``shape(of) + shape(wrt)``.
+
+    Free Kronecker deltas are written into diagonal views of a zeroed array;
+    nothing else is computed. Refuses (:class:`MemoryLimitError`) above
+    ``memory_limit`` bytes (default 2 GiB).
+
+    >>> import numpy as np
+    >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": np.eye(2), "x": np.ones(2)})
+    >>> J.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    names, single = _names(wrt)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "jacobian")
+    return result[names[0]] if single else result
+
+
+def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
+         sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+    """The gradient of a scalar output, shaped like each input (reverse mode).
+
+    >>> grad("L = x[i] x[i]", "x", {"x": [1.0, 2.0]}).tolist()
+    [2.0, 4.0]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    names, single = _names(wrt)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "grad")
+    return result[names[0]] if single else result
+
+
+def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotangent: ArrayLike, *,
+        of: str | None = None, sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+    """The vector–Jacobian product ``Σ cotangent[o] d of[o] / d wrt``, shaped like the input.
+
+    The Jacobian is never built: this is reverse mode over the statements.
+
+    >>> import numpy as np
+    >>> W, X, G = np.ones((2, 3)), np.ones((3, 4)), np.ones((2, 4))
+    >>> vjp("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}, G).tolist()
+    [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    names, single = _names(wrt)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent)
+    return result[names[0]] if single else result
+
+
+def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
+                   sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+    """``(value, grad)`` of a scalar output in one pass.
+
+    >>> value_and_grad("L = x[i] x[i]", "x", {"x": [3.0]})[0]
+    9.0
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    return (float(evaluate(program, inputs, of=of, sizes=sizes, memory_limit=memory_limit)),
+            grad(program, wrt, inputs, of=of, sizes=sizes, memory_limit=memory_limit))
+
+
+def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Inputs, *, of: str | None = None,
+        sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+    """The Jacobian–vector product: tangents of inputs pushed forward to the output.
+
+    ``tangents`` maps input names to arrays shaped like the inputs; the result,
+    shaped like the output, is ``Σ_W (d of / d W) · tangents[W]``.
+
+    >>> jvp("y[i] = A[i,j] x[j]", {"x": [1.0, 0.0]}, {"A": [[1, 2], [3, 4]], "x": [0, 0]}).tolist()
+    [1.0, 3.0]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    if not isinstance(tangents, Mapping) or not tangents:
+        raise ShapeError("tangents must map one or more input names to arrays")
+    sources = tuple(tangents)
+    for name in sources:
+        if name in program.names:
+            raise ProgramError(f"'{name}' is defined by a statement; tangents are given for inputs")
+        program.rank(name)
+    if of not in program.names:
+        arrays = _check_inputs(program, inputs, [of])
+        t = _as_array(of, tangents[of], "tangent") if of in tangents else np.zeros_like(arrays[of])
+        return t
+    order = _ancestors(program, of)
+    needed = list(dict.fromkeys(_needed_inputs(program, order) + list(sources)))
+    arrays = _check_inputs(program, inputs, needed)
+    tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
+    for n in sources:
+        if tangent_arrays[tangent_name(n)].shape != arrays[n].shape:
+            raise ShapeError(f"the tangent of '{n}' has shape {tangent_arrays[tangent_name(n)].shape} "
+                             f"but '{n}' has shape {arrays[n].shape}")
+    sizes_key = _sizes_key(sizes)
+    key = ("jvp", program.text, of, sources, _signature(arrays), _signature(tangent_arrays), sizes_key, memory_limit)
+
+    def build() -> _Plan:
+        ctx = _context(program, arrays, sizes_key, order, memory_limit, "use vjp or jvp")
+        ctx2 = _with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
+        seeds = {}
+        for n in sources:
+            slots = wrt_slots(program, n)
+            seeds[n] = (slots, ir.ref(tangent_name(n), slots))
+        derived = forward_program(program.statements, of, sources, seeds)
+        (_, _, expr), = derived.results
+        exprs = [s.expr for s in derived.statements] + [expr]
+        forward = _referenced_statements(program, exprs)
+        tangent_steps, ctx2 = _derived_steps(derived, ctx2)
+        steps = _forward_steps(program, forward, ctx2) + tangent_steps
+        target = program.statement(of).lhs
+        return _Plan(tuple(steps), ((of, compile_expr(expr, target, ctx2, f"the tangent of '{of}'")),))
+
+    env = dict(arrays)
+    env.update(tangent_arrays)
+    return _run(_cached(key, build), env)[of]
+

@@ -1,0 +1,222 @@
+"""Program text → syntax tree with source positions.
+
+The grammar lives in ``grammar.lark`` (LALR). A lark ``Transformer`` turns the
+parse tree into frozen dataclasses that remember line and column, so later
+stages can point at the source. Syntax errors become :class:`ParseError` with
+line, column, the source line and a caret; common mistakes get a message of
+their own.
+
+>>> tree = parse_text("F[i,k] = W[i,j] X[j,k]")
+>>> tree.statements[0].name, tree.statements[0].indices
+('F', ('i', 'k'))
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from typing import Union
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import ParseError
+
+__all__ = [
+    "Node", "Number", "Name", "CallNode", "SumNode", "Unary", "Binary",
+    "StatementNode", "ProgramNode", "parse_text", "caret_context",
+]
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Name:
+    """A tensor entry ``name[indices]``; ``indices`` is None for a bare name."""
+
+    name: str
+    indices: tuple[str, ...] | None
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class CallNode:
+    fn: str
+    args: tuple["Node", ...]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class SumNode:
+    indices: tuple[str, ...]
+    body: "Node"
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "-"
+    operand: "Node"
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # one of + - * / ^
+    left: "Node"
+    right: "Node"
+    line: int
+    column: int
+
+
+Node = Union[Number, Name, CallNode, SumNode, Unary, Binary]
+
+
+@dataclass(frozen=True)
+class StatementNode:
+    name: str
+    indices: tuple[str, ...] | None
+    rhs: Node
+    line: int
+    column: int
+    source: str  # the statement's text as written
+
+
+@dataclass(frozen=True)
+class ProgramNode:
+    statements: tuple[StatementNode, ...]
+    text: str
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _pos(meta) -> tuple[int, int]:
+    return (getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, text: str):
+        super().__init__()
+        self._text = text
+
+    def start(self, meta, children):
+        return ProgramNode(tuple(children), self._text)
+
+    def statement(self, meta, children):
+        (name, indices), rhs = children
+        source = self._text[meta.start_pos:meta.end_pos]
+        return StatementNode(name, indices, rhs, *_pos(meta), source)
+
+    def lhs(self, meta, children):
+        name, indices = children
+        return (str(name), indices)
+
+    def index_list(self, meta, children):
+        return tuple(str(c) for c in children if c is not None)
+
+    def number(self, meta, children):
+        return Number(float(children[0]), *_pos(meta))
+
+    def ref(self, meta, children):
+        name, indices = children
+        return Name(str(name), indices, *_pos(meta))
+
+    def call(self, meta, children):
+        fn, *args = children
+        return CallNode(str(fn), tuple(a for a in args if a is not None), *_pos(meta))
+
+    def explicit_sum(self, meta, children):
+        indices, body = children
+        return SumNode(indices, body, *_pos(meta))
+
+    def neg(self, meta, children):
+        return Unary("-", children[0], *_pos(meta))
+
+    def signed(self, meta, children):  # unary plus
+        return children[0]
+
+    def _binary(op):
+        def method(self, meta, children):
+            return Binary(op, children[0], children[1], *_pos(meta))
+        return method
+
+    add = _binary("+")
+    sub = _binary("-")
+    mul = _binary("*")
+    div = _binary("/")
+    pow = _binary("^")
+
+
+def caret_context(text: str, line: int, column: int) -> str:
+    """The source line and a caret under ``column`` (both 1-based)."""
+    lines = text.split("\n")
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    return f"    {source}\n    {' ' * max(column - 1, 0)}^"
+
+
+def parse_text(text: str) -> ProgramNode:
+    """Parse program text into a syntax tree, or raise :class:`ParseError`.
+
+    >>> parse_text("y = 2 x").statements[0].rhs.op
+    '*'
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"a program is text, not {type(text).__name__}")
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as error:
+        raise _parse_error(text, error) from None
+    except RecursionError:
+        raise ParseError("the program is nested too deeply to parse") from None
+    try:
+        return _ToAst(text).transform(tree)
+    except RecursionError:
+        raise ParseError("the program is nested too deeply to parse") from None
+    except VisitError as error:  # pragma: no cover - transformer bugs surface here
+        raise error.orig_exc from None
+
+
+def _parse_error(text: str, error: UnexpectedInput) -> ParseError:
+    line, column = getattr(error, "line", 1), getattr(error, "column", 1)
+    if isinstance(error, UnexpectedEOF) or (line is None or line < 0):
+        lines = text.rstrip("\n").split("\n")
+        line, column = len(lines), len(lines[-1]) + 1
+    what = _describe(text, error)
+    message = f"line {line}, column {column}: {what}\n{caret_context(text, line, column)}"
+    return ParseError(message, line, column)
+
+
+def _describe(text: str, error: UnexpectedInput) -> str:
+    expected = set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ())
+    if isinstance(error, UnexpectedCharacters):
+        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        if char == "=":
+            return "unexpected '=': a statement is 'Name[indices] = expression', one per line or separated by ';'"
+        return f"unexpected character {char!r}"
+    token = getattr(error, "token", None)
+    shown = "end of input" if token is None or token.type == "$END" else repr(str(token))
+    if "RSQB" in expected and "RPAR" not in expected:
+        return f"unclosed '[' (expected ',' or ']', found {shown})"
+    if token is not None and token.type in ("_SEP", "$END") and "RPAR" in expected:
+        return f"unclosed '(' (expected ')', found {shown})"
+    if "EQUAL" in expected and len(expected) <= 3:
+        return f"missing '=' (found {shown}): a statement is 'Name[indices] = expression'"
+    if token is not None and token.type in ("_SEP", "$END"):
+        return "the expression ends too early"
+    return f"unexpected {shown}"

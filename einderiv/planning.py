@@ -1,0 +1,270 @@
+"""IR + concrete sizes → compiled evaluation steps.
+
+Each expression is compiled once per shapes into a closure. Per term:
+
+* tensor references and evaluated calls/powers are the operands of one
+  ``opt_einsum.contract_expression``, built from integer sublists (index
+  names never reach opt_einsum, so long names and more than 52 indices work);
+* contracted deltas are already gone (simplification renamed them away);
+* free deltas are realised by writing into a strided diagonal view of a zeroed
+  output — ``out[i,k,i,b]`` for ``δ[i,a]`` is one axis with the summed stride;
+* missing output indices broadcast.
+
+Every allocation of an output is checked against a byte limit first, and
+opt_einsum's ``memory_limit`` bounds planned intermediates.
+
+>>> import numpy as np
+>>> from einderiv import ir
+>>> ctx = Context(sizes={"i": 2, "k": 2}, shapes={"A": (2, 2)}, dtype=np.dtype(float))
+>>> run = compile_expr(ir.mul(ir.ref("A", ["i", "k"]), ir.delta("i", "k")), ("i", "k"), ctx, "demo")
+>>> run({"A": np.array([[1., 2.], [3., 4.]])}).tolist()
+[[1.0, 0.0], [0.0, 4.0]]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import opt_einsum
+
+from . import ir
+from .errors import MemoryLimitError, ShapeError
+from .functions import FUNCTIONS
+from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+
+__all__ = ["Context", "compile_expr", "index_size", "check_bytes", "DEFAULT_MEMORY_LIMIT", "Runner"]
+
+#: Default limit, in bytes, on any one tensor einderiv allocates.
+DEFAULT_MEMORY_LIMIT = 2 * 1024 ** 3
+
+Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What compilation needs: index sizes by root, tensor shapes, dtype, limits."""
+
+    sizes: Mapping[str, int]
+    shapes: Mapping[str, tuple[int, ...]]
+    dtype: np.dtype
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    optimize: str = "auto"
+    hint: str = "use vjp or jvp, which never build the full Jacobian"
+    paths: list = field(default_factory=list)
+
+
+def index_size(index: str, ctx: Context) -> int:
+    """The size of an index: statement indices from ``sizes``, slot indices from a tensor's axis."""
+    root = ir.index_root(index)
+    if "@" in root:
+        tensor, axis = root.split("@", 1)[1].rsplit(".", 1)
+        return ctx.shapes[tensor][int(axis)]
+    if root in ctx.sizes:
+        return ctx.sizes[root]
+    return ctx.sizes[ir.display_name(root)]
+
+
+def check_bytes(shape: tuple[int, ...], ctx: Context, what: str) -> None:
+    """Raise :class:`MemoryLimitError` if a tensor of ``shape`` would exceed the limit."""
+    nbytes = math.prod(shape) * ctx.dtype.itemsize
+    if nbytes > ctx.memory_limit:
+        raise MemoryLimitError(
+            f"{what} would have shape {shape} and take {nbytes:,} bytes, over the memory limit of "
+            f"{ctx.memory_limit:,} bytes; {ctx.hint}, or raise memory_limit")
+
+
+def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str) -> Runner:
+    """A function of the tensor environment returning ``expr`` as an array over ``target``."""
+    shape = tuple(index_size(i, ctx) for i in target)
+    check_bytes(shape, ctx, what)
+    terms = [_compile_term(t, target, shape, ctx) for t in expr.terms]
+    dtype = ctx.dtype
+    if not terms:
+        return lambda env: np.zeros(shape, dtype)
+    if len(terms) == 1 and terms[0].exact:
+        return terms[0].value
+    if all(t.view is None for t in terms):
+        return _dense_sum(terms, shape, dtype)
+    return _scattered_sum(terms, shape, dtype)
+
+
+@dataclass(frozen=True)
+class _TermPlan:
+    value: Runner                    # the term's value (coefficient applied) over its axes
+    exact: bool                      # value is already the full target, in order
+    view: Callable | None            # out → the diagonal view the value adds into (None: out itself)
+    expand: tuple[int, ...]          # axes of the view the value lacks (broadcast)
+
+
+def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
+    def run(env):
+        values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
+        if len(values) >= 2:
+            out = np.add(values[0], values[1])
+            rest = values[2:]
+        else:
+            out, rest = values[0], []
+        if out.shape != shape or out.dtype != dtype:
+            full = np.empty(shape, dtype)
+            full[...] = out
+            out = full
+        elif len(values) < 2:
+            out = np.array(out, dtype=dtype, copy=True)
+        for value in rest:
+            np.add(out, value, out=out)
+        return out
+    return run
+
+
+def _scattered_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
+    def run(env):
+        out = np.zeros(shape, dtype)
+        for t in terms:
+            value = t.value(env)
+            if t.expand:
+                value = np.expand_dims(value, t.expand)
+            target = out if t.view is None else t.view(out)
+            target += value
+        return out
+    return run
+
+
+def _diagonal_view(groups: list[list[int]]) -> Callable:
+    """out → a view with one axis per group of out's axes (a strided diagonal)."""
+    def view(out: np.ndarray) -> np.ndarray:
+        shape = tuple(out.shape[g[0]] for g in groups)
+        strides = tuple(sum(out.strides[a] for a in g) for g in groups)
+        return np.lib.stride_tricks.as_strided(out, shape, strides, writeable=True)
+    return view
+
+
+def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], ctx: Context) -> _TermPlan:
+    coeff = term.coeff
+    operands: list[tuple[Runner, tuple[str, ...]]] = []
+    deltas: list[Delta] = []
+    for factor in term.factors:
+        if isinstance(factor, Ref):
+            operands.append((_getter(factor.name), factor.indices))
+        elif isinstance(factor, Delta):
+            deltas.append(factor)
+        elif isinstance(factor, Size):
+            coeff *= index_size(factor.index, ctx)
+        else:
+            operands.append(_compile_factor(factor, ctx))
+    # Free deltas merge target axes into groups (union-find, earliest axis represents).
+    position = {index: k for k, index in enumerate(target)}
+    parent = list(range(len(target)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for d in deltas:
+        if d.first not in position or d.second not in position:
+            raise AssertionError(f"internal: delta {d} is not free in {target}")
+        a, b = find(position[d.first]), find(position[d.second])
+        if shape[a] != shape[b]:
+            raise ShapeError(f"δ[{ir.display_name(d.first)},{ir.display_name(d.second)}] joins indices of "
+                             f"sizes {shape[a]} and {shape[b]}")
+        parent[max(a, b)] = min(a, b)
+    reps = [find(k) for k in range(len(target))]
+    group_axes: dict[int, list[int]] = {}
+    for k, r in enumerate(reps):
+        group_axes.setdefault(r, []).append(k)
+    group_order = list(group_axes)            # view axes, by first target position
+    rep_of = {index: target[reps[k]] for index, k in position.items()}
+    mapped = [(get, tuple(rep_of.get(i, i) for i in idx)) for get, idx in operands]
+    present = {i for _, idx in mapped for i in idx}
+    out_axes = [g for g in group_order if target[g] in present]
+    value = _contraction(mapped, tuple(target[g] for g in out_axes), coeff, ctx)
+    expand = tuple(k for k, g in enumerate(group_order) if target[g] not in present)
+    has_deltas = len(group_order) < len(target)
+    exact = not has_deltas and not expand
+    view = _diagonal_view([group_axes[g] for g in group_order]) if has_deltas else None
+    return _TermPlan(value, exact, view, expand)
+
+
+def _getter(name: str) -> Runner:
+    def get(env):
+        return env[name]
+    return get
+
+
+def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str, ...], coeff: float,
+                 ctx: Context) -> Runner:
+    dtype = ctx.dtype
+    if not operands:
+        constant = np.asarray(coeff, dtype)
+        return lambda env: constant
+    ids: dict[str, int] = {}
+    for _, idx in operands:
+        for i in idx:
+            ids.setdefault(i, len(ids))
+    sublists = [[ids[i] for i in idx] for _, idx in operands]
+    out_ids = [ids[i] for i in out]
+    getters = [get for get, _ in operands]
+    if len(operands) == 1 and sublists[0] == out_ids:
+        core = getters[0]
+    else:
+        shapes = [tuple(index_size(i, ctx) for i in idx) for _, idx in operands]
+        args = [x for pair in zip(shapes, sublists) for x in pair]
+        limit = max(ctx.memory_limit // ctx.dtype.itemsize, 1)
+        expression = opt_einsum.contract_expression(*args, out_ids, optimize=ctx.optimize, memory_limit=limit)
+        ctx.paths.append(expression)
+
+        def core(env, expression=expression, getters=getters):
+            return expression(*[get(env) for get in getters])
+    if coeff == 1.0:
+        return core
+    if coeff == -1.0:
+        return lambda env: np.negative(core(env))
+    return lambda env: np.multiply(core(env), coeff)
+
+
+def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ...]]:
+    """A call or power as an operand: its value over its free indices."""
+    indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
+    shape = tuple(index_size(i, ctx) for i in indices)
+    check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")
+    if isinstance(factor, Call):
+        args = [_aligned(a, indices, ctx) for a in factor.args]
+        fn = FUNCTIONS[factor.fn].numpy
+
+        def run_call(env):
+            return fn(*[a(env) for a in args])
+        return _cast(run_call, ctx.dtype), indices
+    base = _aligned(factor.base, indices, ctx)
+    p = ir.constant_value(factor.exponent)
+    if p is not None:
+        op = {2.0: np.square, -1.0: np.reciprocal, 0.5: np.sqrt}.get(p)
+
+        def run_power(env):
+            b = base(env)
+            return op(b) if op is not None else np.power(b, p)
+        return _cast(run_power, ctx.dtype), indices
+    exponent = _aligned(factor.exponent, indices, ctx)
+    return _cast(lambda env: np.power(base(env), exponent(env)), ctx.dtype), indices
+
+
+def _cast(run: Runner, dtype) -> Runner:
+    def cast(env):
+        value = np.asarray(run(env))
+        return value if value.dtype == dtype else value.astype(dtype)
+    return cast
+
+
+def _aligned(expr: Expr, indices: tuple[str, ...], ctx: Context) -> Runner:
+    """``expr`` over its own free indices, reshaped to broadcast against ``indices``."""
+    own = tuple(i for i in indices if i in set(ir.free_indices(expr)))
+    run = compile_expr(expr, own, ctx, "an intermediate")
+    if own == indices:
+        return run
+    full = tuple(index_size(i, ctx) if i in own else 1 for i in indices)
+
+    def aligned(env):
+        return np.reshape(run(env), full)
+    return aligned

@@ -1,0 +1,207 @@
+"""The parsed program and its symbolic derivatives.
+
+>>> p = parse("F[i,k] = W[i,j] X[j,k]")
+>>> print(p.derivative("W"))
+dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
+>>> print(p.derivative("X"))
+dF[i,k]/dX[a,b] = W[i,a] δ[k,b]
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import ir
+from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
+from .errors import EinderivWarning, ProgramError
+from .ir import Expr
+from .parsing import parse_text
+from .printing import format_expr, format_ref
+from .semantics import Statement, analyse
+
+__all__ = ["Program", "Derivative", "parse", "as_program"]
+
+_LETTERS = "abcdefghpqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Program:
+    """A checked program: statements in order, the inputs with their ranks.
+
+    Build one with :func:`parse`. Immutable and hashable by its text.
+    """
+
+    text: str
+    statements: tuple[Statement, ...]
+    inputs: tuple[tuple[str, int], ...]
+    warnings: tuple[str, ...]
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Program) and other.text == self.text
+
+    @property
+    def output(self) -> str:
+        """The default output: the tensor the last statement defines."""
+        return self.statements[-1].name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The tensors the statements define, in order."""
+        return tuple(s.name for s in self.statements)
+
+    def statement(self, name: str) -> Statement:
+        """The statement defining ``name``."""
+        for s in self.statements:
+            if s.name == name:
+                return s
+        raise ProgramError(f"'{name}' is not defined by any statement; defined: {', '.join(self.names)}")
+
+    def rank(self, name: str) -> int:
+        """Number of indices of a tensor of the program (input or statement)."""
+        for s in self.statements:
+            if s.name == name:
+                return s.rank
+        for n, r in self.inputs:
+            if n == name:
+                return r
+        raise ProgramError(f"'{name}' is not a tensor of this program; "
+                           f"inputs: {', '.join(n for n, _ in self.inputs) or 'none'}; "
+                           f"defined: {', '.join(self.names)}")
+
+    def resolve_output(self, of: str | None) -> str:
+        """``of`` checked, or the default output."""
+        if of is None:
+            return self.output
+        self.rank(of)
+        return of
+
+    def derivative(self, wrt: str, of: str | None = None) -> "Derivative":
+        """The symbolic derivative ``d of / d wrt`` in index form with Kronecker deltas.
+
+        >>> print(parse("L = x[i] A[i,j] x[j]").derivative("x"))
+        dL/dx[a] = A[a,j] x[j] + x[i] A[i,a]
+        """
+        return _derivative(self, self.resolve_output(of), wrt)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(text: str) -> Program:
+    tree = parse_text(text)
+    statements, input_ranks, warns = analyse(tree)
+    return Program(text, statements, tuple(input_ranks.items()), warns)
+
+
+def parse(text: str) -> Program:
+    """Parse and check a program; warns (:class:`EinderivWarning`) about the summation trap.
+
+    >>> parse("y[i] = A[i,j] x[j]").inputs
+    (('A', 2), ('x', 1))
+    """
+    program = _parse_cached(text) if isinstance(text, str) else _parse_cached.__wrapped__(text)
+    for message in program.warnings:
+        warnings.warn(message, EinderivWarning, stacklevel=2)
+    return program
+
+
+def as_program(program: "Program | str") -> Program:
+    """A Program from a Program or source text (warnings are issued by :func:`parse`)."""
+    if isinstance(program, Program):
+        return program
+    if isinstance(program, str):
+        return _parse_cached(program)
+    raise ProgramError(f"expected program text or a parsed Program, got {type(program).__name__}")
+
+
+# ---------------------------------------------------------------- derivatives
+
+@dataclass(frozen=True)
+class Derivative:
+    """``d of / d wrt`` in index form: a final expression, after any named intermediates.
+
+    ``str()`` gives the Unicode text, :meth:`to_text` the ASCII one.
+    ``out_indices`` and ``wrt_indices`` are the free indices (output first, the
+    Jacobian layout); ``chain`` holds adjoints too large to inline.
+    """
+
+    of: str
+    wrt: str
+    out_indices: tuple[str, ...]
+    wrt_indices: tuple[str, ...]
+    expr: Expr
+    chain: tuple[DerivedStatement, ...]
+
+    def _names(self) -> dict[str, str]:
+        return {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
+
+    def _tensor_names(self) -> dict[str, str]:
+        return {s.name: f"d{self.of}/d{s.of}" for s in self.chain}
+
+    def lhs_text(self) -> str:
+        names = self._names()
+        out = format_ref(self.of, tuple(names[i] for i in self.out_indices))
+        wrt = format_ref(self.wrt, tuple(names[i] for i in self.wrt_indices))
+        return f"d{out}/d{wrt}"
+
+    def to_text(self, ascii: bool = False) -> str:
+        """The derivative as text; ``ascii=True`` writes ``delta(i,a)`` for ``δ[i,a]``."""
+        names = self._names()
+        tensors = self._tensor_names()
+        lines = []
+        for s in self.chain:
+            fixed = {i: ir.display_name(i) for i in s.indices}
+            lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
+            lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
+        lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def output_slots(program: Program, of: str) -> tuple[str, ...]:
+    """Indices naming the output's axes in a Jacobian (the names its statement uses)."""
+    rank = program.rank(of)
+    if of in program.names:
+        names = [ir.display_name(i) for i in program.statement(of).lhs]
+    else:
+        names = list("ijklmnop"[:rank])
+    return tuple(f"{n}@{of}.{axis}" for axis, n in enumerate(names))
+
+
+def wrt_slots(program: Program, wrt: str, avoid: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Fresh indices ``a, b, …`` for the input's axes, avoiding the output's names."""
+    taken = {ir.display_name(i) for i in avoid}
+    letters = [c for c in _LETTERS if c not in taken]
+    return slot_indices(wrt, program.rank(wrt), letters)
+
+
+def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:
+    """``Π δ[out_m, position_m]``: the adjoint of the output in a full Jacobian."""
+    return ir.mul(*(ir.delta(o, p) for o, p in zip(out, positions)))
+
+
+@functools.lru_cache(maxsize=256)
+def _derivative(program: Program, of: str, wrt: str) -> Derivative:
+    rank = program.rank(wrt)
+    if wrt in program.names:
+        raise ProgramError(f"'{wrt}' is defined by a statement; differentiate with respect to an input "
+                           f"({', '.join(n for n, _ in program.inputs)})")
+    del rank
+    out = output_slots(program, of)
+    slots = wrt_slots(program, wrt, out)
+    if of not in program.names:
+        expr = jacobian_seed(out, slots) if of == wrt else ir.ZERO
+        return Derivative(of, wrt, out, slots, expr, ())
+    seed = jacobian_seed(out, program.statement(of).lhs)
+    derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
+    (_, _, expr), = derived.results
+    return Derivative(of, wrt, out, slots, expr, derived.statements)

@@ -1,0 +1,347 @@
+"""Syntax tree → checked statements in the IR.
+
+This is where the language's meaning lives:
+
+* names: a name never defined is an input; no name is defined twice or used
+  before the statement that defines it; every use of a tensor has its rank;
+* the summation rule: the right-hand side is expanded (products distribute over
+  parenthesized sums; functions, powers and denominators stay whole) and every
+  index of a term that is not on the left is summed over that whole term;
+  ``sum[j](…)`` binds ``j`` inside it;
+* sizes: each statement's indices get internal names (``k`` of statement 2 is
+  ``"k#2"``), every occurrence is recorded, and :func:`resolve_sizes` checks
+  them against concrete arrays, naming the index, both sizes and their sources;
+* the summation trap warning.
+
+>>> from einderiv.parsing import parse_text
+>>> stmts, inputs, warns = analyse(parse_text("y[i] = A[i,j] x[j]"))
+>>> stmts[0].rhs.terms[0].summed
+('j#1',)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from . import ir
+from .errors import ProgramError, ShapeError
+from .functions import FUNCTIONS, USER_FUNCTIONS
+from .ir import Expr, Term
+from .parsing import Binary, CallNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary, caret_context
+from .simplification import simplify
+
+__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index"]
+
+
+def statement_index(name: str, number: int) -> str:
+    """Internal name of index ``name`` in statement ``number``."""
+    return f"{name}#{number}"
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """Index ``root`` labels axis ``axis`` of tensor ``tensor`` somewhere in a statement."""
+
+    root: str
+    tensor: str
+    axis: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One checked statement: ``name[lhs] = rhs`` with internal index names."""
+
+    number: int                      # 1-based position in the program
+    name: str
+    lhs: tuple[str, ...]
+    rhs: Expr
+    source: str
+    line: int
+    roots: tuple[str, ...]           # every index of the statement, left side first
+    occurrences: tuple[Occurrence, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.lhs)
+
+    def where(self) -> str:
+        return f"statement {self.number} (line {self.line}: {self.source.strip()})"
+
+
+def _located(cls, message: str, text: str, line: int, column: int):
+    return cls(f"line {line}, column {column}: {message}\n{caret_context(text, line, column)}")
+
+
+@dataclass
+class _Scope:
+    """Mutable state while lowering one statement."""
+
+    text: str
+    number: int
+    lhs_names: tuple[str, ...]
+    defined: Mapping[str, int]             # statement tensors defined so far → rank
+    later: Mapping[str, int]               # statement tensors defined later → line
+    input_ranks: dict[str, int]
+    input_first_use: dict[str, tuple[int, int]]
+    bound: tuple[dict[str, str], ...] = ()
+    occurrences: dict[Occurrence, None] = field(default_factory=dict)
+    roots: dict[str, None] = field(default_factory=dict)
+    counter: int = 0
+
+    def index(self, name: str) -> str:
+        for frame in reversed(self.bound):
+            if name in frame:
+                return frame[name]
+        internal = statement_index(name, self.number)
+        self.roots.setdefault(internal)
+        return internal
+
+    def bind(self, names: tuple[str, ...]) -> dict[str, str]:
+        frame = {}
+        for name in names:
+            self.counter += 1
+            frame[name] = f"{statement_index(name, self.number)}~{self.counter}"
+            self.roots.setdefault(statement_index(name, self.number))
+        return frame
+
+
+def analyse(tree: ProgramNode) -> tuple[tuple[Statement, ...], dict[str, int], tuple[str, ...]]:
+    """Check a syntax tree and lower it: (statements, input ranks, warnings)."""
+    text = tree.text
+    if not tree.statements:
+        raise ProgramError("the program has no statement")
+    lines: dict[str, int] = {}
+    for node in tree.statements:
+        if node.name in lines:
+            raise _located(ProgramError, f"'{node.name}' is defined twice (first on line {lines[node.name]})",
+                           text, node.line, node.column)
+        lines[node.name] = node.line
+    defined: dict[str, int] = {}
+    input_ranks: dict[str, int] = {}
+    first_use: dict[str, tuple[int, int]] = {}
+    statements = []
+    warnings: list[str] = []
+    for number, node in enumerate(tree.statements, start=1):
+        later = {name: line for name, line in lines.items() if name not in defined}
+        statement = _lower_statement(node, number, text, defined, later, input_ranks, first_use)
+        warnings.extend(_trap_warnings(node, statement))
+        statements.append(statement)
+        defined[node.name] = statement.rank
+    return tuple(statements), input_ranks, tuple(warnings)
+
+
+def _lower_statement(node: StatementNode, number: int, text: str, defined, later, input_ranks, first_use) -> Statement:
+    lhs_names = node.indices or ()
+    seen: set[str] = set()
+    for name in lhs_names:
+        if name in seen:
+            raise _located(ProgramError, f"index '{name}' appears twice on the left of '{node.name}'"
+                           " (write the diagonal on the right instead: d[i] = A[i,i])", text, node.line, node.column)
+        seen.add(name)
+    scope = _Scope(text, number, lhs_names, defined, later, input_ranks, first_use)
+    lhs = tuple(scope.index(name) for name in lhs_names)
+    lowered = _lower(node.rhs, scope)
+    rhs = simplify(_apply_summation_rule(lowered, lhs))
+    return Statement(number, node.name, lhs, rhs, node.source, node.line,
+                     tuple(scope.roots), tuple(scope.occurrences))
+
+
+def _apply_summation_rule(expr: Expr, lhs: tuple[str, ...]) -> Expr:
+    """Sum each term over its indices that are not on the left."""
+    terms = []
+    for term in expr.terms:
+        implicit = tuple(i for i in ir.term_indices(term) if i not in term.summed and i not in lhs)
+        terms.append(Term(term.coeff, term.summed + implicit, term.factors))
+    return Expr(tuple(terms))
+
+
+def _lower(node: Node, scope: _Scope) -> Expr:
+    if isinstance(node, Number):
+        return ir.const(node.value)
+    if isinstance(node, Name):
+        return _lower_name(node, scope)
+    if isinstance(node, Unary):
+        return ir.neg(_lower(node.operand, scope))
+    if isinstance(node, Binary):
+        left, right = _lower(node.left, scope), _lower(node.right, scope)
+        if node.op == "+":
+            return ir.add(left, right)
+        if node.op == "-":
+            return ir.add(left, ir.neg(right))
+        if node.op == "*":
+            return ir.mul(left, right)
+        if node.op == "/":
+            return ir.mul(left, ir.power(right, ir.const(-1.0)))
+        return ir.power(left, right)
+    if isinstance(node, CallNode):
+        return _lower_call(node, scope)
+    return _lower_sum(node, scope)
+
+
+def _lower_name(node: Name, scope: _Scope) -> Expr:
+    indices = node.indices or ()
+    name = node.name
+    if name in scope.defined:
+        if scope.defined[name] != len(indices):
+            raise _located(ProgramError, f"'{name}' is defined with {scope.defined[name]} "
+                           f"ind{'ex' if scope.defined[name] == 1 else 'ices'} but used here with {len(indices)}",
+                           scope.text, node.line, node.column)
+    elif name in scope.later:
+        raise _located(ProgramError, f"'{name}' is used before the statement that defines it "
+                       f"(line {scope.later[name]})", scope.text, node.line, node.column)
+    else:
+        known = scope.input_ranks.setdefault(name, len(indices))
+        scope.input_first_use.setdefault(name, (node.line, node.column))
+        if known != len(indices):
+            line, column = scope.input_first_use[name]
+            raise _located(ProgramError, f"input '{name}' is used with {len(indices)} ind"
+                           f"{'ex' if len(indices) == 1 else 'ices'} here but with {known} "
+                           f"on line {line}, column {column}", scope.text, node.line, node.column)
+    internal = tuple(scope.index(i) for i in indices)
+    for axis, index in enumerate(internal):
+        scope.occurrences.setdefault(Occurrence(ir.index_root(index), name, axis))
+    return ir.ref(name, internal)
+
+
+def _lower_call(node: CallNode, scope: _Scope) -> Expr:
+    if node.fn == "sum":
+        raise _located(ProgramError, "sum needs its indices: write sum[j](...)", scope.text, node.line, node.column)
+    if node.fn not in USER_FUNCTIONS:
+        hint = f" (for a product write '{node.fn} * (...)')" if len(node.args) == 1 else ""
+        raise _located(ProgramError, f"unknown function '{node.fn}'{hint}; known functions: "
+                       f"{', '.join(USER_FUNCTIONS)}", scope.text, node.line, node.column)
+    arity = FUNCTIONS[node.fn].arity
+    if len(node.args) != arity:
+        raise _located(ProgramError, f"'{node.fn}' takes {arity} argument{'s' if arity > 1 else ''}, "
+                       f"got {len(node.args)}", scope.text, node.line, node.column)
+    return ir.call(node.fn, [_lower(arg, scope) for arg in node.args])
+
+
+def _lower_sum(node: SumNode, scope: _Scope) -> Expr:
+    if not node.indices:
+        raise _located(ProgramError, "sum[] lists no index", scope.text, node.line, node.column)
+    seen: set[str] = set()
+    for name in node.indices:
+        if name in seen:
+            raise _located(ProgramError, f"index '{name}' is listed twice in sum[...]",
+                           scope.text, node.line, node.column)
+        seen.add(name)
+        if name in scope.lhs_names:
+            raise _located(ProgramError, f"index '{name}' is on the left, so it cannot be summed by sum[...]",
+                           scope.text, node.line, node.column)
+        if any(name in frame for frame in scope.bound):
+            raise _located(ProgramError, f"index '{name}' is already summed by an enclosing sum[...]",
+                           scope.text, node.line, node.column)
+    frame = scope.bind(node.indices)
+    scope.bound = scope.bound + (frame,)
+    try:
+        body = _lower(node.body, scope)
+    finally:
+        scope.bound = scope.bound[:-1]
+    return ir.summation(tuple(frame.values()), body)
+
+
+# ---------------------------------------------------------------- the trap warning
+
+def _trap_warnings(node: StatementNode, statement: Statement) -> list[str]:
+    lhs = set(node.indices or ())
+    found: dict[str, str] = {}
+    _scan(node.rhs, opaque=None, bound=frozenset(), lhs=lhs, found=found)
+    return [
+        f"in statement {statement.number} (line {statement.line}: {statement.source.strip()}): index '{index}' "
+        f"is summed over the whole term, outside the {where}, yet occurs twice in one product inside it. "
+        f"To sum inside, write sum[{index}](...) there or use a separate statement; to keep the sum outside "
+        f"and silence this warning, write sum[{index}](...) around the term."
+        for index, where in found.items()
+    ]
+
+
+def _product_operands(node: Node) -> list[Node]:
+    if isinstance(node, Binary) and node.op == "*":
+        return _product_operands(node.left) + _product_operands(node.right)
+    if isinstance(node, Binary) and node.op == "/":
+        return _product_operands(node.left)
+    return [node]
+
+
+def _free_names(node: Node, bound: frozenset[str]) -> set[str]:
+    if isinstance(node, Name):
+        return {i for i in (node.indices or ()) if i not in bound}
+    if isinstance(node, SumNode):
+        return _free_names(node.body, bound | set(node.indices))
+    if isinstance(node, Unary):
+        return _free_names(node.operand, bound)
+    if isinstance(node, Binary):
+        return _free_names(node.left, bound) | _free_names(node.right, bound)
+    if isinstance(node, CallNode):
+        return set().union(*(_free_names(a, bound) for a in node.args)) if node.args else set()
+    return set()
+
+
+def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], found: dict[str, str]) -> None:
+    if isinstance(node, Binary) and node.op in ("*", "/"):
+        operands = _product_operands(node)
+        if opaque is not None and len(operands) > 1:
+            counts: dict[str, int] = {}
+            for operand in operands:
+                for index in _free_names(operand, bound):
+                    counts[index] = counts.get(index, 0) + 1
+            for index in sorted(counts):
+                if counts[index] > 1 and index not in lhs:
+                    found.setdefault(index, opaque)
+        for operand in operands:
+            _scan(operand, opaque, bound, lhs, found)
+        if node.op == "/":
+            _scan(node.right, "denominator", bound, lhs, found)
+        return
+    if isinstance(node, Binary) and node.op == "^":
+        _scan(node.left, "power", bound, lhs, found)
+        _scan(node.right, "power", bound, lhs, found)
+    elif isinstance(node, Binary):
+        _scan(node.left, opaque, bound, lhs, found)
+        _scan(node.right, opaque, bound, lhs, found)
+    elif isinstance(node, Unary):
+        _scan(node.operand, opaque, bound, lhs, found)
+    elif isinstance(node, CallNode):
+        for arg in node.args:
+            _scan(arg, f"function {node.fn}(...)", bound, lhs, found)
+    elif isinstance(node, SumNode):
+        _scan(node.body, opaque, bound | set(node.indices), lhs, found)
+
+
+# ---------------------------------------------------------------- sizes
+
+def resolve_sizes(statements: tuple[Statement, ...], tensor_shapes: Mapping[str, tuple[int, ...]],
+                  user_sizes: Mapping[str, int]) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """Sizes of every statement index and shape of every statement tensor.
+
+    ``tensor_shapes`` holds the inputs' shapes; ``user_sizes`` sizes given by
+    index name, which apply wherever that name is used. Raises
+    :class:`ShapeError` naming the index, both sizes and where each came from.
+    """
+    shapes = dict(tensor_shapes)
+    sizes: dict[str, int] = {}
+    for statement in statements:
+        source: dict[str, str] = {}
+        for root in statement.roots:
+            user = user_sizes.get(ir.display_name(root))
+            if user is not None:
+                sizes[root] = int(user)
+                source[root] = f"sizes['{ir.display_name(root)}']"
+        for occ in statement.occurrences:
+            size = shapes[occ.tensor][occ.axis]
+            where = f"{occ.tensor} (axis {occ.axis})"
+            if occ.root in sizes and sizes[occ.root] != size:
+                raise ShapeError(
+                    f"index '{ir.display_name(occ.root)}' has size {sizes[occ.root]} from {source[occ.root]} "
+                    f"but size {size} from {where}, in {statement.where()}")
+            sizes[occ.root] = size
+            source.setdefault(occ.root, where)
+        for root in statement.roots:
+            if root not in sizes:
+                raise ShapeError(
+                    f"index '{ir.display_name(root)}' in {statement.where()} is not fixed by any array: "
+                    f"give its size explicitly, e.g. sizes={{'{ir.display_name(root)}': 3}}")
+        shapes[statement.name] = tuple(sizes[ir.index_root(i)] for i in statement.lhs)
+    return sizes, shapes
