@@ -216,8 +216,7 @@ def reverse_program(statements: Sequence[Statement], of: str, wrts: Sequence[str
             results.append((w, extra + slots[w], seed if of not in table else ir.ZERO))
             continue
         results.append((w, extra + slots[w], simplify(ir.add(*contributions.get(w, [])))))
-    needed = [n for n in order if n != of or any(of in ir.tensor_names(s.expr) for s in emitted)]
-    return DerivedProgram(tuple(emitted), tuple(results), tuple(needed))
+    return DerivedProgram(tuple(emitted), tuple(results), tuple(order))
 
 
 def forward_program(statements: Sequence[Statement], of: str, sources: Sequence[str],
@@ -253,10 +252,5 @@ def forward_program(statements: Sequence[Statement], of: str, sources: Sequence[
             extra = tuple(i for i in ir.free_indices(t) if i not in statement.lhs)
             emitted.append(DerivedStatement(tangent_name(name), name, extra + statement.lhs, t))
             current[name] = (statement.lhs, ir.ref(tangent_name(name), extra + statement.lhs))
-    if of in current and of in table:
-        result = current[of][1]
-    elif of in current:
-        result = current[of][1]
-    else:
-        result = ir.ZERO
+    result = current[of][1] if of in current else ir.ZERO
     return DerivedProgram(tuple(emitted), ((of, (), result),), tuple(order))

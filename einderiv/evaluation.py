@@ -87,11 +87,17 @@ def _as_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
     raise ShapeError(f"{role} '{name}' is not a numeric array (dtype {array.dtype})")
 
 
+def _written(program: Program, name: str) -> list[str]:
+    """Tensors a statement names, even where they cancel (their sizes still count)."""
+    return list(dict.fromkeys(occ.tensor for occ in program.statement(name).occurrences)) + \
+        [t for t in ir.tensor_names(program.statement(name).rhs)]
+
+
 def _needed_inputs(program: Program, statement_names: Sequence[str]) -> list[str]:
     inputs = dict(program.inputs)
     needed: dict[str, None] = {}
     for name in statement_names:
-        for t in ir.tensor_names(program.statement(name).rhs):
+        for t in _written(program, name):
             if t in inputs:
                 needed.setdefault(t)
     return list(needed)
@@ -106,7 +112,7 @@ def _ancestors(program: Program, of: str) -> list[str]:
         if name in seen or name not in names:
             continue
         seen.add(name)
-        stack.extend(ir.tensor_names(program.statement(name).rhs))
+        stack.extend(_written(program, name))
     return [n for n in program.names if n in seen]
 
 

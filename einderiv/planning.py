@@ -103,11 +103,11 @@ def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
     def run(env):
         values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
         if len(values) >= 2:
-            out = np.add(values[0], values[1])
+            out = np.asarray(np.add(values[0], values[1]))
             rest = values[2:]
         else:
-            out, rest = values[0], []
-        if out.shape != shape or out.dtype != dtype:
+            out, rest = np.asarray(values[0]), []
+        if out.shape != shape or out.dtype != dtype or not out.flags.writeable:
             full = np.empty(shape, dtype)
             full[...] = out
             out = full

@@ -133,19 +133,15 @@ def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, st
     if isinstance(factor, Size):
         return f"size({names[factor.index]})"
     if isinstance(factor, Call):
-        args = ", ".join(_format_sum(a, _inner(names, a), ascii, tensors, top=False) for a in factor.args)
+        args = ", ".join(_format_sum(a, names, ascii, tensors, top=False) for a in factor.args)
         return f"{factor.fn}({args})"
     base_text = _format_operand(factor.base, names, ascii, tensors)
     p = ir.constant_value(factor.exponent)
     exponent = format_number(p) if p is not None and p >= 0 else \
-        f"({_format_sum(factor.exponent, _inner(names, factor.exponent), ascii, tensors, top=False)})"
+        f"({_format_sum(factor.exponent, names, ascii, tensors, top=False)})"
     if p is not None and p >= 0 and not float(p).is_integer():
         exponent = format_number(p)
     return f"{base_text}^{exponent}"
-
-
-def _inner(names: dict[str, str], expr: Expr) -> dict[str, str]:
-    return names
 
 
 def _format_operand(expr: Expr, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:

@@ -207,7 +207,7 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
 def _lower_call(node: CallNode, scope: _Scope) -> Expr:
     if node.fn == "sum":
         raise _located(ProgramError, "sum needs its indices: write sum[j](...)", scope.text, node.line, node.column)
-    if node.fn not in USER_FUNCTIONS:
+    if node.fn not in FUNCTIONS:   # the derivative helpers (step, le, ...) parse too: printed derivatives re-read
         hint = f" (for a product write '{node.fn} * (...)')" if len(node.args) == 1 else ""
         raise _located(ProgramError, f"unknown function '{node.fn}'{hint}; known functions: "
                        f"{', '.join(USER_FUNCTIONS)}", scope.text, node.line, node.column)

@@ -36,7 +36,7 @@ def simplify(expr: Expr) -> Expr:
     terms: list[Term] = []
     for term in expr.terms:
         for t in _expand_term(term).terms:
-            t = _eliminate_deltas(t)
+            t = _collect_powers(_eliminate_deltas(t))
             if t.coeff != 0.0:
                 terms.append(t)
     return _merge_like_terms(terms)
@@ -102,6 +102,55 @@ def _sizes_for_unused(term: Term) -> Term:
         return term
     return Term(term.coeff, tuple(s for s in term.summed if s in used),
                 term.factors + tuple(Size(s) for s in unused))
+
+
+def _collect_powers(term: Term) -> Term:
+    """``x x → x^2``, ``x^2 x → x^3``: equal factors (same indices) merge into one power.
+
+    Terminates: each merge removes a factor.
+    """
+    exponents: dict[str, tuple[Factor, float]] = {}
+    slots: list[Factor | str] = []
+    merged = False
+    for factor in term.factors:
+        split = _base_and_exponent(factor)
+        if split is None:
+            slots.append(factor)
+            continue
+        base, exponent = split
+        key = _factor_text(base, {})
+        if key in exponents:
+            merged = True
+            exponents[key] = (base, exponents[key][1] + exponent)
+        else:
+            exponents[key] = (base, exponent)
+            slots.append(key)
+    if not merged:
+        return term
+    factors: list[Factor] = []
+    for slot in slots:
+        if not isinstance(slot, str):
+            factors.append(slot)
+            continue
+        base, exponent = exponents[slot]
+        if exponent == 1.0:
+            factors.append(base)
+        elif exponent != 0.0:
+            factors.append(Power(Expr((Term(1.0, (), (base,)),)), ir.const(exponent)))
+    return Term(term.coeff, term.summed, tuple(factors))
+
+
+def _base_and_exponent(factor: Factor) -> tuple[Factor, float] | None:
+    """``(x, p)`` for a factor ``x^p`` with ``x`` a reference or call; ``(x, 1)`` for ``x``."""
+    if isinstance(factor, (Ref, Call)):
+        return factor, 1.0
+    if isinstance(factor, Power):
+        p = ir.constant_value(factor.exponent)
+        terms = factor.base.terms
+        if p is not None and len(terms) == 1 and terms[0].coeff == 1.0 and not terms[0].summed \
+                and len(terms[0].factors) == 1 and isinstance(terms[0].factors[0], (Ref, Call)):
+            return terms[0].factors[0], p
+    return None
 
 
 # ---------------------------------------------------------------- like terms
