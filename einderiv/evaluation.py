@@ -20,6 +20,7 @@ statement) and ``sizes`` for indices no array fixes. The work is split in two:
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -93,17 +94,9 @@ def _written(program: Program, name: str) -> list[str]:
         [t for t in ir.tensor_names(program.statement(name).rhs)]
 
 
-def _needed_inputs(program: Program, statement_names: Sequence[str]) -> list[str]:
-    inputs = dict(program.inputs)
-    needed: dict[str, None] = {}
-    for name in statement_names:
-        for t in _written(program, name):
-            if t in inputs:
-                needed.setdefault(t)
-    return list(needed)
-
-
-def _ancestors(program: Program, of: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def _ancestors(program: Program, of: str) -> tuple[str, ...]:
+    """Statements ``of`` depends on, itself included, in program order (cached per program)."""
     names = set(program.names)
     seen: set[str] = set()
     stack = [of]
@@ -113,7 +106,22 @@ def _ancestors(program: Program, of: str) -> list[str]:
             continue
         seen.add(name)
         stack.extend(_written(program, name))
-    return [n for n in program.names if n in seen]
+    return tuple(n for n in program.names if n in seen)
+
+
+@functools.lru_cache(maxsize=1024)
+def _request(program: Program, of: str, extra: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(statements to run, inputs to check) for output ``of`` plus the inputs in ``extra``."""
+    order = _ancestors(program, of)
+    inputs = dict(program.inputs)
+    needed: dict[str, None] = {}
+    for name in order:
+        for t in _written(program, name):
+            if t in inputs:
+                needed.setdefault(t)
+    for name in extra:
+        needed.setdefault(name)
+    return order, tuple(needed)
 
 
 def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -239,8 +247,8 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     of = program.resolve_output(of)
     if of not in program.names:
         return _check_inputs(program, inputs, [of])[of]
-    order = _ancestors(program, of)
-    arrays = _check_inputs(program, inputs, _needed_inputs(program, order))
+    order, needed = _request(program, of, ())
+    arrays = _check_inputs(program, inputs, needed)
     sizes_key = _sizes_key(sizes)
     key = ("value", program.text, of, _signature(arrays), sizes_key, memory_limit)
 
@@ -259,8 +267,7 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
             raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
                                f"({', '.join(n for n, _ in program.inputs)})")
         program.rank(w)
-    order = _ancestors(program, of)
-    needed = list(dict.fromkeys(_needed_inputs(program, order) + [w for w in wrts]))
+    order, needed = _request(program, of, wrts)
     arrays = _check_inputs(program, inputs, needed)
     extra_arrays = {}
     out_rank = program.rank(of)
@@ -407,8 +414,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         arrays = _check_inputs(program, inputs, [of])
         t = _as_array(of, tangents[of], "tangent") if of in tangents else np.zeros_like(arrays[of])
         return t
-    order = _ancestors(program, of)
-    needed = list(dict.fromkeys(_needed_inputs(program, order) + list(sources)))
+    order, needed = _request(program, of, sources)
     arrays = _check_inputs(program, inputs, needed)
     tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
     for n in sources:

@@ -122,12 +122,15 @@ def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
 def _scattered_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
     def run(env):
         out = np.zeros(shape, dtype)
-        for t in terms:
+        for k, t in enumerate(terms):
             value = t.value(env)
             if t.expand:
                 value = np.expand_dims(value, t.expand)
             target = out if t.view is None else t.view(out)
-            target += value
+            if k == 0:
+                target[...] = value     # out is still zero: a write, not a read-modify-write
+            else:
+                target += value
         return out
     return run
 
@@ -207,8 +210,11 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     sublists = [[ids[i] for i in idx] for _, idx in operands]
     out_ids = [ids[i] for i in out]
     getters = [get for get, _ in operands]
+    direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands])
     if len(operands) == 1 and sublists[0] == out_ids:
         core = getters[0]
+    elif direct is not None:
+        core = _apply(direct, getters)
     else:
         shapes = [tuple(index_size(i, ctx) for i in idx) for _, idx in operands]
         args = [x for pair in zip(shapes, sublists) for x in pair]
@@ -223,6 +229,62 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     if coeff == -1.0:
         return lambda env: np.negative(core(env))
     return lambda env: np.multiply(core(env), coeff)
+
+
+def _apply(fn: Callable, getters: list[Runner]) -> Runner:
+    if len(getters) == 1:
+        (get,) = getters
+        return lambda env: fn(get(env))
+    first, second = getters
+    return lambda env: fn(first(env), second(env))
+
+
+def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]]) -> Callable | None:
+    """One numpy call for the contractions of one or two operands that need no path.
+
+    opt_einsum would do the same (a transpose, a sum, one ``tensordot`` or one
+    broadcast product) with more per-call overhead; anything else — three or
+    more operands, diagonals, batch contractions — goes through opt_einsum.
+    """
+    if any(len(set(s)) != len(s) for s in sublists) or len(set(out)) != len(out):
+        return None
+    if len(sublists) == 1:
+        (a,) = sublists
+        if not set(out) <= set(a):
+            return None
+        summed = tuple(k for k, i in enumerate(a) if i not in out)
+        kept = [i for i in a if i in out]
+        perm = tuple(kept.index(i) for i in out)
+        return lambda x: np.transpose(np.sum(x, axis=summed) if summed else x, perm)
+    if len(sublists) != 2:
+        return None
+    a, b = sublists
+    shared = [i for i in a if i in b]
+    if not (set(a) | set(b)) - set(shared) <= set(out):
+        return None
+    if not set(shared) & set(out):
+        axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
+        order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
+        perm = tuple(order.index(i) for i in out)
+        if perm == tuple(range(len(perm))):
+            return lambda x, y: np.tensordot(x, y, axes)
+        return lambda x, y: np.transpose(np.tensordot(x, y, axes), perm)
+    if set(shared) <= set(out):
+        align_a = _aligner(a, out, shapes[0])
+        align_b = _aligner(b, out, shapes[1])
+        return lambda x, y: np.multiply(align_a(x), align_b(y))
+    return None
+
+
+def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...]) -> Callable:
+    """x over ``sub`` → a view that broadcasts against ``out``."""
+    ordered = sorted(range(len(sub)), key=lambda k: out.index(sub[k]))
+    sizes = {sub[k]: shape[k] for k in range(len(sub))}
+    full = tuple(sizes.get(i, 1) for i in out)
+    perm = tuple(ordered)
+    if perm == tuple(range(len(perm))):
+        return lambda x: np.reshape(x, full)
+    return lambda x: np.reshape(np.transpose(x, perm), full)
 
 
 def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ...]]:

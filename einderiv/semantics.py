@@ -27,7 +27,7 @@ from typing import Mapping
 from . import ir
 from .errors import ProgramError, ShapeError
 from .functions import FUNCTIONS, USER_FUNCTIONS
-from .ir import Expr, Term
+from .ir import Expr
 from .parsing import Binary, CallNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary, caret_context
 from .simplification import simplify
 
@@ -141,19 +141,36 @@ def _lower_statement(node: StatementNode, number: int, text: str, defined, later
         seen.add(name)
     scope = _Scope(text, number, lhs_names, defined, later, input_ranks, first_use)
     lhs = tuple(scope.index(name) for name in lhs_names)
-    lowered = _lower(node.rhs, scope)
-    rhs = simplify(_apply_summation_rule(lowered, lhs))
+    terms = []
+    for coeff, factors in _expand(node.rhs):
+        term = ir.scale(ir.mul(*(_lower(f, scope) for f in factors)), coeff)
+        implicit = tuple(i for i in ir.free_indices(term) if i not in lhs)
+        terms.append(ir.summation(implicit, term))
+    rhs = simplify(ir.add(*terms))
     return Statement(number, node.name, lhs, rhs, node.source, node.line,
                      tuple(scope.roots), tuple(scope.occurrences))
 
 
-def _apply_summation_rule(expr: Expr, lhs: tuple[str, ...]) -> Expr:
-    """Sum each term over its indices that are not on the left."""
-    terms = []
-    for term in expr.terms:
-        implicit = tuple(i for i in ir.term_indices(term) if i not in term.summed and i not in lhs)
-        terms.append(Term(term.coeff, term.summed + implicit, term.factors))
-    return Expr(tuple(terms))
+def _expand(node: Node) -> list[tuple[float, list[Node]]]:
+    """The additive terms of the expanded right-hand side: (coefficient, factors).
+
+    Products (and numerators) distribute over parenthesized sums; functions,
+    powers, denominators and ``sum[...]`` stay whole, as single factors. The
+    summation rule then applies to each of these terms as a whole.
+    """
+    if isinstance(node, Binary) and node.op in "+-":
+        right = _expand(node.right)
+        if node.op == "-":
+            right = [(-c, f) for c, f in right]
+        return _expand(node.left) + right
+    if isinstance(node, Unary):
+        return [(-c, f) for c, f in _expand(node.operand)]
+    if isinstance(node, Binary) and node.op == "*":
+        return [(c1 * c2, f1 + f2) for c1, f1 in _expand(node.left) for c2, f2 in _expand(node.right)]
+    if isinstance(node, Binary) and node.op == "/":
+        reciprocal = Binary("^", node.right, Number(-1.0, node.line, node.column), node.line, node.column)
+        return [(c, f + [reciprocal]) for c, f in _expand(node.left)]
+    return [(1.0, [node])]
 
 
 def _lower(node: Node, scope: _Scope) -> Expr:
