@@ -10,7 +10,7 @@ Kink conventions: ``relu'(0) = 0``, ``abs'(0) = 0``; ``max(a, b)`` sends the
 gradient to ``a`` where ``a > b`` and to ``b`` elsewhere; ``min(a, b)`` to ``a``
 where ``a < b`` and to ``b`` elsewhere.
 
->>> FUNCTIONS["tanh"].numpy(0.0)
+>>> float(FUNCTIONS["tanh"].numpy(0.0))
 0.0
 """
 
