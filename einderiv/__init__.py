@@ -10,14 +10,17 @@ from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseErro
                      UnsupportedError)
 from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
 from .planning import DEFAULT_MEMORY_LIMIT
+from .codegen import codegen
 from .latex import to_latex
 from .program import Derivative, Program, parse
+from .second_order import Hessian, hessian, hvp, symbolic_hessian
 
 __version__ = "0.1.0"
 
 __all__ = [
     "parse", "Program", "Derivative",
     "evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad",
+    "hessian", "hvp", "symbolic_hessian", "Hessian", "codegen",
     "clear_cache", "cache_info", "DEFAULT_MEMORY_LIMIT", "to_latex",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
     "EinderivWarning",

@@ -40,10 +40,12 @@ import numpy as np
 
 from . import ir
 from .errors import EinderivError, ProgramError, ShapeError, UnsupportedError
+from .codegen import codegen
 from .evaluation import evaluate, grad, jacobian, vjp
 from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from .printing import format_expr, format_ref
 from .program import Derivative, Program, parse
+from .second_order import hessian, symbolic_hessian
 from .semantics import resolve_sizes
 from .simplification import simplify
 
@@ -100,6 +102,14 @@ layouts:
   einderiv eval "C[i,j] = A[i,k] B[k,j]" --sizes i=2,k=3,j=2 --seed 1 --format json
   einderiv eval "y[i] = A[i,j] x[j]" --sizes i=2,j=2 --symbolic""",
 }
+
+_EXAMPLES["hessian"] = """examples:
+  einderiv hessian "L = x[i] A[i,j] x[j]" --wrt x --sizes i=3
+  einderiv hessian "R[n,j] = X[n,i] W[i,j] - Y[n,j]; L = R[n,j]^2" --wrt W --sizes n=4,i=2,j=2"""
+
+_EXAMPLES["codegen"] = """examples:
+  einderiv codegen @network.ein --wrt W1,b1,W2,b2 --shapes X=4096x512,W1=512x1024,b1=1024,W2=1024x10,b2=10,T=4096x10
+  einderiv codegen "L = x[i] A[i,j] x[j]" --wrt x --hessian --output quadratic.py"""
 
 _EXAMPLES["demo"] = """examples:
   einderiv demo"""
@@ -185,6 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--symbolic", action="store_true",
                     help="entries as SymPy expressions in the input entries (needs einderiv[symbolic])")
     ev.set_defaults(run=_run_eval)
+
+    hes = add("hessian", "print the Hessian of a scalar output: its index form and its values",
+              [program, data, output(numeric_formats)])
+    hes.add_argument("--wrt", required=True, metavar="W", help="the input of the first derivative")
+    hes.add_argument("--wrt2", metavar="V", help="the input of the second derivative (default: --wrt)")
+    hes.set_defaults(run=_run_hessian)
+
+    gen = add("codegen", "print a standalone Python module computing the value and gradients", [program])
+    gen.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
+    gen.add_argument("--shapes", metavar="NAME=AxB,…", action="append", default=[],
+                     help="input shapes (e.g. W1=512x1024,b1=1024): contraction paths are then precomputed")
+    gen.add_argument("--sizes", metavar="i=N,…", action="append", default=[],
+                     help="index sizes by name, for indices no input fixes")
+    gen.add_argument("--hessian", action="store_true", help="also define hessian(**inputs)")
+    gen.add_argument("--output", metavar="FILE", help="write the module to FILE instead of standard output")
+    gen.set_defaults(run=_run_codegen)
 
     demo = add("demo", f"the built-in example: derivatives and the full Jacobian of {DEMO_PROGRAM}", [])
     demo.set_defaults(run=None)
@@ -878,6 +904,53 @@ def _run_grad(args: argparse.Namespace) -> _Report:
     return _Report("grad", sections, document, data.symbolic)
 
 
+def _run_hessian(args: argparse.Namespace) -> _Report:
+    program, of = _load_program(args)
+    (wrt,) = _split_names(args.wrt, "--wrt")[:1]
+    wrt2 = _split_names(args.wrt2, "--wrt2")[0] if args.wrt2 else wrt
+    if program.rank(of) != 0:
+        raise ShapeError(f"a Hessian needs a scalar output, but '{of}' has {program.rank(of)} "
+                         f"ind{'ex' if program.rank(of) == 1 else 'ices'}")
+    data = _load_data(args, program, of, (wrt, wrt2))
+    if data.symbolic:
+        raise CommandLineError("hessian has no --symbolic mode; use 'einderiv diff' for the index form")
+    symbolic = symbolic_hessian(program, wrt, wrt2, of)
+    values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+    shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
+    section = _Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
+                       [("shape", shape), ("inputs", data.sources())], np.asarray(values),
+                       json={"wrt": wrt, "wrt2": wrt2, "hessian": symbolic.to_text(ascii=args.ascii),
+                             "shape": list(values.shape)})
+    return _Report("hessian", _input_sections(data, args) + [section], _common_json(data, "hessian"))
+
+
+def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``["W1=512x1024,b1=1024"]`` → ``{"W1": (512, 1024), "b1": (1024,)}``; ``s=`` is a scalar.
+
+    >>> _parse_shapes(["W=2x3,b=3,s="])
+    {'W': (2, 3), 'b': (3,), 's': ()}
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        for part in item.split(","):
+            name, equals, dims = (x.strip() for x in part.partition("="))
+            parts = [d.strip() for d in dims.split("x")] if dims else []
+            if not equals or not _IDENTIFIER.match(name) or not all(d.isdigit() for d in parts):
+                raise CommandLineError(f"--shapes: expected NAME=AxB pairs such as W=2x3,b=3, got {part.strip()!r}")
+            shapes[name] = tuple(int(d) for d in parts)
+    return shapes
+
+
+def _run_codegen(args: argparse.Namespace) -> None:
+    program, of = _load_program(args)
+    wrts = _split_names(args.wrt, "--wrt")
+    text = codegen(program, wrts, of=of, shapes=_parse_shapes(args.shapes) or None,
+                   sizes=parse_sizes(args.sizes) or None, hessian=args.hessian)
+    args.format = "text"
+    _emit(text, args, sys.stdout)
+    return None
+
+
 def _run_eval(args: argparse.Namespace) -> _Report:
     program, of = _load_program(args)
     data = _load_data(args, program, of, ())
@@ -953,7 +1026,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            text = _render(args.run(args), args)
+            report = args.run(args)
+            text = None if report is None else _render(report, args)
             if text is not None:
                 _emit(text, args, stdout)
         except BrokenPipeError:        # the reader went away (einderiv … | head): stop quietly

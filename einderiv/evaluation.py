@@ -32,10 +32,11 @@ from . import ir
 from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
 from .errors import ProgramError, ShapeError, UnsupportedError
 from .planning import DEFAULT_MEMORY_LIMIT, Context, compile_expr, index_size
+from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
 from .semantics import resolve_sizes
 
-__all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info"]
+__all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
 
 ArrayLike = Any
 Inputs = Mapping[str, ArrayLike]
@@ -46,11 +47,26 @@ _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
 
 
+_other_caches: list[Callable[[], None]] = []
+
+
+def register_cache(clear: Callable[[], None]) -> None:
+    """Have :func:`clear_cache` also call ``clear`` (modules with caches of their own use this)."""
+    _other_caches.append(clear)
+
+
 def clear_cache() -> None:
-    """Forget every compiled plan."""
+    """Forget every compiled plan and every cached parse and derivation.
+
+    >>> clear_cache(); cache_info()["size"]
+    0
+    """
     with _lock:
         _cache.clear()
         _stats.update(hits=0, misses=0)
+    for clear in (_ancestors.cache_clear, _request.cache_clear, program_module._parse_cached.cache_clear,
+                  program_module._derivative.cache_clear, *_other_caches):
+        clear()
 
 
 def cache_info() -> dict[str, int]:

@@ -57,6 +57,10 @@ def to_latex(obj: Printable) -> str:
         return _statement(obj)
     if isinstance(obj, Expr):
         return expr_to_latex(obj)
+    if all(hasattr(obj, a) for a in ("of", "wrt", "wrt2", "out_indices", "wrt_indices", "expr")):
+        return _hessian(obj)
+    if hasattr(obj, "_repr_latex_"):
+        return obj._repr_latex_().strip().strip("$").strip()
     raise TypeError(f"to_latex takes an expression, a Derivative or a Program, not {type(obj).__name__}")
 
 
@@ -133,6 +137,16 @@ def _derivative(d: Derivative) -> str:
     lhs = _partial(d.of, [names[i] for i in d.out_indices], d.wrt, [names[i] for i in d.wrt_indices])
     lines.append(f"{lhs} = {expr_to_latex(d.expr, names, tensors)}")
     return "\n".join(lines)
+
+
+def _hessian(h) -> str:
+    """``∂²L/∂x_a ∂x_b = …`` for a symbolic Hessian (its intermediates are left out)."""
+    names = {i: ir.display_name(i) for i in h.out_indices + h.wrt_indices}
+    first = ref_to_latex(h.wrt, [names[i] for i in h.out_indices])
+    second = ref_to_latex(h.wrt2, [names[i] for i in h.wrt_indices])
+    tensors = {name: rf"\overline{{{_name(name.split(':')[-1])}}}" for name, _, _ in h.chain}
+    lhs = rf"\frac{{\partial^2 {_name(h.of)}}}{{\partial {first}\,\partial {second}}}"
+    return f"{lhs} = {expr_to_latex(h.expr, names, tensors)}"
 
 
 def _sum(expr: Expr, names: dict[str, str], tensors: dict[str, str], top: bool) -> str:

@@ -93,7 +93,7 @@ class Program:
         return self.text
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
 def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
     statements, input_ranks, warns = analyse(tree)

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -482,3 +483,29 @@ def test_demo_prints_the_derivatives_and_the_full_jacobian_of_the_built_in_examp
     # the block of entry F[1,1]: only row a = 1 is non-zero, and it holds column k = 1 of X
     block = out.split("dF[1,1]/dW =", 1)[1]
     assert block.split()[:6] == ["[[0.", "0.", "0.]", "[0.", "1.", "3.]]"]
+
+
+def test_hessian_prints_the_index_form_and_the_values():
+    # d²(xᵀAx)/dx dx = A + Aᵀ
+    out = ok("hessian", "L = x[i] A[i,j] x[j]", "--wrt", "x", "--input", "A=[[1,2],[3,4]]", "--input", "x=[1,1]")
+    assert "d²L/dx[a]dx[b] = A[a,b] + A[b,a]" in out
+    assert "shape: (2, 2) = shape(x) + shape(x)" in out
+    assert "[[2. 5.]\n [5. 8.]]" in out
+
+
+def test_codegen_writes_a_module_that_computes_the_gradient(tmp_path):
+    # d(xᵀAx)/dx = (A + Aᵀ) x, computed by the generated module alone
+    target = tmp_path / "quadratic.py"
+    ok("codegen", "L = x[i] A[i,j] x[j]", "--wrt", "x", "--shapes", "x=2,A=2x2", "--output", str(target))
+    spec = importlib.util.spec_from_file_location("quadratic", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    A, x = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, -1.0])
+    value, grads = module.value_and_grad(x=x, A=A)
+    assert value == pytest.approx(x @ A @ x)
+    assert np.allclose(grads["x"], (A + A.T) @ x)
+
+
+def test_codegen_rejects_a_malformed_shape():
+    message = failure("codegen", "L = x[i] x[i]", "--wrt", "x", "--shapes", "x=3xq")
+    assert "--shapes" in message

@@ -1,0 +1,478 @@
+"""Second derivatives: Hessians and Hessian–vector products, kept symbolic.
+
+A Hessian is the derivative of a gradient, and einderiv obtains it exactly so,
+inside the IR:
+
+1. the *gradient program* is the program's statements, then the adjoint
+   statements of reverse mode (seed ``1``), then one statement ``G:W[a'] = …``
+   holding the gradient of ``W``. The adjoint statements become ordinary
+   statements: their tensors are renamed ``g:T`` → ``G:T`` and every index of
+   each one (bound or free) gets a suffix of its own (``n#2`` → ``n#2~r3``), so
+   no two statements share an index name, as in a parsed program;
+2. reverse mode runs again, over that longer program, from ``G:W`` with the
+   Jacobian seed ``Π δ[a, a']``: the adjoints carry the Hessian's first indices
+   (``a``) as extra indices, and the result is ``d²L/dW[a]dV[b]``.
+
+Every function of the table differentiates to an IR expression (``tanh'`` is
+``1 - tanh²``, the step functions ``step sign gt ge lt le`` have derivative
+zero), so both passes stay symbolic and simplified: deltas are eliminated by
+renaming and free ones survive only where the Hessian really is diagonal. For
+``L = x[i] A[i,j] x[j]`` that prints ``d²L/dx[a]dx[b] = A[a,b] + A[b,a]``.
+
+Numbers come from the same planner as every other request: free deltas are
+writes into diagonal views of a zeroed array, everything else is opt_einsum;
+the Hessian is never assembled from repeated gradient evaluations.
+:func:`hvp` pushes a tangent forwards through the gradient program instead
+(forward over reverse), so the Hessian is never built at all.
+
+>>> print(symbolic_hessian("L = x[i] A[i,j] x[j]", "x"))
+d²L/dx[a]dx[b] = A[a,b] + A[b,a]
+>>> import numpy as np
+>>> hessian("L = x[i] A[i,j] x[j]", "x", {"x": np.ones(2), "A": [[1., 2.], [3., 4.]]}).tolist()
+[[2.0, 5.0], [5.0, 8.0]]
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import evaluation as _ev
+from . import ir
+from .differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
+                              numeric_inline, reverse_program, tangent_name)
+from .errors import ProgramError, ShapeError
+from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from .planning import Context, compile_expr
+from .printing import format_expr, format_ref
+from .program import Program, as_program, jacobian_seed, wrt_slots
+from .semantics import Statement
+
+__all__ = [
+    "hessian", "hvp", "symbolic_hessian", "Hessian",
+    "GradientProgram", "HessianProgram", "gradient_program", "hessian_program", "gradient_name",
+]
+
+ArrayLike = _ev.ArrayLike
+Inputs = _ev.Inputs
+
+
+def gradient_name(tensor: str) -> str:
+    """Name, in a gradient program, of the statement holding ``dL/d tensor``.
+
+    >>> gradient_name("W1")
+    'G:W1'
+    """
+    return f"G:{tensor}"
+
+
+# ---------------------------------------------------------------- relabelling
+
+def _suffixed(index: str, tag: str) -> str:
+    """A variant of ``index`` (same size, same display name) marked with ``tag``."""
+    return f"{index}{tag}" if "~" in index else f"{index}~{tag}"
+
+
+def _relabel(expr: Expr, tag: str, tensors: Mapping[str, str]) -> Expr:
+    """Every index, bound or free, suffixed with ``tag``; tensors renamed by ``tensors``.
+
+    An injective renaming of all of a statement's indices keeps its meaning, so
+    no capture can happen and none is checked.
+    """
+    return Expr(tuple(Term(t.coeff, tuple(_suffixed(s, tag) for s in t.summed),
+                           tuple(_relabel_factor(f, tag, tensors) for f in t.factors)) for t in expr.terms))
+
+
+def _relabel_factor(factor: Factor, tag: str, tensors: Mapping[str, str]) -> Factor:
+    if isinstance(factor, Ref):
+        return Ref(tensors.get(factor.name, factor.name), tuple(_suffixed(i, tag) for i in factor.indices))
+    if isinstance(factor, Delta):
+        return Delta(_suffixed(factor.first, tag), _suffixed(factor.second, tag))
+    if isinstance(factor, Size):
+        return Size(_suffixed(factor.index, tag))
+    if isinstance(factor, Call):
+        return Call(factor.fn, tuple(_relabel(a, tag, tensors) for a in factor.args))
+    return Power(_relabel(factor.base, tag, tensors), _relabel(factor.exponent, tag, tensors))
+
+
+# ---------------------------------------------------------------- gradient programs
+
+@dataclass(frozen=True)
+class GradientProgram:
+    """The program's statements followed by those computing ``dL/dW``, as plain statements.
+
+    ``statements`` holds the forward statements (unchanged), then the adjoint
+    statements (``G:T``), then ``G:W`` whose value is the gradient; ``name`` is
+    ``G:W``; ``forward`` counts the forward statements.
+    """
+
+    of: str
+    wrt: str
+    name: str
+    statements: tuple[Statement, ...]
+    forward: int
+
+    @property
+    def result(self) -> Statement:
+        """The statement ``G:W[…] = …`` holding the gradient."""
+        return self.statements[-1]
+
+
+def _as_statement(number: int, name: str, lhs: tuple[str, ...], rhs: Expr, what: str) -> Statement:
+    return Statement(number, name, lhs, rhs, what, 0, tuple(dict.fromkeys(ir.index_root(i) for i in lhs)), ())
+
+
+@functools.lru_cache(maxsize=256)
+def gradient_program(program: Program, of: str, wrt: str, inline: InlinePolicy = numeric_inline) -> GradientProgram:
+    """The gradient of scalar ``of`` with respect to input ``wrt`` as extra statements.
+
+    >>> from einderiv import parse
+    >>> g = gradient_program(parse("L = x[i] A[i,j] x[j]"), "L", "x")
+    >>> [s.name for s in g.statements]
+    ['L', 'G:x']
+    """
+    _check_scalar_output(program, of)
+    _check_input(program, wrt)
+    slots = wrt_slots(program, wrt)
+    derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, ir.ONE, (), inline)
+    renames = {s.name: gradient_name(s.of) for s in derived.statements}
+    statements = list(program.statements)
+    for s in derived.statements:
+        tag = f"r{len(statements) + 1}"
+        statements.append(_as_statement(len(statements) + 1, renames[s.name],
+                                        tuple(_suffixed(i, tag) for i in s.indices),
+                                        _relabel(s.expr, tag, renames), f"the adjoint of '{s.of}'"))
+    (_, target, expr), = derived.results
+    tag = f"r{len(statements) + 1}"
+    statements.append(_as_statement(len(statements) + 1, gradient_name(wrt), tuple(_suffixed(i, tag) for i in target),
+                                    _relabel(expr, tag, renames), f"the gradient of '{wrt}'"))
+    return GradientProgram(of, wrt, gradient_name(wrt), tuple(statements), len(program.statements))
+
+
+def _check_scalar_output(program: Program, of: str) -> None:
+    rank = program.rank(of)
+    if rank != 0:
+        raise ShapeError(f"second derivatives need a scalar output, but '{of}' has {rank} "
+                         f"ind{'ex' if rank == 1 else 'ices'}; differentiate a scalar of it (a sum or a norm)")
+
+
+def _check_input(program: Program, name: str) -> None:
+    if not isinstance(name, str):
+        raise ProgramError(f"wrt must be the name of one input, got {name!r}")
+    if name in program.names:
+        raise ProgramError(f"'{name}' is defined by a statement; differentiate with respect to an input "
+                           f"({', '.join(n for n, _ in program.inputs)})")
+    program.rank(name)
+
+
+def _closure(table: Mapping[str, Statement], exprs: Sequence[Expr]) -> set[str]:
+    """Statements of ``table`` the expressions need, directly or through other statements."""
+    seen: set[str] = set()
+    stack = [t for e in exprs for t in ir.tensor_names(e)]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in table:
+            continue
+        seen.add(name)
+        stack.extend(ir.tensor_names(table[name].rhs))
+    return seen
+
+
+# ---------------------------------------------------------------- Hessian programs
+
+@dataclass(frozen=True)
+class HessianProgram:
+    """What computes ``d²L/dW[out] dV[slots]``, in the order it runs.
+
+    ``forward`` are program statements, ``gradient`` statements of the gradient
+    program (``G:T``), ``second`` the adjoints of the second reverse pass;
+    ``expr`` is the Hessian over ``out + slots``.
+    """
+
+    of: str
+    wrt: str
+    wrt2: str
+    forward: tuple[Statement, ...]
+    gradient: tuple[Statement, ...]
+    second: tuple[DerivedStatement, ...]
+    out: tuple[str, ...]
+    slots: tuple[str, ...]
+    expr: Expr
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        """The Hessian's indices: ``wrt``'s axes, then ``wrt2``'s."""
+        return self.out + self.slots
+
+
+@functools.lru_cache(maxsize=256)
+def hessian_program(program: Program, of: str, wrt: str, wrt2: str,
+                    inline: InlinePolicy = numeric_inline) -> HessianProgram:
+    """Reverse mode over the gradient program: ``d²of / d wrt d wrt2``, simplified.
+
+    >>> from einderiv import parse
+    >>> h = hessian_program(parse("L = x[i] x[i]"), "L", "x", "x")
+    >>> format_expr(h.expr)
+    '2 δ[a,b]'
+    """
+    _check_input(program, wrt2)
+    grad = gradient_program(program, of, wrt, inline)
+    out = wrt_slots(program, wrt)
+    slots = wrt_slots(program, wrt2, out)
+    seed = jacobian_seed(out, grad.result.lhs)
+    derived = reverse_program(grad.statements, grad.name, [wrt2], {wrt2: slots}, seed, out, inline)
+    (_, _, expr), = derived.results
+    table = {s.name: s for s in grad.statements}
+    needed = _closure(table, [s.expr for s in derived.statements] + [expr])
+    forward = tuple(s for s in grad.statements[:grad.forward] if s.name in needed)
+    gradient = tuple(s for s in grad.statements[grad.forward:] if s.name in needed)
+    return HessianProgram(of, wrt, wrt2, forward, gradient, derived.statements, out, slots, expr)
+
+
+# ---------------------------------------------------------------- the symbolic Hessian
+
+@dataclass(frozen=True)
+class Hessian:
+    """``d²of / d wrt d wrt2`` in index form, after any named intermediates.
+
+    ``str()`` gives the Unicode text (``d²L/dx[a]dx[b] = A[a,b] + A[b,a]``),
+    :meth:`to_text` with ``ascii=True`` the ASCII one (``d2L/dx[a]dx[b] = …``,
+    ``delta(b,d)``). ``out_indices`` are ``wrt``'s axes and ``wrt_indices``
+    ``wrt2``'s: the layout of :func:`hessian`. ``chain`` holds the statements
+    too large to inline: ``dL/dT`` for an adjoint of the gradient program and
+    ``d(dL/dW)/dT`` for one of the second pass.
+    """
+
+    of: str
+    wrt: str
+    wrt2: str
+    out_indices: tuple[str, ...]
+    wrt_indices: tuple[str, ...]
+    expr: Expr
+    chain: tuple[tuple[str, tuple[str, ...], Expr], ...]
+
+    def _tensor_names(self) -> dict[str, str]:
+        names = {}
+        grad = f"d{self.of}/d{self.wrt}"
+        for name, _, _ in self.chain:
+            if name.startswith("g:G:"):
+                names[name] = f"d({grad})/d(d{self.of}/d{name[4:]})"
+            elif name.startswith("g:"):
+                names[name] = f"d({grad})/d{name[2:]}"
+            elif name.startswith("G:"):
+                names[name] = f"d{self.of}/d{name[2:]}"
+        return names
+
+    def lhs_text(self, ascii: bool = False) -> str:
+        """``d²L/dW[a,b]dV[c]``."""
+        names = {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
+        first = format_ref(self.wrt, tuple(names[i] for i in self.out_indices))
+        second = format_ref(self.wrt2, tuple(names[i] for i in self.wrt_indices))
+        return f"d{'2' if ascii else '²'}{self.of}/d{first}d{second}"
+
+    def to_text(self, ascii: bool = False) -> str:
+        """The Hessian as text, one line per intermediate, the Hessian last."""
+        tensors = self._tensor_names()
+        lines = []
+        for name, indices, expr in self.chain:
+            fixed = {i: ir.display_name(i) for i in indices}
+            lhs = format_ref(tensors[name], tuple(fixed[i] for i in indices))
+            lines.append(f"{lhs} = {format_expr(expr, fixed, ascii=ascii, tensors=tensors)}")
+        names = {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
+        lines.append(f"{self.lhs_text(ascii)} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def symbolic_hessian(program: Program | str, wrt: str, wrt2: str | None = None, of: str | None = None) -> Hessian:
+    """The Hessian ``d²of / d wrt d wrt2`` in index form (``wrt2`` defaults to ``wrt``).
+
+    Free Kronecker deltas show where the Hessian is structurally diagonal:
+
+    >>> print(symbolic_hessian("R[n,j] = X[n,i] W[i,j] - Y[n,j]; L = R[n,j]^2", "W"))
+    d²L/dW[a,b]dW[c,d] = 2 X[n,a] X[n,c] δ[b,d]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    wrt2 = wrt if wrt2 is None else wrt2
+    _check_input(program, wrt)
+    _check_input(program, wrt2)
+    if of not in program.names:
+        _check_scalar_output(program, of)
+        out = wrt_slots(program, wrt)
+        return Hessian(of, wrt, wrt2, out, wrt_slots(program, wrt2, out), ir.ZERO, ())
+    h = hessian_program(program, of, wrt, wrt2, display_inline)
+    chain = tuple((s.name, s.lhs, _display_order(s.rhs)) for s in h.gradient) + \
+        tuple((s.name, s.indices, _display_order(s.expr)) for s in h.second)
+    return Hessian(of, wrt, wrt2, h.out, h.slots, _display_order(h.expr), chain)
+
+
+def _display_order(expr: Expr) -> Expr:
+    """Each term written for reading: equal factors collected into powers, then tensors
+    first, calls and powers next, deltas and sizes last.
+
+    ``y[n] y[n]`` becomes ``y[n]^2`` and ``u u^2`` becomes ``u^3``: the value never
+    changes, only how the product is written; the sort is stable.
+    """
+    def rank(factor: Factor) -> int:
+        return 0 if isinstance(factor, Ref) else 2 if isinstance(factor, (Delta, Size)) else 1
+    return Expr(tuple(Term(t.coeff, t.summed, tuple(sorted(_collect_powers(t.factors), key=rank)))
+                      for t in expr.terms))
+
+
+def _collect_powers(factors: tuple[Factor, ...]) -> tuple[Factor, ...]:
+    exponents: dict[Expr, float] = {}
+    for factor in factors:
+        if isinstance(factor, (Delta, Size)):
+            continue
+        base, p = _base_and_exponent(factor)
+        if p is not None:
+            exponents[base] = exponents.get(base, 0.0) + p
+    done: set[Expr] = set()
+    result: list[Factor] = []
+    for factor in factors:
+        base, p = (None, None) if isinstance(factor, (Delta, Size)) else _base_and_exponent(factor)
+        if p is None:
+            result.append(factor)
+        elif base not in done:
+            done.add(base)
+            total = exponents[base]
+            if total == 1.0:
+                result.append(base.terms[0].factors[0] if _single_factor(base) else Power(base, ir.ONE))
+            elif total != 0.0:
+                result.append(Power(base, ir.const(total)))
+    return tuple(result)
+
+
+def _single_factor(expr: Expr) -> bool:
+    return len(expr.terms) == 1 and expr.terms[0].coeff == 1.0 and not expr.terms[0].summed \
+        and len(expr.terms[0].factors) == 1
+
+
+def _base_and_exponent(factor: Factor) -> tuple[Expr | None, float | None]:
+    """``factor`` as ``base ^ p`` with a constant ``p`` (None when the exponent is not constant)."""
+    if isinstance(factor, Power):
+        return factor.base, ir.constant_value(factor.exponent)
+    return Expr((Term(1.0, (), (factor,)),)), 1.0
+
+
+# ---------------------------------------------------------------- numbers
+
+def _prepare(program: Program, of: str, names: Sequence[str], inputs: Inputs, sizes):
+    """Checked arrays for the statements ``of`` needs and the inputs ``names``."""
+    for name in names:
+        _check_input(program, name)
+    _check_scalar_output(program, of)
+    order, needed = _ev._request(program, of, tuple(dict.fromkeys(names)))
+    arrays = _ev._check_inputs(program, inputs, needed)
+    return order, arrays, _ev._sizes_key(sizes)
+
+
+def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
+    """Compiled gradient-program statements, and the context that knows their shapes."""
+    derived = DerivedProgram(tuple(DerivedStatement(s.name, s.name[2:], s.lhs, s.rhs) for s in statements), (), ())
+    return _ev._derived_steps(derived, ctx)
+
+
+def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | None = None, of: str | None = None,
+            sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+    """The Hessian ``d²of / d wrt d wrt2`` of a scalar output, of shape ``shape(wrt) + shape(wrt2)``.
+
+    ``wrt2`` defaults to ``wrt``; a different input gives a mixed block. The
+    symbolic Hessian (:func:`symbolic_hessian`) is planned like any derivative:
+    free deltas become writes into diagonal views of a zeroed array. Refuses
+    (:class:`MemoryLimitError`) above ``memory_limit`` bytes (default 2 GiB).
+
+    >>> import numpy as np
+    >>> hessian("L = x[i] x[i] y", "x", {"x": np.ones(2), "y": 3.0}).tolist()
+    [[6.0, 0.0], [0.0, 6.0]]
+    >>> hessian("L = x[i] x[i] y", "x", {"x": np.ones(2), "y": 3.0}, wrt2="y").tolist()
+    [2.0, 2.0]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    wrt2 = wrt if wrt2 is None else wrt2
+    order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
+    key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
+
+    def build() -> _ev._Plan:
+        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit,
+                           "use hvp, which never builds the Hessian")
+        what = f"the Hessian d²{of}/d{wrt}d{wrt2}"
+        out = wrt_slots(program, wrt)
+        if of not in program.names:
+            return _ev._Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
+        h = hessian_program(program, of, wrt, wrt2)
+        steps = _ev._forward_steps(program, [s.name for s in h.forward], ctx)
+        gradient_steps, ctx = _statement_steps(h.gradient, ctx)
+        second_steps, ctx = _ev._derived_steps(DerivedProgram(h.second, (), ()), ctx)
+        result = compile_expr(h.expr, h.indices, ctx, what)
+        return _ev._Plan(tuple(steps + gradient_steps + second_steps), ((of, result),))
+
+    return _ev._run(_ev._cached(key, build), dict(arrays))[of]
+
+
+def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Mapping[str, ArrayLike], *,
+        of: str | None = None, sizes: Mapping[str, int] | None = None,
+        memory_limit: int | None = None) -> np.ndarray:
+    """The Hessian–vector product ``Σ_b d²of/d wrt[a] d wrt[b] · vector[b]``, shaped like ``wrt``.
+
+    Forward mode over the gradient program: the directional derivative of the
+    gradient along ``vector``; the Hessian is never built. ``vector`` may also
+    map input names to tangents (``{"V": v}``), giving ``Σ_V (d²of/d wrt dV) · v``.
+
+    >>> import numpy as np
+    >>> hvp("L = x[i] A[i,j] x[j]", "x", {"x": np.ones(2), "A": [[1., 2.], [3., 4.]]}, [1., 0.]).tolist()
+    [2.0, 5.0]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    tangents = dict(vector) if isinstance(vector, Mapping) else {wrt: vector}
+    if not tangents:
+        raise ShapeError("vector must be an array shaped like the input, or map input names to such arrays")
+    sources = tuple(tangents)
+    order, arrays, sizes_key = _prepare(program, of, [wrt, *sources], inputs, sizes)
+    tangent_arrays = {}
+    for name in sources:
+        t = _ev._as_array(name, tangents[name], "vector")
+        if t.shape != arrays[name].shape:
+            raise ShapeError(f"the vector for '{name}' has shape {t.shape} but '{name}' has shape {arrays[name].shape}")
+        tangent_arrays[tangent_name(name)] = t
+    key = ("hvp", program.text, of, wrt, sources, _ev._signature(arrays), _ev._signature(tangent_arrays),
+           sizes_key, memory_limit)
+
+    def build() -> _ev._Plan:
+        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit, "use smaller arrays")
+        ctx = _ev._with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
+        target = wrt_slots(program, wrt)
+        what = f"the Hessian–vector product of d{of}/d{wrt}"
+        if of not in program.names:
+            return _ev._Plan((), ((of, compile_expr(ir.ZERO, target, ctx, what)),))
+        grad = gradient_program(program, of, wrt)
+        seeds = {}
+        for n in sources:
+            slots = wrt_slots(program, n)
+            seeds[n] = (slots, ir.ref(tangent_name(n), slots))
+        derived = forward_program(grad.statements, grad.name, sources, seeds)
+        (_, _, expr), = derived.results
+        table = {s.name: s for s in grad.statements}
+        needed = _closure(table, [s.expr for s in derived.statements] + [expr])
+        forward = [s.name for s in grad.statements[:grad.forward] if s.name in needed]
+        steps = _ev._forward_steps(program, forward, ctx)
+        gradient_steps, ctx = _statement_steps([s for s in grad.statements[grad.forward:] if s.name in needed], ctx)
+        tangent_steps, ctx = _ev._derived_steps(derived, ctx)
+        result = compile_expr(expr, grad.result.lhs, ctx, what)
+        return _ev._Plan(tuple(steps + gradient_steps + tangent_steps), ((of, result),))
+
+    env = dict(arrays)
+    env.update(tangent_arrays)
+    return _ev._run(_ev._cached(key, build), env)[of]
+
+
+_ev.register_cache(gradient_program.cache_clear)
+_ev.register_cache(hessian_program.cache_clear)
