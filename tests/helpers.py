@@ -1,0 +1,69 @@
+"""Shared numeric helpers for the einderiv tests (float64 throughout).
+
+- ``numeric_jacobian``: central differences, laid out like einderiv's Jacobians
+  (output axes first, then the input's).
+- ``fd_jacobian``: the same, applied to ``einderiv.evaluate`` of a program.
+- ``random_array`` / ``random_inputs``: reproducible random inputs.
+- ``assert_close``: ``np.testing.assert_allclose`` with shape checking and a message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import einderiv
+
+RTOL = 1e-5
+ATOL = 1e-6
+
+
+def numeric_jacobian(f, x, eps=1e-6):
+    """Central-difference Jacobian of ``f`` at ``x``.
+
+    ``f`` maps an array shaped like ``x`` to an array (or number). The result has
+    shape ``np.shape(f(x)) + np.shape(x)``: output axes first, then the input's.
+    """
+    x = np.array(x, dtype=np.float64)
+    y0 = np.asarray(f(x.copy()), dtype=np.float64)
+    jac = np.zeros(y0.shape + x.shape, dtype=np.float64)
+    for idx in np.ndindex(*x.shape):
+        xp = x.copy()
+        xm = x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        fp = np.asarray(f(xp), dtype=np.float64)
+        fm = np.asarray(f(xm), dtype=np.float64)
+        jac[(Ellipsis,) + idx] = (fp - fm) / (2.0 * eps)
+    return jac
+
+
+def fd_jacobian(program, wrt, inputs, *, of=None, sizes=None, eps=1e-6):
+    """Central-difference Jacobian of ``evaluate(program, ...)`` wrt input ``wrt``."""
+    base = {k: (np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
+
+    def f(x):
+        args = dict(base)
+        args[wrt] = x
+        return einderiv.evaluate(program, args, of=of, sizes=sizes)
+
+    return numeric_jacobian(f, base[wrt], eps=eps)
+
+
+def random_array(rng, shape, low=-1.0, high=1.0):
+    """A float64 array of the given shape, uniform in [low, high)."""
+    return rng.uniform(low, high, size=shape).astype(np.float64)
+
+
+def random_inputs(rng, shapes, low=-1.0, high=1.0):
+    """Random float64 inputs: ``shapes`` maps names to shapes (``()`` for scalars)."""
+    return {name: random_array(rng, shape, low, high) for name, shape in shapes.items()}
+
+
+def assert_close(actual, expected, rtol=RTOL, atol=ATOL, msg=""):
+    """Shapes must agree exactly; values to ``rtol``/``atol``."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (
+        f"shape {actual.shape} != expected {expected.shape}. {msg}"
+    )
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=msg)
