@@ -11,7 +11,9 @@ from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseErro
 from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
 from .planning import DEFAULT_MEMORY_LIMIT
 from .codegen import codegen
+from .explanation import AdjointProgram, Explanation, adjoint, explain
 from .latex import to_latex
+from .matrix_form import MatrixForm, kronecker_form, to_matrix
 from .program import Derivative, Program, parse
 from .second_order import Hessian, hessian, hvp, symbolic_hessian
 
@@ -21,6 +23,7 @@ __all__ = [
     "parse", "Program", "Derivative",
     "evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad",
     "hessian", "hvp", "symbolic_hessian", "Hessian", "codegen",
+    "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
     "clear_cache", "cache_info", "DEFAULT_MEMORY_LIMIT", "to_latex",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
     "EinderivWarning",

@@ -42,6 +42,7 @@ from . import ir
 from .errors import EinderivError, ProgramError, ShapeError, UnsupportedError
 from .codegen import codegen
 from .evaluation import evaluate, grad, jacobian, vjp
+from .explanation import adjoint, explain
 from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from .printing import format_expr, format_ref
 from .program import Derivative, Program, parse
@@ -96,7 +97,8 @@ layouts:
     "grad": """examples:
   einderiv grad "L = x[i] A[i,j] x[j]" --wrt x,A --sizes i=3
   einderiv grad @network.ein --wrt W1,b1,W2,b2 --sizes n=4,d=3,h=5,c=2 --input N=4
-  einderiv grad "L = x[i] x[i]" --wrt x --sizes i=3 --symbolic""",
+  einderiv grad "L = x[i] x[i]" --wrt x --sizes i=3 --symbolic
+  einderiv grad @network.ein --wrt W1,b1,W2,b2 --explain""",
     "eval": """examples:
   einderiv eval "y[i] = A[i,j] x[j]" --input "A=[[1,2],[3,4]]" --input "x=[1,1]"
   einderiv eval "C[i,j] = A[i,k] B[k,j]" --sizes i=2,k=3,j=2 --seed 1 --format json
@@ -110,6 +112,10 @@ _EXAMPLES["hessian"] = """examples:
 _EXAMPLES["codegen"] = """examples:
   einderiv codegen @network.ein --wrt W1,b1,W2,b2 --shapes X=4096x512,W1=512x1024,b1=1024,W2=1024x10,b2=10,T=4096x10
   einderiv codegen "L = x[i] A[i,j] x[j]" --wrt x --hessian --output quadratic.py"""
+
+_EXAMPLES["explain"] = """examples:
+  einderiv explain "F[i,k] = W[i,j] X[j,k]" --wrt W --differentials
+  einderiv explain @network.ein --wrt W1,b1 --sizes n=4,d=3,h=5,c=2"""
 
 _EXAMPLES["demo"] = """examples:
   einderiv demo"""
@@ -189,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
     grd.add_argument("--symbolic", action="store_true",
                      help="entries as SymPy expressions in the input entries (needs einderiv[symbolic])")
+    grd.add_argument("--explain", action="store_true",
+                     help="print the backprop equations (the adjoint program) with their matrix forms instead")
     grd.set_defaults(run=_run_grad)
 
     ev = add("eval", "print the value of the output", [program, data, output(numeric_formats)])
@@ -211,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--hessian", action="store_true", help="also define hessian(**inputs)")
     gen.add_argument("--output", metavar="FILE", help="write the module to FILE instead of standard output")
     gen.set_defaults(run=_run_codegen)
+
+    exp = add("explain", "print a step-by-step derivation of the gradient, each step with its rule",
+              [program])
+    exp.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
+    exp.add_argument("--differentials", action="store_true",
+                     help="also show the differential (Frobenius product) view: dL = G : dF")
+    exp.add_argument("--sizes", metavar="i=N,…", action="append", default=[],
+                     help="index sizes by name: the shape of every intermediate is printed beside it")
+    exp.add_argument("--format", choices=("text", "latex"), default="text", help="output format (default: text)")
+    exp.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    exp.set_defaults(run=_run_explain)
 
     demo = add("demo", f"the built-in example: derivatives and the full Jacobian of {DEMO_PROGRAM}", [])
     demo.set_defaults(run=None)
@@ -871,9 +890,14 @@ def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, 
     return label
 
 
-def _run_grad(args: argparse.Namespace) -> _Report:
+def _run_grad(args: argparse.Namespace) -> _Report | None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
+    if args.explain:
+        table = adjoint(program, wrts, of)
+        text = to_latex(table) if args.format == "latex" else str(table)
+        _emit(text.rstrip("\n") + "\n", args, sys.stdout)
+        return None
     if program.rank(of) != 0:
         raise ShapeError(f"grad needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use 'einderiv jacobian' "
@@ -948,6 +972,15 @@ def _run_codegen(args: argparse.Namespace) -> None:
                    sizes=parse_sizes(args.sizes) or None, hessian=args.hessian)
     args.format = "text"
     _emit(text, args, sys.stdout)
+    return None
+
+
+def _run_explain(args: argparse.Namespace) -> None:
+    program, of = _load_program(args)
+    wrts = _split_names(args.wrt, "--wrt")
+    derivation = explain(program, wrts, of, differentials=args.differentials, sizes=parse_sizes(args.sizes) or None)
+    text = to_latex(derivation) if args.format == "latex" else str(derivation)
+    _emit(text.rstrip("\n") + "\n", args, sys.stdout)
     return None
 
 

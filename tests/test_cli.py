@@ -509,3 +509,23 @@ def test_codegen_writes_a_module_that_computes_the_gradient(tmp_path):
 def test_codegen_rejects_a_malformed_shape():
     message = failure("codegen", "L = x[i] x[i]", "--wrt", "x", "--shapes", "x=3xq")
     assert "--shapes" in message
+
+
+def test_explain_shows_each_rule_and_the_frobenius_view():
+    # F = W X: gW = gF Xᵀ, and dL = gF : (dW X) = gF Xᵀ : dW
+    out = ok("explain", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W", "--differentials", "--sizes", "i=2,j=3,k=4")
+    assert "∂F[i,k]/∂W[a,b] = δ[i,a] δ[j,b] X[j,k]" in out
+    assert "= gF[a,k] X[b,k]" in out
+    assert "gW = gF Xᵀ" in out
+    assert "dL = gF : dF = gF : (dW X) = gF Xᵀ : dW" in out
+
+
+def test_grad_explain_prints_the_backprop_equations(tmp_path):
+    # the two-layer network: the bias gradient is a sum over the batch, dZ/dH3 is the identity
+    path = tmp_path / "network.ein"
+    path.write_text(NETWORK, encoding="utf-8")
+    out = ok("grad", f"@{path}", "--wrt", "W1,b1,W2,b2", "--explain")
+    assert "gW2 = H2ᵀ gH3" in out
+    assert "gb2 = 1ᵀ gZ" in out
+    assert "gH3[n,c] = gZ[n,c]" in out
+    assert "gH2 = gH3 W2ᵀ" in out

@@ -1,0 +1,804 @@
+"""Reverse mode, step by step: the adjoint program and the derivation behind it.
+
+:func:`adjoint` writes backpropagation as statements of the input language,
+one per node of the program, each with its matrix form and a note saying
+where it comes from. Its ``text`` is itself a program: appended to the
+forward program it computes every gradient.
+
+:func:`explain` shows the derivation of each step: the statement in index
+form, its derivative with Kronecker deltas (``∂F[i,k]/∂W[a,b] = δ[i,a] X[b,k]``),
+the contraction with the gradient flowing back and the deltas it eliminates
+(``gF[i,k] δ[i,a] X[b,k] = gF[a,k] X[b,k]``), the matrix form (``gF Xᵀ``)
+and, with ``differentials=True``, the same result by differentials and the
+Frobenius product ``A : B = tr(Aᵀ B)``: ``dL = gF : (dW X) = gF Xᵀ : dW``.
+
+>>> print(adjoint("F[i,k] = W[i,j] X[j,k]", "W").text)
+gW[i,j] = gF[i,k] X[j,k]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from . import ir
+from .differentiation import partial, reverse_program, slot_indices
+from .errors import ProgramError, ShapeError
+from .ir import Delta, Expr, Ref
+from .latex import expr_to_latex, ref_to_latex
+from .matrix_form import Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, to_matrix
+from .printing import format_expr, format_ref
+from .program import Program, as_program
+from .semantics import Statement, resolve_sizes
+from .simplification import simplify
+
+__all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
+
+_LETTERS = "abcdefghpqrstuvwxyz"
+
+
+# ---------------------------------------------------------------- names
+
+def _gradient_names(program: Program, tensors: Sequence[str]) -> dict[str, str]:
+    """``g`` + name for each tensor, never a name the program already uses."""
+    taken = set(program.names) | {n for n, _ in program.inputs}
+    names: dict[str, str] = {}
+    for t in tensors:
+        candidates = [f"g{t}", f"g_{t}", f"grad_{t}"] + [f"g{t}_{k}" for k in range(1, 100)]
+        name = next(c for c in candidates if c not in taken)
+        names[t] = name
+        taken.add(name)
+    return names
+
+
+def _axis_names(program: Program, tensor: str) -> list[str]:
+    """Index names for a tensor's axes: those of its first use, made distinct."""
+    rank = program.rank(tensor)
+    names: list[str | None] = [None] * rank
+    for statement in program.statements:
+        for occ in statement.occurrences:
+            if occ.tensor == tensor and names[occ.axis] is None:
+                names[occ.axis] = ir.display_name(occ.root)
+    used: set[str] = set()
+    spare = iter(c for c in _LETTERS if c not in names)
+    out = []
+    for n in names:
+        if n is None or n in used:
+            n = next(spare)
+        used.add(n)
+        out.append(n)
+    return out
+
+
+def _fresh_slots(tensor: str, rank: int, avoid: Sequence[str]) -> tuple[str, ...]:
+    taken = {ir.display_name(i) for i in avoid}
+    return slot_indices(tensor, rank, [c for c in _LETTERS if c not in taken])
+
+
+def _wrts(program: Program, wrt: str | Sequence[str]) -> tuple[str, ...]:
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    if not names:
+        raise ProgramError("wrt lists no input")
+    for w in names:
+        program.rank(w)
+        if w in program.names:
+            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
+                               f"({', '.join(n for n, _ in program.inputs)})")
+    return names
+
+
+# ---------------------------------------------------------------- local derivatives
+
+def _consumers(program: Program, order: Sequence[str], tensor: str) -> list[Statement]:
+    return [program.statement(n) for n in order if tensor in ir.tensor_names(program.statement(n).rhs)]
+
+
+def _positions(program: Program, tensor: str, slots: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    return program.statement(tensor).lhs if tensor in program.names else slots[tensor]
+
+
+def _kind(statement: Statement, tensor: str, positions: tuple[str, ...]) -> tuple[str, Expr]:
+    """How ``statement`` depends on ``tensor``: identity, broadcast, elementwise or general.
+
+    Returns the kind and the local derivative with the deltas pairing output and
+    input positions removed (for elementwise: the factor the gradient is multiplied by).
+    """
+    local = simplify(partial(statement.rhs, tensor, positions))
+    lhs = set(statement.lhs)
+    stripped = []
+    paired_all = True
+    for term in local.terms:
+        pairs = [f for f in term.factors if isinstance(f, Delta) and
+                 ({f.first, f.second} & lhs) and ({f.first, f.second} & set(positions))]
+        if len(pairs) != len(positions):
+            paired_all = False
+        rest = tuple(f for f in term.factors if f not in pairs)
+        stripped.append(ir.Term(term.coeff, term.summed, rest))
+    rest_expr = Expr(tuple(stripped))
+    if not local.terms or not paired_all:
+        return "general", local
+    if ir.constant_value(rest_expr) == 1.0:
+        return ("identity" if len(positions) == len(statement.lhs) else "broadcast"), rest_expr
+    if len(positions) == len(statement.lhs) and not any(t.summed for t in rest_expr.terms):
+        return "elementwise", rest_expr
+    return "general", local
+
+
+# ---------------------------------------------------------------- the adjoint program
+
+@dataclass(frozen=True)
+class AdjointStep:
+    """One statement of the adjoint program: ``name[indices] = expr``, its matrix form and a note."""
+
+    name: str
+    of: str
+    indices: tuple[str, ...]
+    expr: Expr
+    tensors: Mapping[str, str]
+    matrix: MatrixForm | None
+    note: str
+
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        return tuple(ir.display_name(i) for i in self.indices)
+
+    def to_text(self, ascii: bool = False) -> str:
+        """``gW[h,c] = H2[n,h] gZ[n,c]`` (parseable; ``ascii=True`` for ``delta(i,a)``).
+
+        A gradient constant along some axis gets ``+ 0 W[a,b]``: a zero term that
+        fixes the sizes, so the statement runs without ``sizes=``.
+        """
+        fixed = dict(zip(self.indices, self.index_names))
+        lhs = format_ref(self.name, self.index_names)
+        shaped = f"0 {format_ref(self.of, self.index_names)}"
+        if not self.expr.terms:   # zero, shaped like the tensor: "0 W[a,b]" fixes the sizes
+            return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
+        rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
+        if set(self.indices) - set(ir.free_indices(self.expr)):   # constant along an axis: "+ 0 W[a,b]" sizes it
+            rhs += f" + {shaped}"
+        return f"{lhs} = {rhs}"
+
+    @property
+    def text(self) -> str:
+        return self.to_text()
+
+    @property
+    def matrix_text(self) -> str:
+        return f"{self.name} = {self.matrix.text}" if self.matrix is not None else ""
+
+    @property
+    def latex(self) -> str:
+        fixed = dict(zip(self.indices, self.index_names))
+        names = {k: ref_to_latex(v, ()) for k, v in self.tensors.items()}
+        lhs = ref_to_latex(self.name, self.index_names)
+        return f"{lhs} = {expr_to_latex(self.expr, fixed, names)}"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class AdjointProgram:
+    """The reverse-mode program of ``of`` with respect to ``wrt``: one statement per step.
+
+    ``str()`` is a table (index form │ matrix form │ note); ``text`` holds only
+    the statements, a program that runs after the forward one.
+    """
+
+    program: Program
+    of: str
+    wrt: tuple[str, ...]
+    steps: tuple[AdjointStep, ...]
+    gradient: Mapping[str, str]
+    seed: str | None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(step.text for step in self.steps)
+
+    @property
+    def ascii(self) -> str:
+        return "\n".join(step.to_text(ascii=True) for step in self.steps)
+
+    def step(self, tensor: str) -> AdjointStep:
+        """The step computing the gradient of ``tensor``.
+
+        >>> adjoint("F[i,k] = W[i,j] X[j,k]", "W").step("W").matrix_text
+        'gW = gF Xᵀ'
+        """
+        for s in self.steps:
+            if s.of == tensor:
+                return s
+        raise ProgramError(f"no step computes the gradient of '{tensor}'; "
+                           f"steps: {', '.join(s.of for s in self.steps)}")
+
+    def __str__(self) -> str:
+        rows = [(s.text, s.matrix_text or "(no matrix form)", s.note) for s in self.steps]
+        if self.seed:
+            loss = _loss_name(self.program, self.of, self.seed)
+            head = (f"Reverse mode: the gradient of a scalar {loss} downstream of {self.of} with respect to "
+                    f"{', '.join(self.wrt)}, given {self.seed} = ∂{loss}/∂{self.of}")
+        else:
+            head = f"Reverse mode: the gradient of {self.of} with respect to {', '.join(self.wrt)}"
+        return head + "\n" + _table(rows)
+
+    @property
+    def latex(self) -> str:
+        lines = []
+        for s in self.steps:
+            matrix = f" & {ref_to_latex(s.name, ())} = {s.matrix.latex}" if s.matrix is not None else " &"
+            lines.append(s.latex.replace(" = ", " &= ", 1) + matrix)
+        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex}$$"
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))] if rows else []
+    out = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        out.append("  │  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _never_inline(seed: Expr):
+    """The inlining policy: only the seed itself; every node gets its own statement."""
+    return lambda expr, consumers: expr is seed
+
+
+def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = None) -> AdjointProgram:
+    """The reverse-mode (adjoint) program of ``of`` with respect to ``wrt``, one statement per node.
+
+    The gradient of tensor ``T`` is named ``gT`` (or another name the program
+    does not use). For a scalar output the seed is ``1``; for a tensor output
+    the seed ``gF`` is an input: the gradient flowing into ``F``.
+
+    >>> import numpy as np, einderiv
+    >>> net = "H[n,h] = X[n,d] W[d,h]; L = H[n,h]^2"
+    >>> adj = adjoint(net, "W")
+    >>> print(adj.text)
+    gH[n,h] = 2 H[n,h]
+    gW[d,h] = gH[n,h] X[n,d]
+    >>> print(adj.step("W").matrix_text)
+    gW = Xᵀ gH
+    >>> X, W = np.ones((2, 3)), np.ones((3, 4))
+    >>> bool(np.allclose(einderiv.evaluate(net + "\\n" + adj.text, {"X": X, "W": W}, of="gW"),
+    ...                  einderiv.grad(net, "W", {"X": X, "W": W})))
+    True
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    wrts = _wrts(program, wrt)
+    if of not in program.names:
+        raise ProgramError(f"'{of}' is an input; the adjoint program needs a statement's output")
+    order = _ancestors(program, of)
+    statement_names = [n for n in order if n != of]
+    gradient = _gradient_names(program, [of] + statement_names + list(wrts))
+    tensors = {f"g:{t}": g for t, g in gradient.items()}
+    of_statement = program.statement(of)
+    if of_statement.lhs:
+        seed = ir.ref(f"g:{of}", of_statement.lhs)
+        seed_name: str | None = gradient[of]
+    else:
+        seed = Expr((ir.Term(1.0, (), ()),))   # a fresh object: the policy inlines exactly this one
+        seed_name = None
+    slots = {w: slot_indices(w, program.rank(w), _axis_names(program, w)) for w in wrts}
+    derived = reverse_program(program.statements, of, wrts, slots, seed, (), _never_inline(seed))
+    items = []
+    for s in derived.statements:
+        items.append((s.of, s.indices, s.expr))
+    for w, target, expr in derived.results:
+        items.append((w, target, expr))
+    steps = []
+    for tensor, indices, expr in sorted(items, key=lambda it: _step_key(program, order, it[0])):
+        form = to_matrix(expr, indices, tensors=tensors)
+        note = _note(program, order, tensor, of, slots, tensors)
+        steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note))
+    return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
+                          seed_name)
+
+
+def _ancestors(program: Program, of: str) -> list[str]:
+    seen: set[str] = set()
+    stack = [of]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in program.names:
+            continue
+        seen.add(name)
+        stack.extend(ir.tensor_names(program.statement(name).rhs))
+    return [n for n in program.names if n in seen]
+
+
+def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
+    """Reverse order: a gradient is complete once its earliest consumer has been processed."""
+    consumers = _consumers(program, order, tensor)
+    if not consumers:
+        return (1, 0)
+    first = consumers[0]
+    return (-first.number, ir.tensor_names(first.rhs).index(tensor))
+
+
+def _note(program: Program, order: Sequence[str], tensor: str, of: str,
+          slots: Mapping[str, tuple[str, ...]], tensors: Mapping[str, str]) -> str:
+    consumers = _consumers(program, order, tensor)
+    if not consumers:
+        return f"{of} does not depend on {tensor}"
+    if len(consumers) > 1:
+        return f"{tensor} feeds {', '.join(s.name for s in consumers)}: their contributions add up"
+    (statement,) = consumers
+    kind, local = _kind(statement, tensor, _positions(program, tensor, slots))
+    if kind == "identity":
+        return f"∂{statement.name}/∂{tensor} is the identity: the gradient passes through"
+    if kind == "broadcast":
+        positions = set(_positions(program, tensor, slots))
+        local_d = simplify(partial(statement.rhs, tensor, _positions(program, tensor, slots)))
+        paired = {i for t in local_d.terms for f in t.factors if isinstance(f, Delta)
+                  for i in (f.first, f.second) if i not in positions}
+        missing = [ir.display_name(i) for i in statement.lhs if i not in paired]
+        return f"{tensor} is broadcast along {', '.join(missing)}: its gradient sums over {', '.join(missing)}"
+    if kind == "elementwise":
+        form = to_matrix(local, statement.lhs, tensors=tensors)
+        factor = form.text if form is not None else format_expr(local)
+        return f"elementwise: times ∂{statement.name}/∂{tensor} = {factor}"
+    form = to_matrix(statement.rhs, statement.lhs)
+    if form is not None:
+        return f"from {statement.name} = {form.text}"
+    return f"from statement {statement.number}: {statement.source.strip()}"
+
+
+# ---------------------------------------------------------------- explain
+
+@dataclass(frozen=True)
+class ExplanationRow:
+    """One line of a derivation: the math (text and LaTeX) and the rule that justifies it."""
+
+    text: str
+    latex: str
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class ExplanationSection:
+    """The steps for one statement of the program."""
+
+    title: str
+    rows: tuple[ExplanationRow, ...]
+    title_latex: str = ""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A step-by-step derivation of reverse mode; ``str()`` is the text."""
+
+    header: str
+    sections: tuple[ExplanationSection, ...]
+    adjoint: AdjointProgram
+
+    def __str__(self) -> str:
+        out = [self.header]
+        for section in self.sections:
+            out.append("")
+            out.append(section.title)
+            width = max(len(r.text) for r in section.rows) if section.rows else 0
+            for r in section.rows:
+                line = f"    {r.text.ljust(width)}" + (f"    ({r.rule})" if r.rule else "")
+                out.append(line.rstrip())
+        return "\n".join(out)
+
+    @property
+    def text(self) -> str:
+        return str(self)
+
+    @property
+    def latex(self) -> str:
+        lines = []
+        for section in self.sections:
+            lines.append(f"&{section.title_latex}" if section.title_latex
+                         else rf"&\text{{{_latex_text(section.title)}}}")
+            for r in section.rows:
+                rule = rf" && \text{{{_latex_text(r.rule)}}}" if r.rule else ""
+                lines.append(f"&{r.latex}{rule}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex}$$"
+
+
+def _latex_text(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("#", r"\#"), ("%", r"\%"), ("&", r"\&"),
+                 ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(a, b)
+    return text
+
+
+class _Shapes:
+    """Sizes of indices and shapes of tensors, when the caller gave sizes."""
+
+    def __init__(self, program: Program, sizes: Mapping | None):
+        self.known = sizes is not None
+        self.index: dict[str, int] = {}
+        self.tensor: dict[str, tuple[int, ...]] = {}
+        if sizes is None:
+            return
+        for key, value in sizes.items():
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+                raise ShapeError(f"sizes['{key}'] must be a non-negative integer (an index size) or a tuple of "
+                                 f"them (an input's shape), got {value!r}")
+        user = {k: v for k, v in sizes.items() if not isinstance(v, (tuple, list))}
+        shapes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
+        for name, rank in program.inputs:
+            if name in shapes:
+                continue
+            axes = _axis_sizes(program, name, rank, user)
+            if axes is None:
+                raise ProgramError(f"the shape of input '{name}' is not fixed by the sizes given; "
+                                   f"give its indices' sizes or sizes={{'{name}': (...)}}")
+            shapes[name] = axes
+        self.index, self.tensor = resolve_sizes(program.statements, shapes, user)
+
+    def size(self, index: str | None) -> int | None:
+        if index is None:
+            return 1
+        if "@" in index:
+            tensor, axis = index.split("@", 1)[1].rsplit(".", 1)
+            shape = self.tensor.get(tensor)
+            return shape[int(axis)] if shape is not None else None
+        return self.index.get(ir.index_root(index))
+
+    def of(self, tensor: str) -> str:
+        if not self.known or tensor not in self.tensor:
+            return ""
+        shape = self.tensor[tensor]
+        return "×".join(str(n) for n in shape) if shape else "scalar"
+
+    def of_form(self, form: MatrixForm | None) -> str:
+        """``(4×5)ᵀ (4×3) → 5×3`` for a product, else the shape of the result."""
+        if not self.known or form is None:
+            return ""
+        node = form.node
+        body = node.body if isinstance(node, TermNode) and node.body is not None else node
+        result = f"{self._dims(node)}"
+        if isinstance(body, Product):
+            return " ".join(f"({self._dims(f)})" for f in body.factors) + f" → {result}"
+        return result
+
+    def _dims(self, node: Node) -> str:
+        r, c = self.size(node.rows), self.size(node.cols)
+        if node.rows is None and node.cols is None:
+            return "1×1"
+        return f"{r if r is not None else '?'}×{c if c is not None else '?'}"
+
+
+def _axis_sizes(program: Program, name: str, rank: int, user: Mapping[str, int]) -> tuple[int, ...] | None:
+    axes: list[int | None] = [None] * rank
+    for statement in program.statements:
+        for occ in statement.occurrences:
+            if occ.tensor == name and axes[occ.axis] is None:
+                axes[occ.axis] = user.get(ir.display_name(occ.root))
+    return None if any(a is None for a in axes) else tuple(axes)
+
+
+def _rules(expr: Expr, tensor: str) -> list[str]:
+    """Names of the rules that differentiate ``expr`` with respect to ``tensor``."""
+    rules: dict[str, None] = {}
+    dependent = [t for t in expr.terms if any(_depends(f, tensor) for f in t.factors)]
+    if len(expr.terms) > 1:
+        rules.setdefault("sum rule")
+    for term in dependent:
+        factors = [f for f in term.factors if _depends(f, tensor)]
+        if len(factors) > 1:
+            rules.setdefault("product rule")
+        for f in factors:
+            if isinstance(f, ir.Call):
+                hint = _LOCAL_DERIVATIVES.get(f.fn)
+                rules.setdefault(f"chain rule through {f.fn}" + (f": {hint}" if hint else ""))
+                for arg in (a for a in f.args if ir.depends_on(a, tensor)):
+                    for r in _rules(arg, tensor):
+                        rules.setdefault(r)
+            elif isinstance(f, ir.Power):
+                p = ir.constant_value(f.exponent)
+                rules.setdefault("power rule" if p != -1 else "reciprocal rule")
+                for r in _rules(f.base, tensor):
+                    rules.setdefault(r)
+    rules.setdefault(_delta_rule(expr, tensor))
+    return list(rules)
+
+
+def _delta_rule(expr: Expr, tensor: str) -> str:
+    """``∂W[h,c]/∂W[a,b] = δ[h,a] δ[c,b]``, written with the indices of W's first use."""
+    ref = _first_ref(expr, tensor)
+    if ref is None or not ref.indices:
+        return f"∂{tensor}/∂{tensor} = 1"
+    names = [ir.display_name(i) for i in ref.indices]
+    fresh = [c for c in _LETTERS if c not in names][:len(names)]
+    deltas = " ".join(f"δ[{x},{a}]" for x, a in zip(names, fresh))
+    return f"∂{format_ref(tensor, tuple(names))}/∂{format_ref(tensor, tuple(fresh))} = {deltas}"
+
+
+def _first_ref(expr: Expr, tensor: str) -> Ref | None:
+    for term in expr.terms:
+        for f in term.factors:
+            if isinstance(f, Ref) and f.name == tensor:
+                return f
+            for nested in (f.args if isinstance(f, ir.Call) else (f.base, f.exponent) if isinstance(f, ir.Power)
+                           else ()):
+                found = _first_ref(nested, tensor)
+                if found is not None:
+                    return found
+    return None
+
+
+# What each function's derivative is, in words (the table in functions.py holds the IR).
+_LOCAL_DERIVATIVES = {
+    "exp": "exp' = exp", "log": "log'(u) = 1/u", "sqrt": "sqrt'(u) = 1/(2 sqrt(u))", "sin": "sin' = cos",
+    "cos": "cos' = -sin", "tanh": "tanh' = 1 - tanh²", "sigmoid": "σ' = σ (1 - σ)",
+    "relu": "relu'(u) = [u > 0]", "abs": "abs'(u) = sign(u)",
+    "max": "the gradient goes to a where a > b, else to b: [a > b], [a ≤ b]",
+    "min": "the gradient goes to a where a < b, else to b: [a < b], [a ≥ b]",
+}
+
+
+def _depends(factor, tensor: str) -> bool:
+    return tensor in ir.tensor_names(Expr((ir.Term(1.0, (), (factor,)),)))
+
+
+def _eliminated(expr: Expr, over: Sequence[str], names: Mapping[str, str]) -> list[str]:
+    """``h → a`` for each delta that a sum over one of its indices removes."""
+    out: dict[str, None] = {}
+    for term in expr.terms:
+        summed = set(term.summed) | set(over)
+        for f in term.factors:
+            if isinstance(f, Delta):
+                if f.first in summed:
+                    out.setdefault(f"{_name(f.first, names)} → {_name(f.second, names)}")
+                elif f.second in summed:
+                    out.setdefault(f"{_name(f.second, names)} → {_name(f.first, names)}")
+    return list(out)
+
+
+def _name(index: str, names: Mapping[str, str]) -> str:
+    return names.get(index, ir.display_name(index))
+
+
+def _latex_ref(name: str, indices: Sequence[str]) -> str:
+    return ref_to_latex(name, tuple(indices))
+
+
+def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = None,
+            differentials: bool = False, sizes: Mapping | None = None) -> Explanation:
+    """How reverse mode computes ``d of / d wrt``: every step with the rule that justifies it.
+
+    For each statement, from the output back: its index form; the derivative of
+    its right side with Kronecker deltas and the deltas that summation removes;
+    the contraction with the gradient flowing back (``gF``); the matrix form.
+    ``differentials=True`` adds the view by differentials, ``dL = G : dF``
+    with ``A : B = tr(Aᵀ B)``, which shows why a factor to the left of ``dW``
+    lands on the left, transposed, and one to the right on the right.
+    ``sizes`` (index name → size, or input name → shape) prints every shape.
+
+    >>> e = explain("F[i,k] = W[i,j] X[j,k]", "W", differentials=True)
+    >>> print(e.sections[0].rows[0].text)
+    ∂F[i,k]/∂W[a,b] = δ[i,a] δ[j,b] X[j,k]
+    >>> print(e.sections[0].rows[1].text.strip())
+    = δ[i,a] X[b,k]
+    >>> print(e.sections[0].rows[-1].text)
+    dL = gF : dF = gF : (dW X) = gF Xᵀ : dW
+    """
+    program = as_program(program)
+    adj = adjoint(program, wrt, of)
+    of = adj.of
+    shapes = _Shapes(program, sizes)
+    order = _ancestors(program, of)
+    active = _active(program, order, adj.wrt)
+    tensors = {f"g:{t}": g for t, g in {**adj.gradient, of: adj.seed or f"g{of}"}.items()}
+    loss = _loss_name(program, of, adj.seed)
+    sections = []
+    for name in reversed(order):
+        if name not in active:
+            continue
+        statement = program.statement(name)
+        sections.append(_section(program, statement, active, adj, shapes, tensors, differentials, loss))
+    seed = (f"the gradient {adj.seed} = ∂{loss}/∂{of} flowing into {of} from a scalar {loss} downstream is given"
+            if adj.seed else f"the seed is ∂{of}/∂{of} = 1")
+    header = (f"Reverse mode for the gradient of {loss} with respect to {', '.join(adj.wrt)}: "
+              f"statements from {of} back to the inputs; {seed}.\n"
+              f"g<T> names the gradient of {loss} with respect to T (shaped like T); "
+              f"∂ of a statement is taken entry by entry with Kronecker deltas.")
+    if differentials:
+        header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with A : B = Σ A[i,j] B[i,j] = tr(Aᵀ B), "
+                   f"so A : (B C) = Bᵀ A : C = A Cᵀ : B.")
+    return Explanation(header, tuple(sections), adj)
+
+
+def _loss_name(program: Program, of: str, seed: str | None) -> str:
+    """The scalar being differentiated: the output, or a name for the loss downstream of a tensor output."""
+    if seed is None:
+        return of
+    taken = set(program.names) | {n for n, _ in program.inputs}
+    return next(n for n in ("L", "ℓ", "loss", "L_") if n not in taken)
+
+
+def _active(program: Program, order: Sequence[str], wrts: Sequence[str]) -> set[str]:
+    active = set(wrts)
+    for name in order:
+        if any(t in active for t in ir.tensor_names(program.statement(name).rhs)):
+            active.add(name)
+    return active
+
+
+def _section(program: Program, statement: Statement, active: set[str], adj: AdjointProgram, shapes: _Shapes,
+             tensors: Mapping[str, str], differentials: bool, loss: str) -> ExplanationSection:
+    form = to_matrix(statement.rhs, statement.lhs)
+    title = f"[{statement.number}] {statement.source.strip()}"
+    if form is not None:
+        title += f"      {statement.name} = {form.text}"
+    if shapes.of(statement.name):
+        title += f"      ({statement.name}: {shapes.of(statement.name)})"
+    rows: list[ExplanationRow] = []
+    g_out = tensors[f"g:{statement.name}"]
+    is_seed = not statement.lhs and adj.seed is None
+    inputs = [t for t in ir.tensor_names(statement.rhs) if t in active]
+    pieces = []
+    for tensor in inputs:
+        rows.extend(_input_rows(program, statement, tensor, adj, shapes, tensors, is_seed, pieces))
+    if differentials:
+        rows.extend(_differential_rows(statement, g_out, pieces, is_seed, loss))
+    fixed = {i: ir.display_name(i) for i in statement.lhs}
+    title_latex = rf"\text{{[{statement.number}]}}\quad " \
+                  rf"{_latex_ref(statement.name, list(fixed.values()))} = {expr_to_latex(statement.rhs, fixed)}"
+    if form is not None:
+        title_latex += rf"\qquad {ref_to_latex(statement.name, ())} = {form.latex}"
+    return ExplanationSection(title, tuple(rows), title_latex)
+
+
+def _input_rows(program: Program, statement: Statement, tensor: str, adj: AdjointProgram, shapes: _Shapes,
+                tensors: Mapping[str, str], is_seed: bool, pieces: list) -> list[ExplanationRow]:
+    rows = []
+    rank = program.rank(tensor)
+    slots = _fresh_slots(tensor, rank, statement.roots)
+    names = {**{i: ir.display_name(i) for i in statement.lhs}, **{s: ir.display_name(s) for s in slots}}
+    out_ref = format_ref(statement.name, tuple(ir.display_name(i) for i in statement.lhs))
+    in_ref = format_ref(tensor, tuple(ir.display_name(s) for s in slots))
+    d_lhs = f"∂{out_ref}/∂{in_ref}"
+    d_lhs_latex = rf"\frac{{\partial {_latex_ref(statement.name, [names[i] for i in statement.lhs])}}}" \
+                  rf"{{\partial {_latex_ref(tensor, [names[s] for s in slots])}}}"
+    raw = partial(statement.rhs, tensor, slots)
+    local = simplify(raw)
+    rules = "; ".join(_rules(statement.rhs, tensor))
+    raw_text, local_text = format_expr(raw, names), format_expr(local, names)
+    rows.append(ExplanationRow(f"{d_lhs} = {raw_text}", f"{d_lhs_latex} = {expr_to_latex(raw, names)}", rules))
+    if local_text != raw_text:
+        gone = _eliminated(raw, (), names)
+        rule = "δ elimination: " + ", ".join(gone) if gone else "simplify"
+        rows.append(ExplanationRow(f"{' ' * len(d_lhs)} = {local_text}", f"= {expr_to_latex(local, names)}", rule))
+    g_name = tensors[f"g:{tensor}"] if f"g:{tensor}" in tensors else f"g{tensor}"
+    g_lhs = format_ref(g_name, tuple(ir.display_name(s) for s in slots))
+    g_lhs_latex = _latex_ref(g_name, [names[s] for s in slots])
+    if is_seed:
+        contribution = local
+        rows.append(ExplanationRow(f"{g_lhs} = {d_lhs} = {local_text}",
+                                   f"{g_lhs_latex} = {expr_to_latex(local, names)}",
+                                   f"the seed: g{statement.name} = 1"))
+    else:
+        g_ref = ir.ref(f"g:{statement.name}", statement.lhs)
+        product = ir.summation(statement.lhs, ir.mul(g_ref, local))
+        contribution = simplify(product)
+        upstream = format_ref(tensors[f"g:{statement.name}"], tuple(ir.display_name(i) for i in statement.lhs))
+        many = _many(program, tensor, adj)
+        lines = [f"{g_lhs} {'+=' if many else '='} {upstream} {d_lhs}"]
+        product_text = format_expr(product, names, tensors=tensors)
+        lines.append(product_text)
+        final_text = format_expr(contribution, names, tensors=tensors)
+        gone = _eliminated(local, statement.lhs, names)
+        pad = " " * len(g_lhs)
+        assign = r"\mathrel{+}=" if many else "="
+        rows.append(ExplanationRow(f"{lines[0]}", rf"{g_lhs_latex} {assign} "
+                                   rf"{_latex_ref(tensors[f'g:{statement.name}'], [names[i] for i in statement.lhs])}"
+                                   rf" {d_lhs_latex}",
+                                   f"chain rule: contract with the upstream gradient over "
+                                   f"{', '.join(ir.display_name(i) for i in statement.lhs) or 'nothing'}"))
+        rows.append(ExplanationRow(f"{pad} = {product_text}", f"= {expr_to_latex(product, names, _lx(tensors))}"))
+        if final_text != product_text:
+            rows.append(ExplanationRow(f"{pad} = {final_text}", f"= {expr_to_latex(contribution, names, _lx(tensors))}",
+                                       "δ elimination: " + ", ".join(gone) if gone else "simplify"))
+    form = to_matrix(contribution, slots, tensors=tensors)
+    if form is not None:
+        shape = shapes.of_form(form)
+        rows.append(ExplanationRow(f"{g_name} {'+=' if _many(program, tensor, adj) else '='} {form.text}",
+                                   f"{ref_to_latex(g_name, ())} = {form.latex}",
+                                   "matrix form" + (f": {shape}" if shape else "")))
+    else:
+        rows.append(ExplanationRow(f"{g_name}: no matrix form", r"\text{no matrix form}",
+                                   "a factor has more than two indices, or indices meet in more than two places"))
+    tangent = simplify(ir.summation(slots, ir.mul(local, ir.ref(f"d{tensor}", slots))))
+    pieces.append((tensor, tangent, contribution, slots))
+    return rows
+
+
+def _many(program: Program, tensor: str, adj: AdjointProgram) -> bool:
+    order = _ancestors(program, adj.of)
+    return len(_consumers(program, order, tensor)) > 1
+
+
+def _lx(tensors: Mapping[str, str]) -> dict[str, str]:
+    return {k: ref_to_latex(v, ()) for k, v in tensors.items()}
+
+
+def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: bool,
+                       of: str) -> list[ExplanationRow]:
+    """``dL = G : dF = G : (dW X) = G Xᵀ : dW``, one row per input, and why each factor moves."""
+    rows = []
+    total = simplify(ir.add(*(tangent for _, tangent, _, _ in pieces)))
+    total_form = to_matrix(total, statement.lhs)
+    d_out = f"d{statement.name}"
+    if total_form is not None and not is_seed:
+        rows.append(ExplanationRow(f"{d_out} = {total_form.text}", f"{ref_to_latex('d' + statement.name, ())} = "
+                                   f"{total_form.latex}", "the differential of the statement"))
+    for tensor, tangent, contribution, slots in pieces:
+        t_form = to_matrix(tangent, statement.lhs)
+        c_form = to_matrix(contribution, slots, tensors={f"g:{statement.name}": g_out})
+        if t_form is None or c_form is None:
+            rows.append(ExplanationRow(f"d{tensor}: no matrix form", r"\text{no matrix form}"))
+            continue
+        pairing = _pairing(c_form, f"d{tensor}")
+        if is_seed:
+            more = " + …" if len(pieces) > 1 else ""
+            text = f"d{of} = {t_form.text}{more}"
+            if t_form.text != pairing:
+                text += f" = {pairing}{more}"
+            latex = rf"{ref_to_latex('d' + of, ())} = {c_form.latex} : {ref_to_latex('d' + tensor, ())}"
+            rows.append(ExplanationRow(text, latex, f"read the gradient off dL = G : dX: g{tensor} = G"
+                                       .replace("dL", f"d{of}")))
+            continue
+        else:
+            piece = t_form.text if isinstance(t_form.node, Tensor) else f"({t_form.text})"
+            text = f"d{of} = {g_out} : {d_out} = {g_out} : {piece} = {pairing}"
+            if len(pieces) > 1:
+                text = f"d{of} = … + {g_out} : {piece} + … = … + {pairing} + …"
+            latex = rf"{ref_to_latex(g_out, ())} : \left({t_form.latex}\right) = {c_form.latex} : " \
+                    rf"{ref_to_latex('d' + tensor, ())}"
+        rows.append(ExplanationRow(text, latex, _frobenius_rule(t_form.node, f"d{tensor}")))
+    return rows
+
+
+def _pairing(form: MatrixForm, d_name: str) -> str:
+    """``G : dW`` for matrices; a row vector times the column ``db``; a dot product of vectors."""
+    if form.layout == "row":
+        return f"({form.text}) {d_name}"
+    if form.layout == "column":
+        return f"{form.operand()} · {d_name}"
+    return f"{form.operand()} : {d_name}"
+
+
+def _frobenius_rule(node: Node, d_name: str) -> str:
+    """Which Frobenius identity moves the factors around ``dX``."""
+    body = node.body if isinstance(node, TermNode) and node.body is not None else node
+    if isinstance(body, Tensor) and body.name == d_name:
+        return "A : dX: the gradient passes through"
+    if isinstance(body, Hadamard):
+        return "A : (M ⊙ dX) = (A ⊙ M) : dX: elementwise factors stay, multiplied in"
+    if isinstance(body, Product):
+        names = [f.name if isinstance(f, Tensor) else f.arg.name if isinstance(f, Transpose) and
+                 isinstance(f.arg, Tensor) else "" for f in body.factors]
+        if d_name in names:
+            k = names.index(d_name)
+            left, right = body.factors[:k], body.factors[k + 1:]
+            if isinstance(body.factors[k], Transpose) and len(body.factors) == 2 and \
+                    isinstance(body.factors[0], Ones):
+                return "A : (1 dbᵀ) = (1ᵀ A) db: b was broadcast down the rows, so its gradient sums them"
+            if isinstance(body.factors[k], Transpose):
+                return {(True, True): "A : (B dXᵀ C) = C Aᵀ B : dX", (True, False): "A : (B dXᵀ) = Aᵀ B : dX",
+                        (False, True): "A : (dXᵀ C) = C Aᵀ : dX"}[(bool(left), bool(right))] + \
+                    ": a transposed dX turns the whole product around"
+            if left and right:
+                return "A : (B dX C) = Bᵀ A Cᵀ : dX: a left factor lands on the left, transposed; " \
+                       "a right factor on the right, transposed"
+            if left:
+                return "A : (B dX) = Bᵀ A : dX: a factor on the left of dX lands on the left, transposed"
+            if right:
+                return "A : (dX C) = A Cᵀ : dX: a factor on the right of dX lands on the right, transposed"
+    return ""
