@@ -47,7 +47,7 @@ from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from .printing import format_expr, format_ref
 from .program import Derivative, Program, parse
 from .second_order import hessian, symbolic_hessian
-from .semantics import resolve_sizes
+from .semantics import dependencies, resolve_sizes
 from .simplification import simplify
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
@@ -392,15 +392,7 @@ def _assignment(text: str, option: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- shapes and inputs
 
 def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
-    defined = set(program.names)
-    seen: set[str] = set()
-    stack = [n for n in names if n in defined]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(t for t in ir.tensor_names(program.statement(name).rhs) if t in defined)
-    return [n for n in program.names if n in seen]
+    return list(dependencies(program.statements, names))
 
 
 def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[str]:

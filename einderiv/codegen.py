@@ -55,7 +55,7 @@ from .planning import Context, index_size
 from .printing import format_expr, format_number, format_ref
 from .program import Program, as_program, wrt_slots
 from .second_order import HessianProgram, gradient_program, hessian_program
-from .semantics import Statement, resolve_sizes
+from .semantics import Statement, dependencies, resolve_sizes, written_names
 
 __all__ = ["codegen", "NUMPY_CODE"]
 
@@ -170,7 +170,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
         raise ShapeError(f"shapes must map input names to shapes, got {type(shapes).__name__}")
     ranks = dict(program.inputs)
     statements = _ancestors(program, of)
-    needed = list(dict.fromkeys([t for s in statements for t in _written(s) if t in ranks] + list(wrts)))
+    needed = list(dict.fromkeys([t for s in statements for t in written_names(s) if t in ranks] + list(wrts)))
     missing = [n for n in needed if n not in shapes]
     if missing:
         raise ShapeError(f"shapes has no entry for {', '.join(missing)}; give every input's shape "
@@ -190,22 +190,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
 
 
 def _ancestors(program: Program, of: str) -> list[Statement]:
-    if of not in program.names:
-        return []
-    seen: set[str] = set()
-    stack = [of]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in program.names:
-            continue
-        seen.add(name)
-        stack.extend(_written(program.statement(name)))
-    return [s for s in program.statements if s.name in seen]
-
-
-def _written(statement: Statement) -> list[str]:
-    """Tensors a statement names, even where they cancel (their axes still fix sizes)."""
-    return list(dict.fromkeys([occ.tensor for occ in statement.occurrences] + list(ir.tensor_names(statement.rhs))))
+    return [program.statement(n) for n in dependencies(program.statements, [of])]
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
@@ -569,7 +554,7 @@ class _Module:
         self.user_sizes = user_sizes
         self.forward = _ancestors(program, of)
         ranks = dict(program.inputs)
-        used = [t for s in self.forward for t in _written(s) if t in ranks]
+        used = [t for s in self.forward for t in written_names(s) if t in ranks]
         self.inputs = list(dict.fromkeys(used + list(wrts) + ([of] if of in ranks else [])))
 
     def _start(self) -> _Writer:

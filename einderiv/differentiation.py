@@ -31,8 +31,8 @@ from typing import Callable, Mapping, Sequence
 
 from . import ir
 from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
-from .semantics import Statement
+from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
+from .semantics import Statement, dependencies
 from .simplification import simplify
 
 __all__ = [
@@ -155,19 +155,6 @@ class DerivedProgram:
     forward: tuple[str, ...]
 
 
-def _ancestors(statements: Mapping[str, Statement], of: str) -> list[str]:
-    """Statements ``of`` depends on, itself included, in program order."""
-    seen: set[str] = set()
-    stack = [of]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in statements:
-            continue
-        seen.add(name)
-        stack.extend(ir.tensor_names(statements[name].rhs))
-    return [s for s in statements if s in seen]
-
-
 def _active(statements: Mapping[str, Statement], order: list[str], sources: Sequence[str]) -> set[str]:
     """Tensors that depend on any of ``sources`` (the sources included)."""
     active = set(sources)
@@ -191,7 +178,7 @@ def reverse_program(statements: Sequence[Statement], of: str, wrts: Sequence[str
     ``slots`` names the axes of each input in ``wrts``.
     """
     table = {s.name: s for s in statements}
-    order = _ancestors(table, of)
+    order = list(dependencies(statements, [of]))
     active = _active(table, order, wrts)
     contributions: dict[str, list[Expr]] = {}
     emitted: list[DerivedStatement] = []
@@ -227,7 +214,7 @@ def forward_program(statements: Sequence[Statement], of: str, sources: Sequence[
     the positions of W being the free indices listed in its first reference.
     """
     table = {s.name: s for s in statements}
-    order = _ancestors(table, of)
+    order = list(dependencies(statements, [of]))
     active = _active(table, order, sources)
     users_of: dict[str, int] = {}
     for name in order:

@@ -34,7 +34,7 @@ from .errors import ProgramError, ShapeError, UnsupportedError
 from .planning import DEFAULT_MEMORY_LIMIT, Context, compile_expr, index_size
 from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
-from .semantics import resolve_sizes
+from .semantics import dependencies, resolve_sizes, written_names
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
 
@@ -104,25 +104,10 @@ def _as_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
     raise ShapeError(f"{role} '{name}' is not a numeric array (dtype {array.dtype})")
 
 
-def _written(program: Program, name: str) -> list[str]:
-    """Tensors a statement names, even where they cancel (their sizes still count)."""
-    return list(dict.fromkeys(occ.tensor for occ in program.statement(name).occurrences)) + \
-        [t for t in ir.tensor_names(program.statement(name).rhs)]
-
-
 @functools.lru_cache(maxsize=1024)
 def _ancestors(program: Program, of: str) -> tuple[str, ...]:
     """Statements ``of`` depends on, itself included, in program order (cached per program)."""
-    names = set(program.names)
-    seen: set[str] = set()
-    stack = [of]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in names:
-            continue
-        seen.add(name)
-        stack.extend(_written(program, name))
-    return tuple(n for n in program.names if n in seen)
+    return dependencies(program.statements, [of])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -132,7 +117,7 @@ def _request(program: Program, of: str, extra: tuple[str, ...]) -> tuple[tuple[s
     inputs = dict(program.inputs)
     needed: dict[str, None] = {}
     for name in order:
-        for t in _written(program, name):
+        for t in written_names(program.statement(name)):
             if t in inputs:
                 needed.setdefault(t)
     for name in extra:

@@ -29,7 +29,7 @@ from .latex import expr_to_latex, ref_to_latex
 from .matrix_form import Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, to_matrix
 from .printing import format_expr, format_ref
 from .program import Program, as_program
-from .semantics import Statement, resolve_sizes
+from .semantics import Statement, dependencies, resolve_sizes
 from .simplification import simplify
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
@@ -301,15 +301,7 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
 
 
 def _ancestors(program: Program, of: str) -> list[str]:
-    seen: set[str] = set()
-    stack = [of]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in program.names:
-            continue
-        seen.add(name)
-        stack.extend(ir.tensor_names(program.statement(name).rhs))
-    return [n for n in program.names if n in seen]
+    return list(dependencies(program.statements, [of]))
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:

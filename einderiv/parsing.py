@@ -14,13 +14,12 @@ their own.
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from typing import Union
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from .errors import ParseError
 

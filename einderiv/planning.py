@@ -33,7 +33,7 @@ import opt_einsum
 from . import ir
 from .errors import MemoryLimitError, ShapeError
 from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
 
 __all__ = ["Context", "compile_expr", "index_size", "check_bytes", "DEFAULT_MEMORY_LIMIT", "Runner"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Mapping
 
 from . import ir
 from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices

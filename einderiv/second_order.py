@@ -49,7 +49,7 @@ from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from .planning import Context, compile_expr
 from .printing import format_expr, format_ref
 from .program import Program, as_program, jacobian_seed, wrt_slots
-from .semantics import Statement
+from .semantics import Statement, dependencies
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
@@ -170,15 +170,7 @@ def _check_input(program: Program, name: str) -> None:
 
 def _closure(table: Mapping[str, Statement], exprs: Sequence[Expr]) -> set[str]:
     """Statements of ``table`` the expressions need, directly or through other statements."""
-    seen: set[str] = set()
-    stack = [t for e in exprs for t in ir.tensor_names(e)]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in table:
-            continue
-        seen.add(name)
-        stack.extend(ir.tensor_names(table[name].rhs))
-    return seen
+    return set(dependencies(table.values(), [t for e in exprs for t in ir.tensor_names(e)]))
 
 
 # ---------------------------------------------------------------- Hessian programs

@@ -22,7 +22,7 @@ This is where the language's meaning lives:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from . import ir
 from .errors import ProgramError, ShapeError
@@ -31,7 +31,7 @@ from .ir import Expr
 from .parsing import Binary, CallNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary, caret_context
 from .simplification import simplify
 
-__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index"]
+__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
 
 
 def statement_index(name: str, number: int) -> str:
@@ -257,6 +257,33 @@ def _lower_sum(node: SumNode, scope: _Scope) -> Expr:
     finally:
         scope.bound = scope.bound[:-1]
     return ir.summation(tuple(frame.values()), body)
+
+
+# ---------------------------------------------------------------- dependencies
+
+def written_names(statement: Statement) -> tuple[str, ...]:
+    """Tensors a statement names, even where they cancel (their axes still fix sizes)."""
+    return tuple(dict.fromkeys([occ.tensor for occ in statement.occurrences] + list(ir.tensor_names(statement.rhs))))
+
+
+def dependencies(statements: Iterable[Statement], roots: Iterable[str]) -> tuple[str, ...]:
+    """Names of the statements the ``roots`` depend on, roots included, in program order.
+
+    >>> from einderiv.parsing import parse_text
+    >>> stmts, _, _ = analyse(parse_text("a[i] = x[i]; b[i] = y[i]; c[i] = a[i]"))
+    >>> dependencies(stmts, ["c"])
+    ('a', 'c')
+    """
+    table = {s.name: s for s in statements}
+    seen: set[str] = set()
+    stack = [r for r in roots if r in table]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(t for t in written_names(table[name]) if t in table)
+    return tuple(name for name in table if name in seen)
 
 
 # ---------------------------------------------------------------- the trap warning

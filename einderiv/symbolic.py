@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from .errors import MemoryLimitError, ShapeError, UnsupportedError
 from .ir import Call, Delta, Expr, Power, Ref, Size, Term
 from .planning import Context, index_size
 from .program import Program
-from .semantics import resolve_sizes
+from .semantics import dependencies, resolve_sizes
 
 __all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "require_sympy"]
 
@@ -199,17 +199,8 @@ def _check_entries(shape: Shape, what: str) -> None:
                                f"limited to {MAX_ENTRIES:,} per tensor (they are meant for small examples)")
 
 
-def _ancestors(program: Program, names: list[str]) -> list[str]:
-    defined = set(program.names)
-    seen: set[str] = set()
-    stack = [n for n in names if n in defined]
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        stack.extend(t for t in ir.tensor_names(program.statement(name).rhs) if t in defined)
-    return [n for n in program.names if n in seen]
+def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
+    return list(dependencies(program.statements, names))
 
 
 def _prepare(program: Program, of: str, shapes: Mapping[str, Shape], sizes: Mapping[str, int] | None,

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import re
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
