@@ -51,7 +51,7 @@ from . import ir
 from .differentiation import numeric_inline, reverse_program
 from .errors import ProgramError, ShapeError, UnsupportedError
 from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
-from .planning import Context, index_size
+from .planning import Context, delta_groups, index_size
 from .printing import format_expr, format_number, format_ref
 from .program import Program, as_program, wrt_slots
 from .second_order import HessianProgram, gradient_program, hessian_program
@@ -452,17 +452,7 @@ class _Writer:
             else:
                 operands.append(self.factor(f))
         position = {index: k for k, index in enumerate(target)}
-        parent = list(range(len(target)))
-
-        def find(k: int) -> int:
-            while parent[k] != k:
-                k = parent[k]
-            return k
-
-        for d in deltas:
-            a, b = find(position[d.first]), find(position[d.second])
-            parent[max(a, b)] = min(a, b)
-        reps = [find(k) for k in range(len(target))]
+        reps = delta_groups(target, deltas)
         order = list(dict.fromkeys(reps))
         groups = tuple(tuple(k for k in range(len(target)) if reps[k] == r) for r in order)
         rep_of = {index: target[reps[k]] for index, k in position.items()}

@@ -35,7 +35,7 @@ from .errors import MemoryLimitError, ShapeError
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
 
-__all__ = ["Context", "compile_expr", "index_size", "check_bytes", "DEFAULT_MEMORY_LIMIT", "Runner"]
+__all__ = ["Context", "compile_expr", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT", "Runner"]
 
 #: Default limit, in bytes, on any one tensor einderiv allocates.
 DEFAULT_MEMORY_LIMIT = 2 * 1024 ** 3
@@ -157,24 +157,13 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
             coeff *= index_size(factor.index, ctx)
         else:
             operands.append(_compile_factor(factor, ctx))
-    # Free deltas merge target axes into groups (union-find, earliest axis represents).
-    position = {index: k for k, index in enumerate(target)}
-    parent = list(range(len(target)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            k = parent[k]
-        return k
-
     for d in deltas:
-        if d.first not in position or d.second not in position:
-            raise AssertionError(f"internal: delta {d} is not free in {target}")
-        a, b = find(position[d.first]), find(position[d.second])
+        a, b = target.index(d.first), target.index(d.second)
         if shape[a] != shape[b]:
             raise ShapeError(f"δ[{ir.display_name(d.first)},{ir.display_name(d.second)}] joins indices of "
                              f"sizes {shape[a]} and {shape[b]}")
-        parent[max(a, b)] = min(a, b)
-    reps = [find(k) for k in range(len(target))]
+    reps = delta_groups(target, deltas)
+    position = {index: k for k, index in enumerate(target)}
     group_axes: dict[int, list[int]] = {}
     for k, r in enumerate(reps):
         group_axes.setdefault(r, []).append(k)
@@ -189,6 +178,27 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     exact = not has_deltas and not expand
     view = _diagonal_view([group_axes[g] for g in group_order]) if has_deltas else None
     return _TermPlan(value, exact, view, expand)
+
+
+def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
+    """For each axis of ``target``, the first axis that free deltas tie it to (union-find).
+
+    >>> from einderiv.ir import Delta
+    >>> delta_groups(("i", "k", "a", "b"), [Delta("i", "a")])
+    [0, 1, 0, 3]
+    """
+    position = {index: k for k, index in enumerate(target)}
+    parent = list(range(len(target)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for d in deltas:
+        a, b = find(position[d.first]), find(position[d.second])
+        parent[max(a, b)] = min(a, b)
+    return [find(k) for k in range(len(target))]
 
 
 def _getter(name: str) -> Runner:
