@@ -1020,7 +1020,7 @@ def fold_definitions(expr: Expr, statements: Sequence) -> Expr:
     >>> prog = parse("e[i] = exp(z[i]); s = e[j]; p[i] = e[i] / s")
     >>> from einderiv.printing import format_expr
     >>> format_expr(fold_definitions(prog.derivative("z").expr, prog.statements))
-    'p[i] δ[i,a] - p[i] p[a]'
+    '(δ[i,a] - p[a]) p[i]'
     """
     patterns = [st for st in statements if len(st.rhs.terms) == 1 and not st.rhs.terms[0].summed
                 and st.rhs.terms[0].coeff == 1.0 and st.rhs.terms[0].factors]

@@ -40,7 +40,7 @@ def test_two_layer_adjoint_statements():
     adj = adjoint(TWO_LAYER, NET_WRTS)
     assert isinstance(adj, AdjointProgram)
     assert adj.text.splitlines() == [
-        "gZ[n,c] = Z[n,c] / N - T[n,c] / N",
+        "gZ[n,c] = (Z[n,c] - T[n,c]) / N",
         "gH3[n,c] = gZ[n,c]",
         "gb2[c] = gZ[n,c]",
         "gH2[n,h] = gH3[n,c] W2[h,c]",
