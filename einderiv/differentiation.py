@@ -114,15 +114,20 @@ def _heavy(term: Term) -> list[Factor]:
 def numeric_inline(expr: Expr, consumers: int) -> bool:
     """Inline an adjoint/tangent for evaluation when that costs nothing.
 
-    A rename, a scaling or a delta is always inlined (no copy is made); a single
-    short product is inlined into its only consumer.
+    A rename, a scaling or a delta is always inlined (no copy is made). A short
+    product that carries free deltas (a Jacobian's adjoint) is inlined into its
+    only consumer, since materializing it would spell out the deltas; any other
+    product is computed once, so each step stays a one- or two-operand BLAS or
+    elementwise call.
     """
     if len(expr.terms) != 1:
         return not expr.terms
-    heavy = _heavy(expr.terms[0])
+    term = expr.terms[0]
+    heavy = _heavy(term)
     if len(heavy) <= 1 and all(isinstance(f, Ref) for f in heavy):
         return True
-    return consumers <= 1 and len(heavy) <= 3
+    has_delta = any(isinstance(f, Delta) for f in term.factors)
+    return has_delta and consumers <= 1 and len(heavy) <= 3
 
 
 def display_inline(expr: Expr, consumers: int) -> bool:

@@ -28,10 +28,11 @@ __all__ = ["ElementwiseFunction", "FUNCTIONS", "USER_FUNCTIONS"]
 
 
 def _indicator(compare: Callable) -> Callable:
+    """``[a OP b]`` as floats, written in one pass (the comparison casts into a float output)."""
     def indicator(a, b):
         a, b = np.asarray(a), np.asarray(b)
-        dtype = np.result_type(a.dtype, b.dtype, np.float32)
-        return compare(a, b).astype(dtype)
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a.dtype, b.dtype, np.float32))
+        return compare(a, b, out=out)
     return indicator
 
 
@@ -42,7 +43,7 @@ def _sigmoid(x):
 
 def _step(x):
     x = np.asarray(x)
-    return (x > 0).astype(np.result_type(x.dtype, np.float32))
+    return np.greater(x, 0, out=np.empty(x.shape, np.result_type(x.dtype, np.float32)))
 
 
 def _sign(x):
