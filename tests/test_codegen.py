@@ -118,7 +118,8 @@ class NoEinderiv(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NoEinderiv())
-sys.path = [p for p in sys.path if "REPO" not in p]
+import os
+sys.path = [p for p in sys.path if os.path.realpath(p or ".") != "REPO" and not os.path.realpath(p or ".").startswith("REPO" + os.sep)]
 import numpy as np
 spec = importlib.util.spec_from_file_location("generated", "generated.py")
 module = importlib.util.module_from_spec(spec)
