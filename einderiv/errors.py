@@ -7,6 +7,9 @@ and where each came from.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 __all__ = [
     "EinderivError",
     "ParseError",
@@ -15,6 +18,7 @@ __all__ = [
     "UnsupportedError",
     "MemoryLimitError",
     "EinderivWarning",
+    "depth_guard",
 ]
 
 
@@ -54,3 +58,25 @@ class MemoryLimitError(EinderivError):
 
 class EinderivWarning(UserWarning):
     """A program that is valid but probably not what its author meant."""
+
+
+@contextlib.contextmanager
+def depth_guard(what: str) -> Iterator[None]:
+    """Turn Python's ``RecursionError`` inside the block into a :class:`ProgramError`.
+
+    Parsing, lowering, simplifying, printing and compiling recurse over nested
+    expressions; a hostile program nested thousands deep must end in a clear
+    error, not in an internal one.
+
+    >>> try:
+    ...     with depth_guard("the expression"):
+    ...         raise RecursionError
+    ... except ProgramError as error:
+    ...     print(str(error).split(";")[0])
+    the expression is nested too deeply (Python's recursion limit was reached)
+    """
+    try:
+        yield
+    except RecursionError:
+        raise ProgramError(f"{what} is nested too deeply (Python's recursion limit was reached); "
+                           f"split deep expressions into several statements") from None

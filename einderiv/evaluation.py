@@ -30,8 +30,9 @@ import numpy as np
 
 from . import ir
 from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
-from .errors import ProgramError, ShapeError, UnsupportedError
-from .planning import DEFAULT_MEMORY_LIMIT, Context, compile_expr, index_size
+from . import planning, simplification
+from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
+from .planning import Context, compile_expr, index_size
 from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
 from .semantics import dependencies, resolve_sizes, written_names
@@ -65,7 +66,8 @@ def clear_cache() -> None:
         _cache.clear()
         _stats.update(hits=0, misses=0)
     for clear in (_ancestors.cache_clear, _request.cache_clear, program_module._parse_cached.cache_clear,
-                  program_module._derivative.cache_clear, *_other_caches):
+                  program_module._derivative.cache_clear, ir._all_names_of.cache_clear,
+                  simplification._nested_text.cache_clear, *_other_caches):
         clear()
 
 
@@ -82,9 +84,10 @@ class _Plan:
 
 
 def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for name, runner in plan.steps:
-        env[name] = runner(env)
-    return {name: runner(env) for name, runner in plan.results}
+    with depth_guard("the program"):
+        for name, runner in plan.steps:
+            env[name] = runner(env)
+        return {name: runner(env) for name, runner in plan.results}
 
 
 # ---------------------------------------------------------------- inputs
@@ -133,7 +136,7 @@ def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dic
     for name in names:
         if name not in inputs:
             raise ShapeError(f"missing input '{name}' (the program uses it with {ranks[name]} "
-                             f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(inputs)) or 'none'}")
+                             f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(map(str, inputs))) or 'none'}")
         array = _as_array(name, inputs[name])
         if array.ndim != ranks[name]:
             raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
@@ -164,7 +167,7 @@ def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
 def _names(wrt: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
     if isinstance(wrt, str):
         return (wrt,), True
-    names = tuple(wrt)
+    names = tuple(wrt) if isinstance(wrt, (list, tuple)) else ()
     if not names or not all(isinstance(n, str) for n in names):
         raise ProgramError(f"wrt must be an input name or a list of names, got {wrt!r}")
     return names, False
@@ -179,8 +182,17 @@ def _context(program: Program, arrays: Mapping[str, np.ndarray], sizes_key: tupl
     index_sizes, all_shapes = resolve_sizes(tuple(chosen), shapes, dict(sizes_key))
     for name, _ in program.inputs:
         all_shapes.setdefault(name, ())
-    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else int(memory_limit)
-    return Context(index_sizes, all_shapes, _dtype(arrays), limit, hint=hint)
+    return Context(index_sizes, all_shapes, _dtype(arrays), _memory_limit(memory_limit), hint=hint)
+
+
+def _memory_limit(memory_limit: int | None) -> int:
+    """The byte limit in force: ``memory_limit``, else ``planning.DEFAULT_MEMORY_LIMIT`` read now."""
+    if memory_limit is None:
+        memory_limit = planning.DEFAULT_MEMORY_LIMIT
+    if isinstance(memory_limit, (bool, np.bool_)) or not isinstance(memory_limit, (int, float, np.integer, np.floating)) \
+            or not 0 <= memory_limit < float("inf"):
+        raise MemoryLimitError(f"memory_limit must be a non-negative number of bytes, got {memory_limit!r}")
+    return int(memory_limit)
 
 
 def _forward_steps(program: Program, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
@@ -205,13 +217,9 @@ def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[st
 
 
 def _referenced_statements(program: Program, exprs: Sequence[ir.Expr]) -> list[str]:
-    wanted: set[str] = set()
-    names = set(program.names)
-    for e in exprs:
-        for t in ir.tensor_names(e):
-            if t in names:
-                wanted.update(_ancestors(program, t))
-    return [n for n in program.names if n in wanted]
+    # One walk from every referenced tensor at once: linear in the program's length.
+    roots = dict.fromkeys(t for e in exprs for t in ir.tensor_names(e))
+    return list(dependencies(program.statements, roots))
 
 
 def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
@@ -222,7 +230,8 @@ def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
             _stats["hits"] += 1
             return plan
         _stats["misses"] += 1
-    plan = build()
+    with depth_guard("the program"):
+        plan = build()
     with _lock:
         _cache[key] = plan
         _cache.move_to_end(key)
@@ -251,6 +260,7 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     order, needed = _request(program, of, ())
     arrays = _check_inputs(program, inputs, needed)
     sizes_key = _sizes_key(sizes)
+    memory_limit = _memory_limit(memory_limit)
     key = ("value", program.text, of, _signature(arrays), sizes_key, memory_limit)
 
     def build() -> _Plan:
@@ -268,13 +278,14 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
             raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
                                f"({', '.join(n for n, _ in program.inputs)})")
         program.rank(w)
-    order, needed = _request(program, of, wrts)
+    order, needed = _request(program, of, wrts if of in program.names else tuple(dict.fromkeys(wrts + (of,))))
     arrays = _check_inputs(program, inputs, needed)
     extra_arrays = {}
     out_rank = program.rank(of)
     if mode == "vjp":
         extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
     sizes_key = _sizes_key(sizes)
+    memory_limit = _memory_limit(memory_limit)
     key = (mode, program.text, of, wrts, _signature(arrays), _signature(extra_arrays), sizes_key, memory_limit)
 
     def build() -> _Plan:
@@ -388,6 +399,9 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     """
     program = as_program(program)
     of = program.resolve_output(of)
+    if program.rank(of) != 0:
+        raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
+                         f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
     return (float(evaluate(program, inputs, of=of, sizes=sizes, memory_limit=memory_limit)),
             grad(program, wrt, inputs, of=of, sizes=sizes, memory_limit=memory_limit))
 
@@ -423,6 +437,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
             raise ShapeError(f"the tangent of '{n}' has shape {tangent_arrays[tangent_name(n)].shape} "
                              f"but '{n}' has shape {arrays[n].shape}")
     sizes_key = _sizes_key(sizes)
+    memory_limit = _memory_limit(memory_limit)
     key = ("jvp", program.text, of, sources, _signature(arrays), _signature(tangent_arrays), sizes_key, memory_limit)
 
     def build() -> _Plan:

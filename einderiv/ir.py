@@ -20,8 +20,11 @@ This module has no numpy and no lark: it is pure structure.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Union
+
+from .errors import UnsupportedError
 
 __all__ = [
     "Ref", "Delta", "Size", "Call", "Power", "Term", "Expr", "Factor",
@@ -165,12 +168,18 @@ def term_indices(term: Term) -> tuple[str, ...]:
 
 def _all_names(term: Term) -> set[str]:
     """Every index name used in a term, bound anywhere inside or free."""
+    return set(_all_names_of(term))
+
+
+@functools.lru_cache(maxsize=4096)
+def _all_names_of(term: Term) -> frozenset[str]:
+    # Memoised: products rename apart term by term, and nested terms recur at every level.
     names = set(term.summed) | set(term_indices(term))
     for factor in term.factors:
         for nested in _nested(factor):
             for inner in nested.terms:
-                names |= _all_names(inner)
-    return names
+                names |= _all_names_of(inner)
+    return frozenset(names)
 
 
 def _nested(factor: Factor) -> tuple[Expr, ...]:
@@ -306,6 +315,10 @@ def _mul_terms(left: Term, right: Term) -> Term:
     return Term(left.coeff * right.coeff, left.summed + right.summed, left.factors + right.factors)
 
 
+#: The most terms one product may multiply out to (a product of n binomials has 2^n).
+MAX_TERMS = 10_000
+
+
 def mul(*exprs: Expr) -> Expr:
     """The product of expressions, distributed over their sums.
 
@@ -314,6 +327,9 @@ def mul(*exprs: Expr) -> Expr:
     """
     result = ONE
     for expr in exprs:
+        if len(result.terms) * len(expr.terms) > MAX_TERMS:
+            raise UnsupportedError(f"multiplying out a product gives {len(result.terms) * len(expr.terms):,} terms, "
+                                   f"more than {MAX_TERMS:,}; compute the factors in separate statements")
         result = Expr(tuple(_mul_terms(a, b) for a in result.terms for b in expr.terms))
     return result
 
@@ -354,7 +370,10 @@ def power(base: Expr, exponent: Expr) -> Expr:
     if p is not None and float(p).is_integer() and len(base.terms) == 1 and not base.terms[0].summed:
         (term,) = base.terms
         if term.factors and term.coeff != 0.0:
-            coeff = term.coeff ** p
+            try:
+                coeff = term.coeff ** p
+            except OverflowError:            # (1e300 x)^2: keep the power whole
+                return Expr((Term(1.0, (), (Power(base, exponent),)),))
             factors = tuple(f2 for f in term.factors for f2 in _power_factor(f, p))
             return Expr((Term(coeff, (), factors),))
     return Expr((Term(1.0, (), (Power(base, exponent),)),))

@@ -162,11 +162,22 @@ class _ToAst(Transformer):
     pow = _binary("^")
 
 
-def caret_context(text: str, line: int, column: int) -> str:
-    """The source line and a caret under ``column`` (both 1-based)."""
+def caret_context(text: str, line: int, column: int, width: int = 60) -> str:
+    """The source line and a caret under ``column`` (both 1-based); a long line is cut
+    to ``width`` characters either side of the column.
+
+    >>> print(caret_context("y = x +", 1, 8))
+        y = x +
+               ^
+    """
     lines = text.split("\n")
     source = lines[line - 1] if 0 < line <= len(lines) else ""
-    return f"    {source}\n    {' ' * max(column - 1, 0)}^"
+    at = max(column - 1, 0)
+    start, end = max(at - width, 0), at + width
+    before, after = ("…" if start > 0 else ""), ("…" if end < len(source) else "")
+    source = before + source[start:end] + after
+    source = source.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes '?'
+    return f"    {source}\n    {' ' * (at - start + len(before))}^"
 
 
 def parse_text(text: str) -> ProgramNode:
@@ -187,7 +198,9 @@ def parse_text(text: str) -> ProgramNode:
         return _ToAst(text).transform(tree)
     except RecursionError:
         raise ParseError("the program is nested too deeply to parse") from None
-    except VisitError as error:  # pragma: no cover - transformer bugs surface here
+    except VisitError as error:  # lark wraps what the transformer raises
+        if isinstance(error.orig_exc, RecursionError):
+            raise ParseError("the program is nested too deeply to parse") from None
         raise error.orig_exc from None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
-from .errors import EinderivWarning, ProgramError
+from .errors import EinderivWarning, ProgramError, depth_guard
 from .ir import Expr
 from .parsing import parse_text
 from .printing import format_expr, format_ref
@@ -86,7 +86,11 @@ class Program:
         >>> print(parse("L = x[i] A[i,j] x[j]").derivative("x"))
         dL/dx[a] = A[a,j] x[j] + x[i] A[i,a]
         """
-        return _derivative(self, self.resolve_output(of), wrt)
+        of = self.resolve_output(of)
+        if not isinstance(wrt, str):
+            raise ProgramError(f"wrt must be the name of an input, got {wrt!r}")
+        with depth_guard(f"the derivative of '{of}'"):
+            return _derivative(self, of, wrt)
 
     def __str__(self) -> str:
         return self.text
@@ -95,7 +99,8 @@ class Program:
 @functools.lru_cache(maxsize=512)
 def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
-    statements, input_ranks, warns = analyse(tree)
+    with depth_guard("the program"):
+        statements, input_ranks, warns = analyse(tree)
     return Program(text, statements, tuple(input_ranks.items()), warns)
 
 
@@ -155,11 +160,12 @@ class Derivative:
         names = self._names()
         tensors = self._tensor_names()
         lines = []
-        for s in self.chain:
-            fixed = {i: ir.display_name(i) for i in s.indices}
-            lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
-            lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
-        lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
+        with depth_guard(f"the derivative of '{self.of}'"):
+            for s in self.chain:
+                fixed = {i: ir.display_name(i) for i in s.indices}
+                lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
+                lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
+            lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from . import ir
-from .errors import ProgramError, ShapeError
+from .errors import ProgramError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS, USER_FUNCTIONS
 from .ir import Expr
 from .parsing import Binary, CallNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary, caret_context
@@ -166,7 +166,12 @@ def _expand(node: Node) -> list[tuple[float, list[Node]]]:
     if isinstance(node, Unary):
         return [(-c, f) for c, f in _expand(node.operand)]
     if isinstance(node, Binary) and node.op == "*":
-        return [(c1 * c2, f1 + f2) for c1, f1 in _expand(node.left) for c2, f2 in _expand(node.right)]
+        left, right = _expand(node.left), _expand(node.right)
+        if len(left) * len(right) > ir.MAX_TERMS:
+            raise UnsupportedError(f"line {node.line}: multiplying out this product gives "
+                                   f"{len(left) * len(right):,} terms, more than {ir.MAX_TERMS:,}; "
+                                   f"compute the factors in separate statements")
+        return [(c1 * c2, f1 + f2) for c1, f1 in left for c2, f2 in right]
     if isinstance(node, Binary) and node.op == "/":
         reciprocal = Binary("^", node.right, Number(-1.0, node.line, node.column), node.line, node.column)
         return [(c, f + [reciprocal]) for c, f in _expand(node.left)]

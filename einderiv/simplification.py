@@ -22,6 +22,8 @@ Rules, applied to each term until none fires:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import ir
@@ -184,6 +186,24 @@ def term_key(term: Term) -> str:
 
 
 def _factor_text(factor: Factor, names: dict[str, str]) -> str:
+    """The key text of one factor, free indices renamed by ``names``.
+
+    Calls and powers are memoised on (factor, the names of its own free
+    indices): keying a term texts each nested factor twice (to sort, then to
+    name), so without the memo the cost doubles with every level of nesting.
+    """
+    if isinstance(factor, (Call, Power)):
+        used = set(ir.factor_indices(factor))
+        return _nested_text(factor, tuple(sorted((k, v) for k, v in names.items() if k in used)))
+    return _plain_text(factor, names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nested_text(factor: Factor, names: tuple[tuple[str, str], ...]) -> str:
+    return _plain_text(factor, dict(names))
+
+
+def _plain_text(factor: Factor, names: dict[str, str]) -> str:
     def n(index: str) -> str:
         return names.get(index, index)
     if isinstance(factor, Ref):
