@@ -220,6 +220,14 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     dtype = ctx.dtype
     if not operands:
         return lambda env: np.array(coeff, dtype)     # a fresh array: callers may write into results
+    scalars = [get for get, idx in operands if not idx]
+    if scalars and len(scalars) < len(operands):
+        # 0-d operands multiply the result: no contraction needs to see them
+        rest = _contraction([(get, idx) for get, idx in operands if idx], out, coeff, ctx)
+        if len(scalars) == 1:
+            (scalar,) = scalars
+            return lambda env: np.multiply(rest(env), scalar(env))
+        return lambda env: np.multiply(rest(env), math.prod(get(env) for get in scalars))
     ids: dict[str, int] = {}
     for _, idx in operands:
         for i in idx:
@@ -342,6 +350,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
     shared = [i for i in a if i in b]
     if not (set(a) | set(b)) - set(shared) <= set(out):
         return None
+    if len(shared) == 1 and len(a) <= 2 and len(b) <= 2 and shared[0] not in out:
+        return _matmul(a, b, shared[0], out)
     if not set(shared) & set(out):
         axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
         order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
@@ -354,6 +364,20 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         align_b = _aligner(b, out, shapes[1])
         return lambda x, y: np.multiply(align_a(x), align_b(y))
     return None
+
+
+def _matmul(a: list[int], b: list[int], k: int, out: list[int]) -> Callable:
+    """A product of two operands of rank ≤ 2 over one index, as ``np.matmul`` of (transposed) views."""
+    flip_a = len(a) == 2 and a[0] == k          # the contracted index must come last in x …
+    flip_b = len(b) == 2 and b[1] == k          # … and first in y
+    order = [i for i in a if i != k] + [i for i in b if i != k]
+    perm = tuple(order.index(i) for i in out)
+    transposed = perm != tuple(range(len(perm)))
+
+    def product(x, y):
+        result = np.matmul(x.T if flip_a else x, y.T if flip_b else y)
+        return result.transpose(perm) if transposed else result
+    return product
 
 
 def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...]) -> Callable:

@@ -49,26 +49,31 @@ class Program:
         """The default output: the tensor the last statement defines."""
         return self.statements[-1].name
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         """The tensors the statements define, in order."""
         return tuple(s.name for s in self.statements)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Statement]:
+        return {s.name: s for s in self.statements}
+
+    @functools.cached_property
+    def _ranks(self) -> dict[str, int]:
+        return {**dict(self.inputs), **{s.name: s.rank for s in self.statements}}
+
     def statement(self, name: str) -> Statement:
         """The statement defining ``name``."""
-        for s in self.statements:
-            if s.name == name:
-                return s
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise ProgramError(f"'{name}' is not defined by any statement; defined: {', '.join(self.names)}")
 
     def rank(self, name: str) -> int:
         """Number of indices of a tensor of the program (input or statement)."""
-        for s in self.statements:
-            if s.name == name:
-                return s.rank
-        for n, r in self.inputs:
-            if n == name:
-                return r
+        rank = self._ranks.get(name) if isinstance(name, str) else None
+        if rank is not None:
+            return rank
         raise ProgramError(f"'{name}' is not a tensor of this program; "
                            f"inputs: {', '.join(n for n, _ in self.inputs) or 'none'}; "
                            f"defined: {', '.join(self.names)}")
