@@ -9,7 +9,7 @@ dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
 from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
                      UnsupportedError)
 from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
-from .planning import DEFAULT_MEMORY_LIMIT
+from .planning import set_memory_limit
 from .codegen import codegen
 from .explanation import AdjointProgram, Explanation, adjoint, explain
 from .latex import to_latex
@@ -24,7 +24,7 @@ __all__ = [
     "evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad",
     "hessian", "hvp", "symbolic_hessian", "Hessian", "codegen",
     "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
-    "clear_cache", "cache_info", "DEFAULT_MEMORY_LIMIT", "to_latex",
+    "clear_cache", "cache_info", "set_memory_limit", "to_latex",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
     "EinderivWarning",
 ]

@@ -31,7 +31,7 @@ __all__ = [
     "const", "ref", "delta", "size", "add", "mul", "neg", "scale", "summation",
     "power", "call", "rename", "free_indices", "term_indices", "factor_indices",
     "constant_value", "depends_on", "display_name", "index_root", "ZERO", "ONE",
-    "tensor_names",
+    "tensor_names", "common_factor",
 ]
 
 
@@ -387,3 +387,40 @@ def _power_factor(factor: Factor, p: float) -> tuple[Factor, ...]:
         if q is not None:
             return (Power(factor.base, const(q * p)),)
     return (Power(Expr((Term(1.0, (), (factor,)),)), const(p)),)
+
+
+def common_factor(expr: Expr) -> tuple[Term, Expr] | None:
+    """``(outer, inner)`` with ``expr = outer · (inner)``, when every term shares factors.
+
+    Terms must sum over the same indices; the shared factors (and a shared
+    coefficient magnitude) move out: ``Z/N - T/N`` is ``(Z - T) / N``. This is
+    a way of writing the same expression, not a simplification.
+
+    >>> e = add(mul(ref("Z", "i"), ref("N")), neg(mul(ref("T", "i"), ref("N"))))
+    >>> outer, inner = common_factor(e)
+    >>> outer.factors, len(inner.terms)
+    ((Ref(name='N', indices=()),), 2)
+    """
+    terms = expr.terms
+    if len(terms) < 2 or any(sorted(t.summed) != sorted(terms[0].summed) for t in terms):
+        return None
+    shared = list(terms[0].factors)
+    for term in terms[1:]:
+        remaining = list(term.factors)
+        kept = []
+        for factor in shared:
+            if factor in remaining:
+                remaining.remove(factor)
+                kept.append(factor)
+        shared = kept
+    magnitude = abs(terms[0].coeff)
+    scale = magnitude if all(abs(t.coeff) == magnitude for t in terms) and magnitude != 0.0 else 1.0
+    if not shared and scale == 1.0:
+        return None
+    inner = []
+    for term in terms:
+        rest = list(term.factors)
+        for factor in shared:
+            rest.remove(factor)
+        inner.append(Term(term.coeff / scale, (), tuple(rest)))
+    return Term(scale, terms[0].summed, tuple(shared)), Expr(tuple(inner))

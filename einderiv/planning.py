@@ -33,12 +33,28 @@ import opt_einsum
 from . import ir
 from .errors import MemoryLimitError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
+from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["Context", "compile_expr", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT", "Runner"]
+__all__ = ["Context", "compile_expr", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
+           "set_memory_limit", "Runner"]
 
-#: Default limit, in bytes, on any one tensor einderiv allocates.
+#: Default limit, in bytes, on any one tensor einderiv allocates (read at each call;
+#: change it with :func:`set_memory_limit`).
 DEFAULT_MEMORY_LIMIT = 2 * 1024 ** 3
+
+
+def set_memory_limit(nbytes: int) -> int:
+    """Set the default byte limit of every later call; returns the previous limit.
+
+    >>> previous = set_memory_limit(1024)
+    >>> set_memory_limit(previous)
+    1024
+    """
+    global DEFAULT_MEMORY_LIMIT
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+        raise MemoryLimitError(f"the memory limit must be a non-negative number of bytes, got {nbytes!r}")
+    previous, DEFAULT_MEMORY_LIMIT = DEFAULT_MEMORY_LIMIT, int(nbytes)
+    return previous
 
 Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -88,6 +104,7 @@ def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str) -
     if len(shape) > MAX_NDIM:
         raise UnsupportedError(f"{what} would have {len(shape)} axes; numpy arrays have at most {MAX_NDIM}")
     check_bytes(shape, ctx, what)
+    expr = _factored(expr)
     terms = [_compile_term(t, target, shape, ctx) for t in expr.terms]
     dtype = ctx.dtype
     if not terms:
@@ -97,6 +114,26 @@ def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str) -
     if all(t.view is None for t in terms):
         return _dense_sum(terms, shape, dtype)
     return _scattered_sum(terms, shape, dtype)
+
+
+def _factored(expr: Expr) -> Expr:
+    """``Σ_n X[n,a] X[n,b] u[n] + Σ_n X[n,a] X[n,b] v[n]`` → ``Σ_n X[n,a] X[n,b] (u[n] + v[n])``.
+
+    Terms that share tensor factors and sum over the same indices are contracted
+    once, with the sum of what differs (one GEMM instead of two). Only when the
+    differing parts all have the same free indices, so the sum is no larger
+    than the terms.
+    """
+    grouped = ir.common_factor(expr)
+    if grouped is None:
+        return expr
+    outer, inner = grouped
+    if not any(isinstance(f, Ref) and f.indices for f in outer.factors):
+        return expr
+    free = [set(ir.free_indices(Expr((t,)))) for t in inner.terms]
+    if any(f != free[0] for f in free) or any(not t.factors for t in inner.terms):
+        return expr
+    return Expr((Term(outer.coeff, outer.summed, outer.factors + (Power(inner, ir.ONE),)),))
 
 
 @dataclass(frozen=True)
@@ -143,12 +180,20 @@ def _scattered_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Run
     return run
 
 
-def _diagonal_view(groups: list[list[int]]) -> Callable:
-    """out → a view with one axis per group of out's axes (a strided diagonal)."""
+def _diagonal_view(groups: list[list[int]], shape: tuple[int, ...], dtype: np.dtype) -> Callable:
+    """out → a view with one axis per group of out's axes (a strided diagonal).
+
+    ``out`` is a fresh C-contiguous array of ``shape``, so the strides are known
+    when the plan is compiled; the view is one ``ndarray`` constructor call.
+    """
+    strides = [dtype.itemsize] * len(shape)
+    for axis in range(len(shape) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    view_shape = tuple(shape[g[0]] for g in groups)
+    view_strides = tuple(sum(strides[a] for a in g) for g in groups)
+
     def view(out: np.ndarray) -> np.ndarray:
-        shape = tuple(out.shape[g[0]] for g in groups)
-        strides = tuple(sum(out.strides[a] for a in g) for g in groups)
-        return np.lib.stride_tricks.as_strided(out, shape, strides, writeable=True)
+        return np.ndarray(view_shape, out.dtype, out, 0, view_strides)
     return view
 
 
@@ -184,7 +229,7 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     expand = tuple(k for k, g in enumerate(group_order) if target[g] not in present)
     has_deltas = len(group_order) < len(target)
     exact = not has_deltas and not expand
-    view = _diagonal_view([group_axes[g] for g in group_order]) if has_deltas else None
+    view = _diagonal_view([group_axes[g] for g in group_order], shape, ctx.dtype) if has_deltas else None
     return _TermPlan(value, exact, view, expand)
 
 
@@ -406,6 +451,8 @@ def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ..
     base = _aligned(factor.base, indices, ctx)
     p = ir.constant_value(factor.exponent)
     if p is not None:
+        if p == 1.0:       # a parenthesized sum (see _factored): its value as it is
+            return base, indices
         op = {2.0: np.square, -1.0: np.reciprocal, 0.5: np.sqrt}.get(p)
 
         def run_power(env):

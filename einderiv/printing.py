@@ -81,48 +81,10 @@ def format_expr(expr: Expr, fixed: Mapping[str, str] | None = None, *, ascii: bo
     return _format_sum(expr, fixed, ascii, dict(tensors or {}), top=True)
 
 
-def common_factor(expr: Expr) -> tuple[Term, Expr] | None:
-    """``(outer, inner)`` with ``expr = outer · (inner)``, when every term shares factors.
-
-    Terms must sum over the same indices; the shared factors (and a shared
-    coefficient magnitude) move out: ``Z/N - T/N`` is ``(Z - T) / N``. This is
-    a way of writing the same expression, not a simplification.
-
-    >>> from einderiv import ir
-    >>> e = ir.add(ir.mul(ir.ref("Z", "i"), ir.ref("N")), ir.neg(ir.mul(ir.ref("T", "i"), ir.ref("N"))))
-    >>> outer, inner = common_factor(e)
-    >>> outer.factors, len(inner.terms)
-    ((Ref(name='N', indices=()),), 2)
-    """
-    terms = expr.terms
-    if len(terms) < 2 or any(sorted(t.summed) != sorted(terms[0].summed) for t in terms):
-        return None
-    shared = list(terms[0].factors)
-    for term in terms[1:]:
-        remaining = list(term.factors)
-        kept = []
-        for factor in shared:
-            if factor in remaining:
-                remaining.remove(factor)
-                kept.append(factor)
-        shared = kept
-    magnitude = abs(terms[0].coeff)
-    scale = magnitude if all(abs(t.coeff) == magnitude for t in terms) and magnitude != 0.0 else 1.0
-    if not shared and scale == 1.0:
-        return None
-    inner = []
-    for term in terms:
-        rest = list(term.factors)
-        for factor in shared:
-            rest.remove(factor)
-        inner.append(Term(term.coeff / scale, (), tuple(rest)))
-    return Term(scale, terms[0].summed, tuple(shared)), Expr(tuple(inner))
-
-
 def _format_sum(expr: Expr, fixed: dict[str, str], ascii: bool, tensors: dict[str, str], top: bool) -> str:
     if not expr.terms:
         return "0"
-    grouped = common_factor(expr) if top else None
+    grouped = ir.common_factor(expr) if top else None
     if grouped is not None:
         outer, inner = grouped
         names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(

@@ -390,6 +390,7 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
     of = program.resolve_output(of)
     wrt2 = wrt if wrt2 is None else wrt2
     order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
+    memory_limit = _ev._memory_limit(memory_limit)
     key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
 
     def build() -> _ev._Plan:
@@ -435,6 +436,7 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
         if t.shape != arrays[name].shape:
             raise ShapeError(f"the vector for '{name}' has shape {t.shape} but '{name}' has shape {arrays[name].shape}")
         tangent_arrays[tangent_name(name)] = t
+    memory_limit = _ev._memory_limit(memory_limit)
     key = ("hvp", program.text, of, wrt, sources, _ev._signature(arrays), _ev._signature(tangent_arrays),
            sizes_key, memory_limit)
 

@@ -538,3 +538,15 @@ def test_numpy_warnings_propagate_and_nothing_else_is_raised():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert float(evaluate("y = x^-1", {"x": 0.0})) == np.inf
+
+
+def test_set_memory_limit_applies_to_later_calls_and_returns_the_previous_limit():
+    # a 4×4×4×4 float64 Jacobian takes 2048 bytes: refused under a 1000-byte default, built again after
+    W, X = np.ones((4, 4)), np.ones((4, 4))
+    previous = einderiv.set_memory_limit(1000)
+    try:
+        with pytest.raises(einderiv.MemoryLimitError, match=r"2,048 bytes.*vjp"):
+            einderiv.jacobian("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X})
+    finally:
+        assert einderiv.set_memory_limit(previous) == 1000
+    assert einderiv.jacobian("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}).shape == (4, 4, 4, 4)
