@@ -119,7 +119,7 @@ class NoEinderiv(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NoEinderiv())
 import os
-sys.path = [p for p in sys.path if os.path.realpath(p or ".") != "REPO" and not os.path.realpath(p or ".").startswith("REPO" + os.sep)]
+sys.path = [p for p in sys.path if os.path.realpath(p or ".") != "REPO"]  # the checkout itself; the finder above blocks the rest
 import numpy as np
 spec = importlib.util.spec_from_file_location("generated", "generated.py")
 module = importlib.util.module_from_spec(spec)
