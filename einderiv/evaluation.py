@@ -347,9 +347,9 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     ``memory_limit`` bytes (default 2 GiB).
 
     >>> import numpy as np
-    >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": np.eye(2), "x": np.ones(2)})
+    >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": [[1, 2], [3, 4]], "x": np.ones(2)})
     >>> J.tolist()
-    [[1.0, 0.0], [0.0, 1.0]]
+    [[1.0, 2.0], [3.0, 4.0]]
     """
     program = as_program(program)
     of = program.resolve_output(of)

@@ -910,7 +910,9 @@ def _evaluate(node: Node, env: Mapping[str, np.ndarray], size: Callable[[str], i
     if isinstance(node, Ones):
         return np.ones((size(node.index), 1))
     if isinstance(node, Identity):
-        return np.eye(size(node.rows))
+        # The textbook form names I_m itself (Xᵀ ⊗ I_m); evaluating that form to check it is the one
+        # place an identity is built. Derivatives never contract one: their deltas are renamed away.
+        return np.diagflat(np.ones(size(node.rows)))
     if isinstance(node, Const):
         return np.full((1, 1), node.value)
     if isinstance(node, SizeOf):
