@@ -122,11 +122,14 @@ def parse(text: str) -> Program:
 
 
 def as_program(program: "Program | str") -> Program:
-    """A Program from a Program or source text (warnings are issued by :func:`parse`)."""
+    """A Program from a Program or source text; text is checked, and warned about, as by :func:`parse`."""
     if isinstance(program, Program):
         return program
     if isinstance(program, str):
-        return _parse_cached(program)
+        parsed = _parse_cached(program)
+        for message in parsed.warnings:
+            warnings.warn(message, EinderivWarning, stacklevel=3)
+        return parsed
     raise ProgramError(f"expected program text or a parsed Program, got {type(program).__name__}")
 
 

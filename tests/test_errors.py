@@ -262,3 +262,11 @@ def test_summation_trap_fix_value():
     expected = np.sum((X @ W - Y) ** 2)
     for text in ("R[n,j] = X[n,i] W[i,j] - Y[n,j]; L = R[n,j]^2", "L = (sum[i](X[n,i] W[i,j]) - Y[n,j])^2"):
         np.testing.assert_allclose(_run(text, TRAP_INPUTS), expected, err_msg=text)
+
+
+def test_the_trap_warning_also_comes_from_numeric_calls_on_program_text():
+    # grad("L = (X W - Y)^2", ...) sums i outside the square: the caller is told even without parse()
+    program = "L = (X[n,i] W[i,j] - Y[n,j])^2"
+    inputs = {"X": np.ones((2, 3)), "W": np.ones((3, 2)), "Y": np.ones((2, 2))}
+    with pytest.warns(einderiv.EinderivWarning, match=r"'i'.*sum\["):
+        einderiv.grad(program, "W", inputs)
