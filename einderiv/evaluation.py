@@ -195,25 +195,57 @@ def _memory_limit(memory_limit: int | None) -> int:
     return int(memory_limit)
 
 
+_Spec = tuple[str, ir.Expr, tuple[str, ...], Context, str]     # (name, expression, target, context, what)
+
+
+def _forward_specs(program: Program, names: Sequence[str], ctx: Context) -> list[_Spec]:
+    return [(n, program.statement(n).rhs, program.statement(n).lhs, ctx, f"'{n}'") for n in names]
+
+
 def _forward_steps(program: Program, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
-    steps = []
-    for name in names:
-        s = program.statement(name)
-        steps.append((name, compile_expr(s.rhs, s.lhs, ctx, f"'{name}'")))
-    return steps
+    return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in _forward_specs(program, names, ctx)]
+
+
+def _compile_plan(specs: Sequence[_Spec], results: Sequence[_Spec]) -> _Plan:
+    """Compile steps and results; a step may overwrite an intermediate no later step reads.
+
+    Only arrays a step of this plan allocated (``fresh`` runners) are donated,
+    never inputs or arrays shared with the caller.
+    """
+    everything = list(specs) + list(results)
+    last_use: dict[str, int] = {}
+    for k, (_, expr, _, _, _) in enumerate(everything):
+        for name in ir.tensor_names(expr):
+            last_use[name] = k
+    owned: set[str] = set()
+    compiled = []
+    for k, (name, expr, target, ctx, what) in enumerate(everything):
+        donate = frozenset(n for n in owned if last_use.get(n) == k)
+        runner = compile_expr(expr, target, ctx, what, donate)
+        owned -= donate
+        if k < len(specs) and getattr(runner, "fresh", False):
+            owned.add(name)
+        compiled.append((name, runner))
+    return _Plan(tuple(compiled[:len(specs)]), tuple(compiled[len(specs):]))
 
 
 def _with_shapes(ctx: Context, more: Mapping[str, tuple[int, ...]]) -> Context:
     return replace(ctx, shapes={**ctx.shapes, **more})
 
 
-def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
-    """Compiled derived statements, and the context that knows their shapes."""
-    steps = []
+def _derived_specs(derived: DerivedProgram, ctx: Context) -> tuple[list[_Spec], Context]:
+    """The derived statements to compile, and the context that knows their shapes."""
+    specs = []
     for s in derived.statements:
         ctx = _with_shapes(ctx, {s.name: tuple(index_size(i, ctx) for i in s.indices)})
-        steps.append((s.name, compile_expr(s.expr, s.indices, ctx, f"the adjoint of '{s.of}'")))
-    return steps, ctx
+        specs.append((s.name, s.expr, s.indices, ctx, f"the adjoint of '{s.of}'"))
+    return specs, ctx
+
+
+def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
+    """Compiled derived statements, and the context that knows their shapes."""
+    specs, ctx = _derived_specs(derived, ctx)
+    return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in specs], ctx
 
 
 def _referenced_statements(program: Program, exprs: Sequence[ir.Expr]) -> list[str]:
@@ -327,11 +359,10 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
         derived = reverse_program(program.statements, of, wrts, slots, seed, out)
         exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
         forward = _referenced_statements(program, exprs)
-        adjoint_steps, ctx2 = _derived_steps(derived, ctx2)
-        steps = _forward_steps(program, forward, ctx2) + adjoint_steps
-        results = [(w, compile_expr(e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'"))
+        adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
+        results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
                    for w, target, e in derived.results]
-        return _Plan(tuple(steps), tuple(results))
+        return _compile_plan(_forward_specs(program, forward, ctx2) + adjoint_specs, results)
 
     env = dict(arrays)
     env.update(extra_arrays)

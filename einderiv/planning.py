@@ -98,22 +98,52 @@ def check_bytes(shape: tuple[int, ...], ctx: Context, what: str) -> None:
             f"{ctx.memory_limit:,} bytes; {ctx.hint}, or raise memory_limit")
 
 
-def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str) -> Runner:
-    """A function of the tensor environment returning ``expr`` as an array over ``target``."""
+def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str,
+                 donate: frozenset[str] = frozenset()) -> Runner:
+    """A function of the tensor environment returning ``expr`` as an array over ``target``.
+
+    ``donate`` names environment arrays this step may overwrite: arrays an
+    earlier step of the same plan allocated and no later step reads. A sum or
+    an elementwise product then writes into one of them instead of allocating.
+    The runner has ``fresh = True`` when it always returns an array it
+    allocated (or was donated), never one it was given.
+    """
     shape = tuple(index_size(i, ctx) for i in target)
     if len(shape) > MAX_NDIM:
         raise UnsupportedError(f"{what} would have {len(shape)} axes; numpy arrays have at most {MAX_NDIM}")
     check_bytes(shape, ctx, what)
     expr = _factored(expr)
-    terms = [_compile_term(t, target, shape, ctx) for t in expr.terms]
+    # A lone term may write into a donated operand; with several terms, another term could still read it,
+    # so only the sum itself takes a donation (after every term's value is computed).
+    single = donate if len(expr.terms) == 1 else frozenset()
+    terms = [_compile_term(t, target, shape, ctx, single) for t in expr.terms]
     dtype = ctx.dtype
     if not terms:
-        return lambda env: np.zeros(shape, dtype)
+        return _fresh(lambda env: np.zeros(shape, dtype))
     if len(terms) == 1 and terms[0].exact:
         return terms[0].value
     if all(t.view is None for t in terms):
-        return _dense_sum(terms, shape, dtype)
-    return _scattered_sum(terms, shape, dtype)
+        donor = next((k for k, t in enumerate(terms) if t.exact and t.source in donate), None)
+        if donor is not None and len(terms) > 1:
+            return _fresh(_sum_into(terms[donor].source, terms[:donor] + terms[donor + 1:]))
+        return _fresh(_dense_sum(terms, shape, dtype))
+    return _fresh(_scattered_sum(terms, shape, dtype))
+
+
+def _fresh(run: Runner) -> Runner:
+    run.fresh = True
+    return run
+
+
+def _sum_into(donor: str, terms: list["_TermPlan"]) -> Runner:
+    """``env[donor] += Σ terms``: the donor is a dead intermediate of the target's shape."""
+    def run(env):
+        values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
+        out = env[donor]
+        for value in values:
+            np.add(out, value, out=out)
+        return out
+    return run
 
 
 def _factored(expr: Expr) -> Expr:
@@ -140,8 +170,9 @@ def _factored(expr: Expr) -> Expr:
 class _TermPlan:
     value: Runner                    # the term's value (coefficient applied) over its axes
     exact: bool                      # value is already the full target, in order
-    view: Callable | None            # out → the diagonal view the value adds into (None: out itself)
-    expand: tuple[int, ...]          # axes of the view the value lacks (broadcast)
+    view: Callable | None = None     # out → the diagonal view the value adds into (None: out itself)
+    expand: tuple[int, ...] = ()     # axes of the view the value lacks (broadcast)
+    source: str | None = None        # the term is just this environment array, as it is
 
 
 def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
@@ -197,7 +228,8 @@ def _diagonal_view(groups: list[list[int]], shape: tuple[int, ...], dtype: np.dt
     return view
 
 
-def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], ctx: Context) -> _TermPlan:
+def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], ctx: Context,
+                  donate: frozenset[str] = frozenset()) -> _TermPlan:
     coeff = term.coeff
     operands: list[tuple[Runner, tuple[str, ...]]] = []
     deltas: list[Delta] = []
@@ -225,12 +257,14 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     mapped = [(get, tuple(rep_of.get(i, i) for i in idx)) for get, idx in operands]
     present = {i for _, idx in mapped for i in idx}
     out_axes = [g for g in group_order if target[g] in present]
-    value = _contraction(mapped, tuple(target[g] for g in out_axes), coeff, ctx)
+    value = _contraction(mapped, tuple(target[g] for g in out_axes), coeff, ctx, donate)
     expand = tuple(k for k, g in enumerate(group_order) if target[g] not in present)
     has_deltas = len(group_order) < len(target)
     exact = not has_deltas and not expand
     view = _diagonal_view([group_axes[g] for g in group_order], shape, ctx.dtype) if has_deltas else None
-    return _TermPlan(value, exact, view, expand)
+    plain = len(term.factors) == 1 and isinstance(term.factors[0], Ref) and term.coeff == 1.0 \
+        and term.factors[0].indices == target and not term.summed
+    return _TermPlan(value, exact, view, expand, term.factors[0].name if plain else None)
 
 
 def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
@@ -257,11 +291,12 @@ def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
 def _getter(name: str) -> Runner:
     def get(env):
         return env[name]
+    get.name = name
     return get
 
 
 def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str, ...], coeff: float,
-                 ctx: Context) -> Runner:
+                 ctx: Context, donate: frozenset[str] = frozenset()) -> Runner:
     dtype = ctx.dtype
     if not operands:
         return lambda env: np.array(coeff, dtype)     # a fresh array: callers may write into results
@@ -271,8 +306,8 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         rest = _contraction([(get, idx) for get, idx in operands if idx], out, coeff, ctx)
         if len(scalars) == 1:
             (scalar,) = scalars
-            return lambda env: np.multiply(rest(env), scalar(env))
-        return lambda env: np.multiply(rest(env), math.prod(get(env) for get in scalars))
+            return _fresh(lambda env: np.multiply(rest(env), scalar(env)))
+        return _fresh(lambda env: np.multiply(rest(env), math.prod(get(env) for get in scalars)))
     ids: dict[str, int] = {}
     for _, idx in operands:
         for i in idx:
@@ -281,8 +316,11 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     out_ids = [ids[i] for i in out]
     getters = [get for get, _ in operands]
     direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands])
+    donor = _donor(getters, sublists, out_ids, donate)
     if len(operands) == 1 and sublists[0] == out_ids:
         core = getters[0]
+    elif donor is not None and coeff == 1.0:
+        return _fresh(donor)
     elif direct is not None:
         core = _apply(direct, getters)
     elif len(ids) > EINSUM_LETTERS:
@@ -299,10 +337,32 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         def core(env, expression=expression, getters=getters):
             return expression(*[get(env) for get in getters])
     if coeff == 1.0:
+        if len(operands) >= 2:
+            core.fresh = True
         return core
     if coeff == -1.0:
-        return lambda env: np.negative(core(env))
-    return lambda env: np.multiply(core(env), coeff)
+        return _fresh(lambda env: np.negative(core(env)))
+    return _fresh(lambda env: np.multiply(core(env), coeff))
+
+
+def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], donate: frozenset[str]) -> Runner | None:
+    """``x *= y`` into a donated ``x`` for an elementwise product whose other factor broadcasts to it."""
+    if len(getters) != 2 or not donate:
+        return None
+    for k in (0, 1):
+        name = getattr(getters[k], "name", None)
+        other = sublists[1 - k]
+        if name in donate and sublists[k] == out and len(set(other)) == len(other) and set(other) <= set(out) \
+                and [i for i in out if i in other] == other:
+            x, y = getters[k], getters[1 - k]
+            full = [i in other for i in out]
+
+            def product(env, x=x, y=y, full=full):
+                mine, theirs = x(env), y(env)
+                theirs = np.reshape(theirs, [n if f else 1 for n, f in zip(mine.shape, full)])
+                return np.multiply(mine, theirs, out=mine)
+            return product
+    return None
 
 
 def _optimizer(ctx: Context, operands: int):

@@ -550,3 +550,34 @@ def test_set_memory_limit_applies_to_later_calls_and_returns_the_previous_limit(
     finally:
         assert einderiv.set_memory_limit(previous) == 1000
     assert einderiv.jacobian("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}).shape == (4, 4, 4, 4)
+
+
+@pytest.mark.parametrize("program", [
+    # H0 is an allocated intermediate: H1 may be written into it; X, b1 and the cotangents never are
+    "H0[n,h] = X[n,d] W1[d,h]; H1[n,h] = H0[n,h] + b1[h]; L = H1[n,h] H1[n,h]",
+    # A is the input itself (an alias), so it must not be donated
+    "A[n,d] = X[n,d]; B[n,d] = A[n,d] + X[n,d]; L = B[n,d] B[n,d] W1[d,h]",
+    # several terms read the same adjoint: none may overwrite it
+    "A[n,d] = exp(X[n,d]); B[n,d] = A[n,d] A[n,d] + A[n,d] X[n,d] + sin(A[n,d]); L = B[n,d] B[n,d] + b1[h]",
+])
+def test_intermediates_written_in_place_never_touch_inputs_or_change_results(program):
+    rng = np.random.default_rng(7)
+    arrays = {"X": rng.standard_normal((4, 3)) / 2, "W1": rng.standard_normal((3, 5)) / 2, "b1": rng.standard_normal(5)}
+    names = [name for name, _ in einderiv.parse(program).inputs]
+    inputs = {name: arrays[name] for name in names}
+    copies = {k: v.copy() for k, v in inputs.items()}
+    first = einderiv.grad(program, names, inputs)
+    second = einderiv.grad(program, names, inputs)
+    for name in inputs:
+        assert np.array_equal(inputs[name], copies[name])
+        assert np.array_equal(first[name], second[name])
+    # and against central differences of the value
+    eps = 1e-6
+    for name in inputs:
+        numeric = np.zeros_like(inputs[name])
+        for index in np.ndindex(inputs[name].shape):
+            up, down = {**copies, name: copies[name].copy()}, {**copies, name: copies[name].copy()}
+            up[name][index] += eps
+            down[name][index] -= eps
+            numeric[index] = (einderiv.evaluate(program, up) - einderiv.evaluate(program, down)) / (2 * eps)
+        np.testing.assert_allclose(first[name], numeric, rtol=1e-5, atol=1e-6)
