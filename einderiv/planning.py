@@ -140,6 +140,8 @@ def _sum_into(donor: str, terms: list["_TermPlan"]) -> Runner:
     def run(env):
         values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
         out = env[donor]
+        if not (isinstance(out, np.ndarray) and out.ndim and out.flags.writeable):   # a 0-d result is a numpy scalar
+            out = np.array(out, copy=True)
         for value in values:
             np.add(out, value, out=out)
         return out
@@ -359,6 +361,8 @@ def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], don
 
             def product(env, x=x, y=y, full=full):
                 mine, theirs = x(env), y(env)
+                if not (isinstance(mine, np.ndarray) and mine.ndim and mine.flags.writeable):
+                    return np.multiply(mine, theirs)                   # a 0-d result is a numpy scalar
                 theirs = np.reshape(theirs, [n if f else 1 for n, f in zip(mine.shape, full)])
                 return np.multiply(mine, theirs, out=mine)
             return product

@@ -581,3 +581,12 @@ def test_intermediates_written_in_place_never_touch_inputs_or_change_results(pro
             down[name][index] -= eps
             numeric[index] = (einderiv.evaluate(program, up) - einderiv.evaluate(program, down)) / (2 * eps)
         np.testing.assert_allclose(first[name], numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_scalar_intermediates_are_never_written_in_place():
+    # a 0-d step is a numpy scalar, not a writable array: dL/dx = z y, dL/dz = x·y
+    program = "A = x[i] y[i]; B = A z; C = B w; L = C + 1"
+    x, y = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    g = einderiv.grad(program, ["x", "z"], {"x": x, "y": y, "z": 2.0, "w": 3.0})
+    np.testing.assert_allclose(g["x"], 6.0 * y)
+    assert float(g["z"]) == pytest.approx(3.0 * (x @ y))
