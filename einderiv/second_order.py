@@ -50,6 +50,7 @@ from .planning import Context, compile_expr
 from .printing import format_expr, format_ref
 from .program import Program, as_program, jacobian_seed, wrt_slots
 from .semantics import Statement, dependencies
+from .simplification import collect_powers
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
@@ -313,44 +314,8 @@ def _display_order(expr: Expr) -> Expr:
     """
     def rank(factor: Factor) -> int:
         return 0 if isinstance(factor, Ref) else 2 if isinstance(factor, (Delta, Size)) else 1
-    return Expr(tuple(Term(t.coeff, t.summed, tuple(sorted(_collect_powers(t.factors), key=rank)))
-                      for t in expr.terms))
-
-
-def _collect_powers(factors: tuple[Factor, ...]) -> tuple[Factor, ...]:
-    exponents: dict[Expr, float] = {}
-    for factor in factors:
-        if isinstance(factor, (Delta, Size)):
-            continue
-        base, p = _base_and_exponent(factor)
-        if p is not None:
-            exponents[base] = exponents.get(base, 0.0) + p
-    done: set[Expr] = set()
-    result: list[Factor] = []
-    for factor in factors:
-        base, p = (None, None) if isinstance(factor, (Delta, Size)) else _base_and_exponent(factor)
-        if p is None:
-            result.append(factor)
-        elif base not in done:
-            done.add(base)
-            total = exponents[base]
-            if total == 1.0:
-                result.append(base.terms[0].factors[0] if _single_factor(base) else Power(base, ir.ONE))
-            elif total != 0.0:
-                result.append(Power(base, ir.const(total)))
-    return tuple(result)
-
-
-def _single_factor(expr: Expr) -> bool:
-    return len(expr.terms) == 1 and expr.terms[0].coeff == 1.0 and not expr.terms[0].summed \
-        and len(expr.terms[0].factors) == 1
-
-
-def _base_and_exponent(factor: Factor) -> tuple[Expr | None, float | None]:
-    """``factor`` as ``base ^ p`` with a constant ``p`` (None when the exponent is not constant)."""
-    if isinstance(factor, Power):
-        return factor.base, ir.constant_value(factor.exponent)
-    return Expr((Term(1.0, (), (factor,)),)), 1.0
+    collected = (collect_powers(t) for t in expr.terms)
+    return Expr(tuple(Term(t.coeff, t.summed, tuple(sorted(t.factors, key=rank))) for t in collected))
 
 
 # ---------------------------------------------------------------- numbers

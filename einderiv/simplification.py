@@ -30,7 +30,7 @@ from . import ir
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["simplify", "term_key"]
+__all__ = ["simplify", "term_key", "collect_powers"]
 
 
 def simplify(expr: Expr) -> Expr:
@@ -38,7 +38,7 @@ def simplify(expr: Expr) -> Expr:
     terms: list[Term] = []
     for term in expr.terms:
         for t in _expand_term(term).terms:
-            t = _collect_powers(_eliminate_deltas(t))
+            t = collect_powers(_eliminate_deltas(t))
             if t.coeff != 0.0:
                 terms.append(t)
     return _merge_like_terms(terms)
@@ -106,7 +106,7 @@ def _sizes_for_unused(term: Term) -> Term:
                 term.factors + tuple(Size(s) for s in unused))
 
 
-def _collect_powers(term: Term) -> Term:
+def collect_powers(term: Term) -> Term:
     """``x x → x^2``, ``x^2 x → x^3``: equal factors (same indices) merge into one power.
 
     Terminates: each merge removes a factor.
