@@ -52,7 +52,7 @@ from .differentiation import numeric_inline, reverse_program
 from .errors import ProgramError, ShapeError, UnsupportedError
 from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from .planning import Context, delta_groups, index_size
-from .printing import format_expr, format_number, format_ref
+from .printing import distinct_names, format_expr, format_number, format_ref
 from .program import Program, as_program, wrt_slots
 from .second_order import HessianProgram, gradient_program, hessian_program
 from .semantics import Statement, dependencies, resolve_sizes, written_names
@@ -658,7 +658,7 @@ class _Module:
             w.comment(_statement_text(tensors[s.name], s.indices, s.expr, tensors))
             w.assign(w.names[s.name], s.expr, s.indices)
         var = w.identifier(f"d2{of}_d{a}_d{b}")
-        names = _fixed_names(h.indices)
+        names = distinct_names(h.indices)
         first, second = (format_ref(x, tuple(names[i] for i in idx)) for x, idx in ((a, h.out), (b, h.slots)))
         lhs = f"d²{of}/d{first}d{second}"
         w.comment(f"{lhs} = {format_expr(h.expr, names, tensors=tensors)}")
@@ -667,23 +667,9 @@ class _Module:
 
 
 def _statement_text(name: str, indices: tuple[str, ...], expr: Expr, tensors: Mapping[str, str]) -> str:
-    fixed = _fixed_names(indices)
+    fixed = distinct_names(indices)
     lhs = format_ref(name, tuple(fixed[i] for i in indices))
     return f"{lhs} = {format_expr(expr, fixed, tensors=tensors)}"
-
-
-def _fixed_names(indices: tuple[str, ...]) -> dict[str, str]:
-    """Display names of a target's indices, made distinct (``a``, ``a1``)."""
-    names: dict[str, str] = {}
-    taken: set[str] = set()
-    for index in indices:
-        base = ir.display_name(index)
-        name, k = base, 1
-        while name in taken:
-            name, k = f"{base}{k}", k + 1
-        names[index] = name
-        taken.add(name)
-    return names
 
 
 def _docstring(text: str) -> list[str]:

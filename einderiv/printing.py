@@ -19,7 +19,7 @@ from typing import Mapping
 from . import ir
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["format_expr", "format_number", "format_ref", "index_names"]
+__all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names"]
 
 
 def format_number(value: float) -> str:
@@ -39,18 +39,27 @@ def index_names(expr: Expr, fixed: Mapping[str, str]) -> list[dict[str, str]]:
     mappings = []
     for term in expr.terms:
         names = dict(fixed)
-        taken = set(names.values())
-        for index in _term_all_indices(term):
-            if index in names:
-                continue
-            base = ir.display_name(index)
-            name, k = base, 1
-            while name in taken:
-                name, k = f"{base}{k}", k + 1
-            names[index] = name
-            taken.add(name)
+        names.update(distinct_names([i for i in _term_all_indices(term) if i not in names], set(names.values())))
         mappings.append(names)
     return mappings
+
+
+def distinct_names(indices, taken: set[str] = frozenset()) -> dict[str, str]:
+    """Display names for ``indices``, distinct from each other and from ``taken`` (``a``, ``a1``, …).
+
+    >>> distinct_names(["a@W.0", "a#1"])
+    {'a@W.0': 'a', 'a#1': 'a1'}
+    """
+    taken = set(taken)
+    names: dict[str, str] = {}
+    for index in indices:
+        base = ir.display_name(index)
+        name, k = base, 1
+        while name in taken:
+            name, k = f"{base}{k}", k + 1
+        names[index] = name
+        taken.add(name)
+    return names
 
 
 def _term_all_indices(term: Term) -> list[str]:
