@@ -25,6 +25,37 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+#: The two-layer network of the README and the benchmarks (ReLU, biases, squared error over N rows).
+TWO_LAYER = """\
+H0[n,h] = X[n,d] W1[d,h]
+H1[n,h] = H0[n,h] + b1[h]
+H2[n,h] = max(0, H1[n,h])
+H3[n,c] = H2[n,h] W2[h,c]
+Z[n,c] = H3[n,c] + b2[c]
+L = (Z[n,c] - T[n,c])^2 / (2 N)
+"""
+
+
+def best(fn: Callable[[], Any], repeats: int = 20) -> float:
+    """Minimum wall time of ``fn()`` over ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def cold(fn: Callable[[], Any], starts: int = 5) -> float:
+    """Minimum over ``starts`` of the first call after every einderiv cache is cleared."""
+    times = []
+    for _ in range(starts):
+        einderiv_reset()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
 RESULTS_NOTE = ("Times are per call: cold = the first call (einderiv with every cache cleared; jax including "
                 "tracing and compilation), then min and median of the warm repeats. Ratios use the minimum, "
                 "which is the figure least disturbed by other load on this machine.")

@@ -14,36 +14,15 @@ every cache). Prints one line per measurement.
 
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
-import einderiv
-from einderiv import program as program_module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
 
-NETWORK = """\
-H0[n,h] = X[n,d] W1[d,h]
-H1[n,h] = H0[n,h] + b1[h]
-H2[n,h] = max(0, H1[n,h])
-H3[n,c] = H2[n,h] W2[h,c]
-Z[n,c] = H3[n,c] + b2[c]
-L = (Z[n,c] - T[n,c])^2 / (2 N)
-"""
-
-
-def best(fn, repeats: int = 20) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def clear_all() -> None:
-    einderiv.clear_cache()
-    program_module._parse_cached.cache_clear()
-    program_module._derivative.cache_clear()
+import einderiv  # noqa: E402
+from benchmarks.common import TWO_LAYER as NETWORK, best, cold  # noqa: E402
 
 
 def network_overhead() -> None:
@@ -53,14 +32,9 @@ def network_overhead() -> None:
               "W2": rng.standard_normal((h, c)), "b2": rng.standard_normal(c), "T": rng.standard_normal((n, c)),
               "N": float(n)}
     wrt = ["W1", "b1", "W2", "b2"]
-    colds = []
-    for _ in range(10):
-        clear_all()
-        start = time.perf_counter()
-        einderiv.grad(NETWORK, wrt, inputs)
-        colds.append(time.perf_counter() - start)
+    first = cold(lambda: einderiv.grad(NETWORK, wrt, inputs), 10)
     cached = best(lambda: einderiv.grad(NETWORK, wrt, inputs), 200)
-    print(f"two-layer network grad, parse+differentiate+plan+run (tiny arrays): cold {min(colds) * 1e3:.2f} ms "
+    print(f"two-layer network grad, parse+differentiate+plan+run (tiny arrays): cold {first * 1e3:.2f} ms "
           f"(min of 10 cold starts), cached call {cached * 1e6:.1f} us")
 
 

@@ -12,17 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import (Contender, Report, Session, compare, einderiv_reset, fastest_rival,
+from benchmarks.common import (TWO_LAYER, Contender, Report, Session, compare, einderiv_reset, fastest_rival,
                                find, fmt_time, ratio, rival, skipped_rivals, timing_table)
 
-PROGRAM = """\
-H0[n,h] = X[n,d] W1[d,h]
-H1[n,h] = H0[n,h] + b1[h]
-H2[n,h] = max(0, H1[n,h])
-H3[n,c] = H2[n,h] W2[h,c]
-Z[n,c] = H3[n,c] + b2[c]
-L = (Z[n,c] - T[n,c])^2 / (2 N)
-"""
+PROGRAM = TWO_LAYER
 
 WRT = ("W1", "b1", "W2", "b2")
 RIVALS = ("jax", "torch", "autograd", "tensorgrad")

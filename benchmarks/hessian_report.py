@@ -8,7 +8,7 @@
    written into its (b = d) diagonal view.
 
 For each: the result is checked against the closed form, then the warm time of
-``einderiv.second_order.hessian`` and of the closed form (minimum over repeats),
+``einderiv.hessian`` and of the closed form (minimum over repeats),
 and the cold time of the first call after clearing every cache (parse,
 differentiate twice, plan, run; minimum over a few cold starts). Prints one
 line per measurement.
@@ -26,46 +26,18 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import time  # noqa: E402  (BLAS threads are fixed before numpy loads)
+import numpy as np  # noqa: E402  (BLAS threads are fixed before numpy loads)
 
-import numpy as np  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
 
 import einderiv  # noqa: E402
-from einderiv import program as program_module  # noqa: E402
-from einderiv import second_order  # noqa: E402
+from benchmarks.common import best, cold  # noqa: E402
 
 QUADRATIC = "L = x[i] A[i,j] x[j]"
 FROBENIUS = "R[n,j] = X[n,i] W[i,j] - Y[n,j]\nL = R[n,j]^2"
-
-
-def best(fn, repeats: int = 20) -> float:
-    """Minimum wall time of ``fn()`` over ``repeats`` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def clear_all() -> None:
-    """Forget plans, parsed programs and every symbolic derivative."""
-    einderiv.clear_cache()
-    program_module._parse_cached.cache_clear()
-    program_module._derivative.cache_clear()
-    second_order.gradient_program.cache_clear()
-    second_order.hessian_program.cache_clear()
-
-
-def cold(fn, starts: int = 5) -> float:
-    """Minimum over ``starts`` of the first call after :func:`clear_all`."""
-    times = []
-    for _ in range(starts):
-        clear_all()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def quadratic_closed(A: np.ndarray) -> np.ndarray:
@@ -99,11 +71,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     n = 400
     A, x = rng.standard_normal((n, n)), rng.standard_normal(n)
-    report("hessian xᵀAx, n=400", lambda: second_order.hessian(QUADRATIC, "x", {"A": A, "x": x}),
+    report("hessian xᵀAx, n=400", lambda: einderiv.hessian(QUADRATIC, "x", {"A": A, "x": x}),
            lambda: quadratic_closed(A), 50)
     X, W, Y = rng.standard_normal((200, 50)), rng.standard_normal((50, 20)), rng.standard_normal((200, 20))
     inputs = {"X": X, "W": W, "Y": Y}
-    report("hessian ‖XW − Y‖²_F, X 200×50, W 50×20", lambda: second_order.hessian(FROBENIUS, "W", inputs),
+    report("hessian ‖XW − Y‖²_F, X 200×50, W 50×20", lambda: einderiv.hessian(FROBENIUS, "W", inputs),
            lambda: frobenius_closed(X, 20), 30)
 
 

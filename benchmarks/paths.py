@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import opt_einsum
 
-from benchmarks.common import (Contender, Report, Session, Unavailable, compare, einderiv_reset, fmt_num,
+from benchmarks.common import (TWO_LAYER, Contender, Report, Session, Unavailable, compare, einderiv_reset, fmt_num,
                                fmt_time, md_table, rival)
 
 OPTIMIZERS = ("optimal", "dp", "dp-outer", "branch-2", "greedy", "auto", "auto-hq")
@@ -144,14 +144,6 @@ def _chain_vjps(rng, ks) -> list[Contraction]:
     return out
 
 
-TWO_LAYER = """\
-H0[n,h] = X[n,d] W1[d,h]
-H1[n,h] = H0[n,h] + b1[h]
-H2[n,h] = max(0, H1[n,h])
-H3[n,c] = H2[n,h] W2[h,c]
-Z[n,c] = H3[n,c] + b2[c]
-L = (Z[n,c] - T[n,c])^2 / (2 N)
-"""
 
 ATTENTION = """\
 S[b,q,k] = Q[b,q,d] K[b,k,d]
