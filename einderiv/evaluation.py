@@ -84,10 +84,34 @@ class _Plan:
 
 
 def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    given = list(env.values())
     with depth_guard("the program"):
         for name, runner in plan.steps:
             env[name] = runner(env)
-        return {name: runner(env) for name, runner in plan.results}
+        return _owned({name: runner(env) for name, runner in plan.results}, given)
+
+
+def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
+    """``results`` with every array that may share memory with a given array, or with an
+    earlier result, replaced by a copy: the caller owns what is returned.
+
+    Only pass-through results (an input, a view of one, the same array twice) are
+    copied; ``np.may_share_memory`` is a bounds check, so fresh results cost nothing.
+
+    >>> x = np.arange(3.0)
+    >>> out = _owned({"y": x, "z": x[::-1]}, [x])
+    >>> any(np.shares_memory(out[k], x) for k in out)
+    False
+    """
+    seen = [a for a in given if isinstance(a, np.ndarray)]
+    owned = {}
+    for name, value in results.items():
+        if isinstance(value, np.ndarray):
+            if any(np.may_share_memory(value, other) for other in seen):
+                value = value.copy()
+            seen.append(value)
+        owned[name] = value
+    return owned
 
 
 # ---------------------------------------------------------------- inputs
@@ -209,22 +233,41 @@ def _forward_steps(program: Program, names: Sequence[str], ctx: Context) -> list
 def _compile_plan(specs: Sequence[_Spec], results: Sequence[_Spec]) -> _Plan:
     """Compile steps and results; a step may overwrite an intermediate no later step reads.
 
-    Only arrays a step of this plan allocated (``fresh`` runners) are donated,
-    never inputs or arrays shared with the caller.
+    Only buffers a step of this plan allocated (``fresh`` runners) are donated,
+    never inputs or arrays shared with the caller. A step whose runner is not
+    fresh (a rename, a transpose, a diagonal) may return a view of what it reads,
+    so every value remembers the buffers it may share memory with. A buffer is
+    donated to step ``k`` only when ``k`` is the last step to read it, no other
+    value read at or after ``k`` may share it, and no result returned it.
     """
     everything = list(specs) + list(results)
     last_use: dict[str, int] = {}
     for k, (_, expr, _, _, _) in enumerate(everything):
         for name in ir.tensor_names(expr):
             last_use[name] = k
-    owned: set[str] = set()
+    shares: dict[str, frozenset[str]] = {}      # value → the owned buffers it may share memory with
+    readers: dict[str, set[str]] = {}           # owned buffer → the values that may share it
+    pinned: set[str] = set()                    # buffers a result may return
     compiled = []
     for k, (name, expr, target, ctx, what) in enumerate(everything):
-        donate = frozenset(n for n in owned if last_use.get(n) == k)
+        reads = set(ir.tensor_names(expr))
+        donate = frozenset(b for b in reads if b in readers and b not in pinned and last_use[b] == k
+                           and all(m == b or (m not in reads and last_use.get(m, -1) < k) for m in readers[b]))
         runner = compile_expr(expr, target, ctx, what, donate)
-        owned -= donate
-        if k < len(specs) and getattr(runner, "fresh", False):
-            owned.add(name)
+        for b in donate:
+            del readers[b]
+        if getattr(runner, "fresh", False):
+            value_shares = frozenset((name,))
+        else:
+            value_shares = frozenset(b for t in reads for b in shares.get(t, ()) if b in readers)
+        if k < len(specs):
+            shares[name] = value_shares
+            if getattr(runner, "fresh", False):
+                readers[name] = set()
+            for b in value_shares:
+                readers[b].add(name)
+        else:
+            pinned |= value_shares
         compiled.append((name, runner))
     return _Plan(tuple(compiled[:len(specs)]), tuple(compiled[len(specs):]))
 
@@ -288,7 +331,7 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     program = as_program(program)
     of = program.resolve_output(of)
     if of not in program.names:
-        return _check_inputs(program, inputs, [of])[of]
+        return _check_inputs(program, inputs, [of])[of].copy()      # the caller owns what is returned
     order, needed = _request(program, of, ())
     arrays = _check_inputs(program, inputs, needed)
     sizes_key = _sizes_key(sizes)
@@ -458,8 +501,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         program.rank(name)
     if of not in program.names:
         arrays = _check_inputs(program, inputs, [of])
-        t = _as_array(of, tangents[of], "tangent") if of in tangents else np.zeros_like(arrays[of])
-        return t
+        return _as_array(of, tangents[of], "tangent").copy() if of in tangents else np.zeros_like(arrays[of])
     order, needed = _request(program, of, sources)
     arrays = _check_inputs(program, inputs, needed)
     tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
