@@ -1,42 +1,66 @@
-"""The README's examples are real: each ```python block followed by a ```text block prints exactly that text."""
+"""The README's examples are real, run as a user runs them.
+
+Every ```python block runs in order in ONE fresh interpreter (a subprocess,
+nothing imported or injected beforehand), so a block that uses a name no earlier
+block imported fails here as it fails for a reader who pastes it. A block
+followed by a ```text block must print exactly that text.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-import einderiv
-from einderiv.explanation import adjoint, explain
-from einderiv.matrix_form import kronecker_form, to_matrix
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _BLOCK = re.compile(r"```python\n((?:(?!```)[\s\S])*?)```\n(?:\n```text\n((?:(?!```)[\s\S])*?)```\n)?")
+
+# Runs the blocks in one namespace, one after another, and reports each block's printed text
+# (or its error) as JSON. The blocks are the README's own code, not user input.
+_DRIVER = r"""
+import contextlib, io, json, sys, traceback
+blocks = json.load(sys.stdin)
+namespace = {"__name__": "__main__"}
+results = []
+for code in blocks:
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, "README.md", "exec"), namespace)
+        results.append({"output": printed.getvalue()})
+    except BaseException:
+        results.append({"output": printed.getvalue(), "error": traceback.format_exc()})
+        break
+json.dump(results, sys.__stdout__)
+"""
 
 
 def _examples() -> list[tuple[str, str | None]]:
     return [(m.group(1), m.group(2)) for m in _BLOCK.finditer(README.read_text(encoding="utf-8"))]
 
 
-def _run(code: str) -> str:
-    namespace = {"einderiv": einderiv, "np": np, "to_matrix": to_matrix, "kronecker_form": kronecker_form,
-                 "adjoint": adjoint, "explain": explain}
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(code, str(README), "exec"), namespace)  # the README's own code, not user input
-    return printed.getvalue()
+@pytest.fixture(scope="module")
+def readme_run() -> list[dict]:
+    blocks = [code for code, _ in _examples()]
+    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(blocks), capture_output=True,
+                          text=True, timeout=300, cwd=README.parent)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_the_readme_has_examples():
     assert len(_examples()) >= 10
 
 
-@pytest.mark.parametrize("code, expected", _examples(), ids=lambda x: (x or "")[:40] if isinstance(x, str) else "")
-def test_readme_example_prints_what_the_readme_shows(code, expected):
-    output = _run(code)
+@pytest.mark.parametrize("number", range(len(_examples())))
+def test_readme_block_runs_and_prints_what_the_readme_shows(readme_run, number):
+    code, expected = _examples()[number]
+    assert number < len(readme_run), "an earlier block failed"
+    result = readme_run[number]
+    assert "error" not in result, f"block {number} failed:\n{code}\n{result['error']}"
     if expected is not None:
-        assert output.rstrip() == expected.rstrip()
+        assert result["output"].rstrip() == expected.rstrip()
