@@ -4,20 +4,32 @@
 >>> p = einderiv.parse("F[i,k] = W[i,j] X[j,k]")
 >>> print(p.derivative("W"))
 dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
+
+Public names are loaded on first use (PEP 562), so ``import einderiv`` and the
+command line import only the modules a task needs.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
                      UnsupportedError)
-from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
-from .planning import set_memory_limit
-from .codegen import codegen
-from .explanation import AdjointProgram, Explanation, adjoint, explain
-from .latex import to_latex
-from .matrix_form import MatrixForm, kronecker_form, to_matrix
-from .program import Derivative, Program, parse
-from .second_order import Hessian, hessian, hvp, symbolic_hessian
 
 __version__ = "0.1.0"
+
+#: public name → the module that defines it
+_HOMES = {
+    "parse": "program", "Program": "program", "Derivative": "program",
+    "evaluate": "evaluation", "jacobian": "evaluation", "grad": "evaluation", "vjp": "evaluation",
+    "jvp": "evaluation", "value_and_grad": "evaluation", "clear_cache": "evaluation", "cache_info": "evaluation",
+    "hessian": "second_order", "hvp": "second_order", "symbolic_hessian": "second_order", "Hessian": "second_order",
+    "codegen": "codegen",
+    "to_matrix": "matrix_form", "kronecker_form": "matrix_form", "MatrixForm": "matrix_form",
+    "adjoint": "explanation", "AdjointProgram": "explanation", "explain": "explanation", "Explanation": "explanation",
+    "set_memory_limit": "planning", "to_latex": "latex",
+}
 
 __all__ = [
     "parse", "Program", "Derivative",
@@ -28,3 +40,27 @@ __all__ = [
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
     "EinderivWarning",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'einderiv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value          # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eagerly
+    from .codegen import codegen
+    from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
+    from .explanation import AdjointProgram, Explanation, adjoint, explain
+    from .latex import to_latex
+    from .matrix_form import MatrixForm, kronecker_form, to_matrix
+    from .planning import set_memory_limit
+    from .program import Derivative, Program, parse
+    from .second_order import Hessian, hessian, hvp, symbolic_hessian
