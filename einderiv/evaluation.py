@@ -35,6 +35,7 @@ from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError
 from .planning import Context, compile_expr, index_size
 from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
+from .contraction_tree import StatementTable, lower_products
 from .semantics import dependencies, resolve_sizes, written_names
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
@@ -96,22 +97,34 @@ def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
     earlier result, replaced by a copy: the caller owns what is returned.
 
     Only pass-through results (an input, a view of one, the same array twice) are
-    copied; ``np.may_share_memory`` is a bounds check, so fresh results cost nothing.
+    copied. Arrays are grouped by the object that owns their memory, so the check
+    is linear in the number of arrays; ``np.may_share_memory`` confirms a match.
 
     >>> x = np.arange(3.0)
     >>> out = _owned({"y": x, "z": x[::-1]}, [x])
     >>> any(np.shares_memory(out[k], x) for k in out)
     False
     """
-    seen = [a for a in given if isinstance(a, np.ndarray)]
+    seen: dict[int, list[np.ndarray]] = {}
+    for a in given:
+        if isinstance(a, np.ndarray):
+            seen.setdefault(_owner(a), []).append(a)
     owned = {}
     for name, value in results.items():
         if isinstance(value, np.ndarray):
-            if any(np.may_share_memory(value, other) for other in seen):
+            if any(np.may_share_memory(value, other) for other in seen.get(_owner(value), ())):
                 value = value.copy()
-            seen.append(value)
+            seen.setdefault(_owner(value), []).append(value)
         owned[name] = value
     return owned
+
+
+def _owner(array: np.ndarray) -> int:
+    """Identity of the object that owns ``array``'s memory (views share their owner's)."""
+    owner: Any = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return id(owner)
 
 
 # ---------------------------------------------------------------- inputs
@@ -222,11 +235,26 @@ def _memory_limit(memory_limit: int | None) -> int:
 _Spec = tuple[str, ir.Expr, tuple[str, ...], Context, str]     # (name, expression, target, context, what)
 
 
-def _forward_specs(program: Program, names: Sequence[str], ctx: Context) -> list[_Spec]:
-    return [(n, program.statement(n).rhs, program.statement(n).lhs, ctx, f"'{n}'") for n in names]
+def _forward_specs(program: Program | StatementTable, names: Sequence[str], ctx: Context) -> list[_Spec]:
+    return [(n, program.statement(n).rhs, program.statement(n).lhs, ctx, _what(program.statement(n))) for n in names]
 
 
-def _forward_steps(program: Program, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
+def _what(statement) -> str:
+    """How errors name a statement's value (or an intermediate product of a split statement)."""
+    if "." in statement.name:
+        return f"an intermediate product of '{statement.source.strip()}'"
+    return f"'{statement.name}'"
+
+
+def _lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTable:
+    """The statements ``names`` with products of three or more tensors split along their
+    contraction paths (:mod:`einderiv.contraction_tree`), for these shapes."""
+    statements = lower_products([program.statement(n) for n in names], lambda index: index_size(index, ctx),
+                                lambda operands: planning.path_optimizer(ctx, operands))
+    return StatementTable.of(statements)
+
+
+def _forward_steps(program: Program | StatementTable, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
     return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in _forward_specs(program, names, ctx)]
 
 
@@ -291,7 +319,7 @@ def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[st
     return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in specs], ctx
 
 
-def _referenced_statements(program: Program, exprs: Sequence[ir.Expr]) -> list[str]:
+def _referenced_statements(program: Program | StatementTable, exprs: Sequence[ir.Expr]) -> list[str]:
     # One walk from every referenced tensor at once: linear in the program's length.
     roots = dict.fromkeys(t for e in exprs for t in ir.tensor_names(e))
     return list(dependencies(program.statements, roots))
@@ -340,7 +368,8 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
 
     def build() -> _Plan:
         ctx = _context(program, arrays, sizes_key, order, memory_limit, "evaluate a smaller program")
-        steps = _forward_steps(program, order, ctx)
+        table = _lowered(program, order, ctx)
+        steps = _forward_steps(table, [s.name for s in table.statements], ctx)
         return _Plan(tuple(steps[:-1]), (steps[-1],))
 
     return _run(_cached(key, build), dict(arrays))[of]
@@ -399,13 +428,16 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
             seed = ir.ref(adjoint_name(of), lhs)
         else:
             seed = ir.ONE
-        derived = reverse_program(program.statements, of, wrts, slots, seed, out)
+        # A full Jacobian's adjoints carry the output's axes too: materialising one per node of a
+        # contraction tree would cost more than it shares, so only gradients and VJPs walk the tree.
+        table = StatementTable.of(program.statements) if mode == "jacobian" else _lowered(program, order, ctx)
+        derived = reverse_program(table.statements, of, wrts, slots, seed, out)
         exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
-        forward = _referenced_statements(program, exprs)
+        forward = _referenced_statements(table, exprs)
         adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
         results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
                    for w, target, e in derived.results]
-        return _compile_plan(_forward_specs(program, forward, ctx2) + adjoint_specs, results)
+        return _compile_plan(_forward_specs(table, forward, ctx2) + adjoint_specs, results)
 
     env = dict(arrays)
     env.update(extra_arrays)
@@ -520,12 +552,13 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         for n in sources:
             slots = wrt_slots(program, n)
             seeds[n] = (slots, ir.ref(tangent_name(n), slots))
-        derived = forward_program(program.statements, of, sources, seeds)
+        table = _lowered(program, order, ctx)
+        derived = forward_program(table.statements, of, sources, seeds)
         (_, _, expr), = derived.results
         exprs = [s.expr for s in derived.statements] + [expr]
-        forward = _referenced_statements(program, exprs)
+        forward = _referenced_statements(table, exprs)
         tangent_steps, ctx2 = _derived_steps(derived, ctx2)
-        steps = _forward_steps(program, forward, ctx2) + tangent_steps
+        steps = _forward_steps(table, forward, ctx2) + tangent_steps
         target = program.statement(of).lhs
         return _Plan(tuple(steps), ((of, compile_expr(expr, target, ctx2, f"the tangent of '{of}'")),))
 
