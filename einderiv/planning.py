@@ -389,38 +389,61 @@ def path_optimizer(ctx: Context, operands: int):
 
 def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], getters: list[Runner],
               ctx: Context) -> Runner:
-    """Left-to-right pairwise contraction, for terms with more indices than einsum has letters.
+    """A contraction with more indices than einsum has letters, step by step along opt_einsum's path.
 
-    Each step is one :func:`_direct` numpy call where that applies, else a
-    broadcast product summed over the indices no later operand needs; every
-    step's product is checked against the memory limit first.
+    The path is searched as for any contraction (opt_einsum names indices with
+    any number of symbols when it only plans); each step is then one
+    :func:`_direct` numpy call where that applies, else a broadcast product
+    summed over the indices no later operand needs, and every step's product is
+    checked against the memory limit first.
     """
     if any(len(set(s)) != len(s) for s in sublists):
         raise UnsupportedError(f"a product with more than {EINSUM_LETTERS} distinct indices that takes a "
                                f"diagonal (an index twice on one tensor) is not supported; use a separate statement")
     sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
-    acc = list(sublists[0])
+    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
+    equation = ",".join("".join(symbols[i] for i in sub) for sub in sublists) + "->" + "".join(symbols[i] for i in out)
+    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)))
+    current = [list(s) for s in sublists]
     steps = []
-    for k in range(1, len(sublists)):
-        b = list(sublists[k])
-        later = set(out).union(*sublists[k + 1:])
-        union = acc + [i for i in b if i not in acc]
-        keep = [i for i in union if i in later]
-        if len(union) > MAX_NDIM:
-            raise UnsupportedError(f"a product step over {len(union)} indices; numpy arrays have at most {MAX_NDIM} axes")
-        step = _direct([acc, b], keep, [tuple(sizes[i] for i in acc), tuple(sizes[i] for i in b)])
-        if step is None:
-            check_bytes(tuple(sizes[i] for i in union), ctx, "an intermediate product of a term with many indices")
-            step = _broadcast_step(acc, b, union, keep, sizes)
-        steps.append(step)
-        acc = keep
-    final = _direct([acc], list(out), [tuple(sizes[i] for i in acc)])
+    for positions in path:
+        chosen = [current[k] for k in positions]
+        current = [s for k, s in enumerate(current) if k not in positions]
+        later = set(out).union(*current)
+        acc = chosen[0]
+        folds = []
+        for b in chosen[1:]:
+            union = acc + [i for i in b if i not in acc]
+            rest = set().union(*chosen[chosen.index(b) + 1:]) if b is not chosen[-1] else set()
+            keep = [i for i in union if i in later or i in rest]
+            if len(union) > MAX_NDIM:
+                raise UnsupportedError(f"a product step over {len(union)} indices; numpy arrays have at most {MAX_NDIM} axes")
+            fold = _direct([acc, b], keep, [tuple(sizes[i] for i in acc), tuple(sizes[i] for i in b)])
+            if fold is None:
+                check_bytes(tuple(sizes[i] for i in union), ctx, "an intermediate product of a term with many indices")
+                fold = _broadcast_step(acc, b, union, keep, sizes)
+            folds.append(fold)
+            acc = keep
+        if len(chosen) == 1:
+            keep = [i for i in acc if i in later]
+            folds.append(_direct([acc], keep, [tuple(sizes[i] for i in acc)]))
+            acc = keep
+        steps.append((tuple(positions), tuple(folds), len(chosen)))
+        current.append(acc)
+    final = _direct([current[0]], list(out), [tuple(sizes[i] for i in current[0])])
 
     def run(env):
-        value = getters[0](env)
-        for step, get in zip(steps, getters[1:]):
-            value = step(value, get(env))
-        return final(value)
+        values = [get(env) for get in getters]
+        for positions, folds, arity in steps:
+            args = [values[k] for k in positions]
+            values = [v for k, v in enumerate(values) if k not in positions]
+            value = args[0]
+            for fold, other in zip(folds, args[1:]):
+                value = fold(value, other)
+            if arity == 1:
+                value = folds[0](value)
+            values.append(value)
+        return final(values[0])
     return run
 
 

@@ -106,3 +106,14 @@ def test_a_product_with_more_indices_than_einsum_letters_is_planned():
     assert float(einderiv.evaluate(program, inputs)) == pytest.approx(2.0)     # 1ᵀ (J/2)^60 1 with J = ones: 1ᵀ (J/2) 1
     g = einderiv.grad(program, ["M0", "M30"], inputs)
     np.testing.assert_allclose(g["M30"], np.full((2, 2), 1.0), rtol=1e-12)
+
+
+def test_a_jacobian_term_with_more_indices_than_einsum_letters_follows_a_planned_path():
+    # the full Jacobian is not split into statements: its one term of 59 matrices and 61
+    # indices is contracted step by step along opt_einsum's path, and agrees with grad
+    n = 60
+    program = "L = " + " ".join(f"M{k}[i{k},i{k + 1}]" for k in range(n))
+    rng = np.random.default_rng(3)
+    inputs = {f"M{k}": rng.uniform(0.4, 0.6, (2, 2)) for k in range(n)}
+    np.testing.assert_allclose(einderiv.jacobian(program, "M17", inputs), einderiv.grad(program, "M17", inputs),
+                               rtol=1e-10)
