@@ -375,8 +375,28 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     return _run(_cached(key, build), dict(arrays))[of]
 
 
-def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
-             mode: str, cotangent=None) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class _ReverseRequest:
+    """A checked reverse-mode request: what the plan is built from, and its cache key."""
+
+    program: Program
+    of: str
+    wrts: tuple[str, ...]
+    mode: str                                 # "grad", "vjp" or "jacobian"
+    order: tuple[str, ...]
+    arrays: Mapping[str, np.ndarray]
+    extra_arrays: Mapping[str, np.ndarray]    # the cotangent of a VJP
+    sizes_key: tuple
+    memory_limit: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.mode, self.program.text, self.of, self.wrts, _signature(self.arrays),
+                _signature(self.extra_arrays), self.sizes_key, self.memory_limit)
+
+
+def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
+                     mode: str, cotangent=None) -> _ReverseRequest:
     for w in wrts:
         if w in program.names:
             raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
@@ -385,63 +405,63 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
     order, needed = _request(program, of, wrts if of in program.names else tuple(dict.fromkeys(wrts + (of,))))
     arrays = _check_inputs(program, inputs, needed)
     extra_arrays = {}
-    out_rank = program.rank(of)
     if mode == "vjp":
         extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
-    sizes_key = _sizes_key(sizes)
-    memory_limit = _memory_limit(memory_limit)
-    key = (mode, program.text, of, wrts, _signature(arrays), _signature(extra_arrays), sizes_key, memory_limit)
+    return _ReverseRequest(program, of, wrts, mode, order, arrays, extra_arrays, _sizes_key(sizes),
+                           _memory_limit(memory_limit))
 
-    def build() -> _Plan:
-        ctx = _context(program, arrays, sizes_key, order, memory_limit,
-                       "use vjp or jvp, which never build the full Jacobian")
-        of_shape = ctx.shapes[of]
-        if mode == "vjp":
-            given = extra_arrays[adjoint_name(of)].shape
-            if given != of_shape:
-                raise ShapeError(f"the cotangent has shape {given} but '{of}' has shape {of_shape}")
-        if mode == "grad" and out_rank != 0:
-            raise ShapeError(f"grad needs a scalar output, but '{of}' has shape {of_shape}; "
-                             f"use vjp with a cotangent, or jacobian")
-        slots = {w: wrt_slots(program, w) for w in wrts}
-        if mode == "jacobian":
-            out = output_slots(program, of)
-            positions = program.statement(of).lhs if of in program.names else None
-        else:
-            out = ()
-        ctx2 = _with_shapes(ctx, {n: a.shape for n, a in extra_arrays.items()})
-        if of not in program.names:
-            results = []
-            for w in wrts:
-                if mode == "jacobian":
-                    expr = jacobian_seed(out, slots[w]) if w == of else ir.ZERO
-                elif mode == "vjp":
-                    expr = ir.ref(adjoint_name(of), slots[w]) if w == of else ir.ZERO
-                else:
-                    expr = ir.ONE if w == of else ir.ZERO
-                results.append((w, compile_expr(expr, out + slots[w], ctx2, f"d{of}/d{w}")))
-            return _Plan((), tuple(results))
-        lhs = program.statement(of).lhs
-        if mode == "jacobian":
-            seed = jacobian_seed(out, positions)
-        elif mode == "vjp":
-            seed = ir.ref(adjoint_name(of), lhs)
-        else:
-            seed = ir.ONE
-        # A full Jacobian's adjoints carry the output's axes too: materialising one per node of a
-        # contraction tree would cost more than it shares, so only gradients and VJPs walk the tree.
-        table = StatementTable.of(program.statements) if mode == "jacobian" else _lowered(program, order, ctx)
-        derived = reverse_program(table.statements, of, wrts, slots, seed, out)
-        exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
-        forward = _referenced_statements(table, exprs)
-        adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
-        results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
-                   for w, target, e in derived.results]
-        return _compile_plan(_forward_specs(table, forward, ctx2) + adjoint_specs, results)
 
-    env = dict(arrays)
-    env.update(extra_arrays)
-    return _run(_cached(key, build), env)
+def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
+    """The steps (forward values, then adjoints) and the results of a reverse-mode plan."""
+    program, of, wrts, mode = request.program, request.of, request.wrts, request.mode
+    ctx = _context(program, request.arrays, request.sizes_key, request.order, request.memory_limit,
+                   "use vjp or jvp, which never build the full Jacobian")
+    of_shape = ctx.shapes[of]
+    if mode == "vjp":
+        given = request.extra_arrays[adjoint_name(of)].shape
+        if given != of_shape:
+            raise ShapeError(f"the cotangent has shape {given} but '{of}' has shape {of_shape}")
+    if mode == "grad" and program.rank(of) != 0:
+        raise ShapeError(f"grad needs a scalar output, but '{of}' has shape {of_shape}; "
+                         f"use vjp with a cotangent, or jacobian")
+    slots = {w: wrt_slots(program, w) for w in wrts}
+    out = output_slots(program, of) if mode == "jacobian" else ()
+    ctx2 = _with_shapes(ctx, {n: a.shape for n, a in request.extra_arrays.items()})
+    if of not in program.names:
+        results = []
+        for w in wrts:
+            if mode == "jacobian":
+                expr = jacobian_seed(out, slots[w]) if w == of else ir.ZERO
+            elif mode == "vjp":
+                expr = ir.ref(adjoint_name(of), slots[w]) if w == of else ir.ZERO
+            else:
+                expr = ir.ONE if w == of else ir.ZERO
+            results.append((w, expr, out + slots[w], ctx2, f"d{of}/d{w}"))
+        return [], results
+    lhs = program.statement(of).lhs
+    if mode == "jacobian":
+        seed = jacobian_seed(out, lhs)
+    elif mode == "vjp":
+        seed = ir.ref(adjoint_name(of), lhs)
+    else:
+        seed = ir.ONE
+    # A full Jacobian's adjoints carry the output's axes too: materialising one per node of a
+    # contraction tree would cost more than it shares, so only gradients and VJPs walk the tree.
+    table = StatementTable.of(program.statements) if mode == "jacobian" else _lowered(program, request.order, ctx)
+    derived = reverse_program(table.statements, of, wrts, slots, seed, out)
+    exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
+    forward = _referenced_statements(table, exprs)
+    adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
+    results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
+               for w, target, e in derived.results]
+    return _forward_specs(table, forward, ctx2) + adjoint_specs, results
+
+
+def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
+             mode: str, cotangent=None) -> dict[str, np.ndarray]:
+    request = _reverse_request(program, of, wrts, inputs, sizes, memory_limit, mode, cotangent)
+    plan = _cached(request.key, lambda: _compile_plan(*_reverse_specs(request)))
+    return _run(plan, {**request.arrays, **request.extra_arrays})
 
 
 def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
