@@ -29,6 +29,7 @@ _HOMES = {
     "to_matrix": "matrix_form", "kronecker_form": "matrix_form", "MatrixForm": "matrix_form",
     "adjoint": "explanation", "AdjointProgram": "explanation", "explain": "explanation", "Explanation": "explanation",
     "set_memory_limit": "planning", "to_latex": "latex",
+    "plan": "plan_report", "PlanReport": "plan_report",
 }
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad",
     "hessian", "hvp", "symbolic_hessian", "Hessian", "codegen",
     "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
-    "clear_cache", "cache_info", "set_memory_limit", "to_latex",
+    "clear_cache", "cache_info", "set_memory_limit", "to_latex", "plan", "PlanReport",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
     "EinderivWarning",
 ]
@@ -61,6 +62,7 @@ if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eag
     from .explanation import AdjointProgram, Explanation, adjoint, explain
     from .latex import to_latex
     from .matrix_form import MatrixForm, kronecker_form, to_matrix
+    from .plan_report import PlanReport, plan
     from .planning import set_memory_limit
     from .program import Derivative, Program, parse
     from .second_order import Hessian, hessian, hvp, symbolic_hessian

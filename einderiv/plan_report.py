@@ -1,0 +1,203 @@
+"""What a gradient will cost before it runs: the steps of its plan, their FLOPs and memory.
+
+:func:`plan` builds the same plan a call of :func:`einderiv.grad` (or ``vjp``,
+``jacobian``, ``evaluate``) would build for arrays of the given shapes, without
+any arrays, and reports each step: what it computes (in index form), the shape
+and bytes of its result, the FLOPs of its contraction (opt_einsum's path cost)
+and the largest intermediate inside it. This is ``opt_einsum.contract_path``
+for derivatives: the contraction tree of a many-operand product shows up as its
+two-operand steps, forward and then backward.
+
+>>> report = plan("L = A[i,j] B[j,k] C[k,i]", ["A", "B", "C"], {"A": (4, 5), "B": (5, 6), "C": (6, 4)})
+>>> [s.role for s in report.steps]
+['forward', 'result', 'result', 'result']
+>>> report.steps[-1].computes.startswith("gC[a,b] = ")
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import opt_einsum
+
+from . import evaluation as _ev
+from . import ir
+from .errors import ShapeError
+from .ir import Call, Delta, Expr, Power, Ref, Size
+from .planning import Context, index_size
+from .printing import format_expr, format_ref
+from .program import Program, as_program
+
+__all__ = ["plan", "PlanReport", "PlanStep"]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of a plan: ``computes`` is ``name[indices] = expression`` in index form."""
+
+    role: str                      # "forward", "adjoint" or "result"
+    computes: str
+    shape: tuple[int, ...]
+    nbytes: int
+    flops: int
+    largest: int                   # elements of the largest intermediate inside the step
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """The steps of a plan and their totals; ``str()`` is a table."""
+
+    title: str
+    dtype: str
+    steps: tuple[PlanStep, ...]
+
+    @property
+    def flops(self) -> int:
+        return sum(s.flops for s in self.steps)
+
+    @property
+    def largest_bytes(self) -> int:
+        """The largest tensor any step allocates (a result or an intermediate inside a step)."""
+        itemsize = np.dtype(self.dtype).itemsize
+        return max([s.nbytes for s in self.steps] + [s.largest * itemsize for s in self.steps] + [0])
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of every step's result together: an upper bound of what the plan holds at once."""
+        return sum(s.nbytes for s in self.steps)
+
+    def __str__(self) -> str:
+        rows = [("#", "role", "computes", "shape", "bytes", "FLOPs", "largest")]
+        for k, s in enumerate(self.steps, 1):
+            rows.append((str(k), s.role, s.computes, str(s.shape), f"{s.nbytes:,}", f"{s.flops:,}", f"{s.largest:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = [self.title + f" ({self.dtype})"]
+        for r in rows:
+            lines.append("  ".join(cell.ljust(w) if c == 2 else cell.rjust(w) for c, (cell, w) in
+                                   enumerate(zip(r, widths))).rstrip())
+        lines.append(f"total: {len(self.steps)} steps, {self.flops:,} FLOPs; largest tensor {self.largest_bytes:,} bytes; "
+                     f"all results together {self.stored_bytes:,} bytes")
+        return "\n".join(lines)
+
+
+def plan(program: Program | str, wrt: str | Sequence[str] | None, shapes: Mapping[str, Sequence[int]], *,
+         of: str | None = None, mode: str = "grad", sizes: Mapping[str, int] | None = None,
+         dtype: str = "float64", memory_limit: int | None = None) -> PlanReport:
+    """The plan of a gradient (``mode="grad"``), VJP (``"vjp"``), Jacobian (``"jacobian"``) or value
+    (``"value"``, ``wrt=None``) for inputs of the given ``shapes``, without computing anything.
+
+    >>> r = plan("y[i] = A[i,j] x[j]", None, {"A": (3, 4), "x": (4,)}, mode="value")
+    >>> [(s.computes, s.flops) for s in r.steps]
+    [('y[i] = A[i,j] x[j]', 24)]
+    """
+    program = as_program(program)
+    of = program.resolve_output(of)
+    if not isinstance(shapes, Mapping):
+        raise ShapeError(f"shapes must map input names to tuples of sizes, got {type(shapes).__name__}")
+    type_ = np.dtype(dtype)
+    arrays = {name: _placeholder(name, shape, type_) for name, shape in shapes.items()}
+    if mode == "value":
+        order, needed = _ev._request(program, of, ())
+        checked = _ev._check_inputs(program, arrays, needed)
+        ctx = _ev._context(program, checked, _ev._sizes_key(sizes), order, _ev._memory_limit(memory_limit), "")
+        table = _ev._lowered(program, order, ctx)
+        specs = _ev._forward_specs(table, [s.name for s in table.statements], ctx)
+        return PlanReport(f"value of {of}", type_.name, tuple(_step("forward", spec) for spec in specs))
+    if mode not in ("grad", "vjp", "jacobian"):
+        raise ShapeError(f"mode must be one of 'grad', 'vjp', 'jacobian', 'value'; got {mode!r}")
+    names, _ = _ev._names(wrt if wrt is not None else ())
+    cotangent = _placeholder("cotangent", (), type_) if mode == "vjp" else None
+    request = _ev._reverse_request(program, of, names, arrays, sizes, memory_limit, mode, cotangent)
+    if mode == "vjp":
+        ctx = _ev._context(program, request.arrays, request.sizes_key, request.order, request.memory_limit, "")
+        shape = ctx.shapes[of]
+        request = _ev._reverse_request(program, of, names, arrays, sizes, memory_limit, mode,
+                                       _placeholder("cotangent", shape, type_))
+    steps, results = _ev._reverse_specs(request)
+    kind = {"grad": "gradient", "vjp": "vector-Jacobian product", "jacobian": "Jacobian"}[mode]
+    title = f"{kind} of {of} with respect to {', '.join(names)}"
+    labels = {w: f"d{of}/d{w}" if mode == "jacobian" else f"g{w}" for w in names}
+    return PlanReport(title, type_.name, tuple(_step("adjoint" if ":" in s[0] else "forward", s) for s in steps)
+                      + tuple(_step("result", s, labels[s[0]]) for s in results))
+
+
+def _placeholder(name: str, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    """A read-only array of ``shape`` that takes no memory (one broadcast zero)."""
+    try:
+        shape = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise ShapeError(f"the shape of '{name}' must be a tuple of sizes, got {shape!r}") from None
+    if any(n < 0 for n in shape):
+        raise ShapeError(f"the shape of '{name}' has a negative size: {shape}")
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+def _step(role: str, spec, label: str | None = None) -> PlanStep:
+    name, expr, target, ctx, _ = spec
+    shape = tuple(index_size(i, ctx) for i in target)
+    flops, largest = _cost(expr, ctx)
+    label = label or _display(name)
+    return PlanStep(role, f"{format_ref(label, _names(target))} = {_text(expr, target)}", shape,
+                    math.prod(shape) * ctx.dtype.itemsize, flops, largest)
+
+
+def _display(name: str) -> str:
+    """``g:W`` (internal adjoint name) → ``gW``; ``d:x`` → ``dx``."""
+    return name.replace(":", "")
+
+
+def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(ir.display_name(i) for i in indices)
+
+
+def _text(expr: Expr, target: tuple[str, ...]) -> str:
+    fixed = dict(zip(target, _names(target)))
+    text = format_expr(expr, fixed)
+    for internal in sorted({t for t in ir.tensor_names(expr) if ":" in t}, key=len, reverse=True):
+        text = text.replace(internal, _display(internal))
+    return text
+
+
+def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
+    """(FLOPs, largest intermediate) of evaluating ``expr``: each term's contraction along
+    opt_einsum's path, plus the elementwise work of calls, powers and the sum itself."""
+    flops, largest = 0, 0
+    for term in expr.terms:
+        operands: list[tuple[str, ...]] = []
+        for factor in term.factors:
+            if isinstance(factor, Ref):
+                operands.append(factor.indices)
+            elif isinstance(factor, (Call, Power)):
+                inner = tuple(dict.fromkeys(ir.factor_indices(factor)))
+                nested = factor.args if isinstance(factor, Call) else (factor.base, factor.exponent)
+                for e in nested:
+                    f, l = _cost(e, ctx)
+                    flops += f
+                    largest = max(largest, l)
+                flops += math.prod(index_size(i, ctx) for i in inner)
+                operands.append(inner)
+            elif not isinstance(factor, (Delta, Size)):
+                raise TypeError(f"unexpected factor {factor!r}")
+        f, l = _contraction_cost(operands, set(ir.free_indices(Expr((term,)))), ctx)
+        flops += f
+        largest = max(largest, l)
+    return flops, largest
+
+
+def _contraction_cost(operands: list[tuple[str, ...]], keep: set[str], ctx: Context) -> tuple[int, int]:
+    if not operands:
+        return 0, 0
+    sizes = {i: index_size(i, ctx) for idx in operands for i in idx}
+    if len(operands) == 1:
+        return math.prod(sizes[i] for i in dict.fromkeys(operands[0])), 0
+    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
+    equation = ",".join("".join(symbols[i] for i in idx) for idx in operands) + "->" + \
+        "".join(symbols[i] for i in sizes if i in keep)
+    shapes = [tuple(sizes[i] for i in idx) for idx in operands]
+    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True,
+                                       optimize="auto" if len(operands) > 10 else "dp")
+    return int(info.opt_cost), int(info.largest_intermediate)
