@@ -355,8 +355,8 @@ def _printable(text: str) -> str:
     """``text`` with a backslash and every character that is not printable escaped (``\\r`` → ``\\\\r``):
     it can never end a comment line or a docstring early.
 
-    >>> _printable("L = x\\r exec(1)\\f")
-    'L = x\\\\r exec(1)\\\\x0c'
+    >>> _printable("L = x\\r os.system(1)\\f")
+    'L = x\\\\r os.system(1)\\\\x0c'
     """
     return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
                    for c in text)
@@ -822,10 +822,10 @@ def _verified(source: str) -> str:
     >>> source = codegen("L = x[i] x[i]", "x")
     >>> _verified(source) == source
     True
-    >>> _verified(source.replace("return float(L)", "return exec(L)"))
+    >>> _verified(source.replace("return float(L)", "return print(L)"))
     Traceback (most recent call last):
     ...
-    einderiv.errors.UnsupportedError: codegen refused its own output (a call of exec); please report the program
+    einderiv.errors.UnsupportedError: codegen refused its own output (a call of print); please report the program
     """
     problem = _disallowed(source)
     if problem is not None:
