@@ -806,8 +806,9 @@ def _function(name: str, doc: Sequence[str], lines: Sequence[str]) -> str:
 # ---------------------------------------------------------------- the allow-list
 
 #: What the generated functions may read besides their own locals, call, and look up as attributes.
-_NUMPY_NAMES = frozenset({"exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sign", "maximum", "minimum", "greater",
-                          "greater_equal", "less", "less_equal", "power", "zeros", "transpose", "float64", "inf", "nan"})
+_NUMPY_NAMES = frozenset({"exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sign", "maximum", "minimum",
+                          "greater", "greater_equal", "less", "less_equal", "power", "zeros", "transpose",
+                          "float64", "inf", "nan"})
 _ARRAY_ATTRIBUTES = frozenset({"shape", "T", "astype", "copy"})
 _CALLABLE_GLOBALS = frozenset({"_array", "_diagonal", "float"})
 _EXPRESSION_NODES = (ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword, ast.BinOp, ast.UnaryOp,
