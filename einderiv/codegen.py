@@ -4,7 +4,8 @@
 reverse mode and, on request, the Hessian statements (see
 :mod:`einderiv.second_order`) as plain numpy and opt_einsum code that imports
 nothing else, so the module runs where einderiv is not installed. Each line is
-preceded by a comment giving the index statement it implements:
+preceded by a comment giving the index statement it implements, in canonical
+printed form (never the program's raw text):
 
 * a product with a summed index is one ``oe.contract("nd,dh->nh", X, W1)``
   call (integer-free subscripts, one letter per index); with ``shapes`` the
@@ -20,6 +21,13 @@ Arrays are read as float64. Sizes come from the arrays at run time (``X.shape[0]
 so one module serves every shape; an index no array fixes takes its size from
 ``sizes``.
 
+The code is built from the IR as expression trees that parenthesize by Python
+precedence, from validated identifiers, numbers and operators only: a tensor
+name that is a keyword, builtin or a name the module uses gets a suffix
+(``exec`` → ``exec_``), ``1e999`` is ``np.inf``, and every comment is escaped to
+printable text. Before it is returned, the module is parsed and checked against
+an allow-list of statements, names, calls and attributes.
+
 >>> text = codegen("F[i,k] = W[i,j] X[j,k]; L = F[i,k] F[i,k]", "W")
 >>> print(text.split("def value_and_grad", 1)[1].split("return", 1)[0])
 (**inputs):
@@ -28,7 +36,7 @@ so one module serves every shape; an index no array fixes takes its size from
     X = _array(inputs, "X", 2)
     # F[i,k] = W[i,j] X[j,k]
     F = oe.contract("ij,jk->ik", W, X)
-    # L = F[i,k] F[i,k]
+    # L = F[i,k]^2
     L = oe.contract("ik->", F ** 2)
     # dL/dW[a,b] = 2 F[a,k] X[b,k]
     dL_dW = 2 * oe.contract("ak,bk->ab", F, X)
@@ -37,12 +45,15 @@ so one module serves every shape; an index no array fixes takes its size from
 
 from __future__ import annotations
 
+import ast
 import builtins
+import json
 import keyword
+import math
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import opt_einsum
@@ -59,30 +70,163 @@ from .semantics import Statement, dependencies, resolve_sizes, written_names
 
 __all__ = ["codegen", "NUMPY_CODE"]
 
-#: How each elementwise function of the table is written in numpy.
-NUMPY_CODE: dict[str, str] = {
-    "exp": "np.exp({0})",
-    "log": "np.log({0})",
-    "sqrt": "np.sqrt({0})",
-    "sin": "np.sin({0})",
-    "cos": "np.cos({0})",
-    "tanh": "np.tanh({0})",
-    "sigmoid": "0.5 * (1.0 + np.tanh(0.5 * {0}))",
-    "relu": "np.maximum({0}, 0.0)",
-    "abs": "np.abs({0})",
-    "max": "np.maximum({0}, {1})",
-    "min": "np.minimum({0}, {1})",
-    "step": "np.greater({0}, 0.0).astype(np.float64)",
-    "sign": "np.sign({0})",
-    "gt": "np.greater({0}, {1}).astype(np.float64)",
-    "ge": "np.greater_equal({0}, {1}).astype(np.float64)",
-    "lt": "np.less({0}, {1}).astype(np.float64)",
-    "le": "np.less_equal({0}, {1}).astype(np.float64)",
+
+# ---------------------------------------------------------------- code expressions
+#
+# Generated expressions are small trees, never pasted strings: each ``_Code``
+# knows the Python precedence of its outermost operator, and every constructor
+# parenthesizes an operand whose precedence is below what its operator needs.
+# So ``0.5 * u`` with ``u = x - 1.0`` is ``0.5 * (x - 1.0)`` whatever ``u`` is.
+
+_ADD, _MUL, _UNARY, _POWER, _ATOM = 12, 13, 14, 15, 16
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class _Code:
+    """A Python expression and the precedence of its outermost operator."""
+
+    text: str
+    precedence: int = _ATOM
+    variable: bool = False    # a bare local name (an alias of an array)
+    literal: bool = False     # a number literal: ``2 .T`` would need a space, so it is wrapped
+
+
+def _operand(code: _Code, at_least: int) -> str:
+    """``code`` as an operand that needs precedence ``at_least``: parenthesized if it binds more loosely."""
+    return code.text if code.precedence >= at_least else f"({code.text})"
+
+
+def _head(code: _Code) -> str:
+    """``code`` before ``.name``, ``(…)`` or ``[…]``."""
+    return code.text if code.precedence >= _ATOM and not code.literal else f"({code.text})"
+
+
+def _var(name: str) -> _Code:
+    """A local or global name of the generated code; anything but an identifier is refused."""
+    if not _IDENTIFIER.fullmatch(name) or keyword.iskeyword(name):
+        raise UnsupportedError(f"codegen cannot use {name!r} as a Python name")
+    return _Code(name, variable=True)
+
+
+def _num(value: float, as_float: bool = False) -> _Code:
+    """A number: ``2``, ``0.5``, ``-1.5``; infinities and NaN are ``np.inf`` and ``np.nan``, never a bare name."""
+    value = float(value)
+    if math.isnan(value):
+        return _Code("np.nan")
+    if math.isinf(value):
+        return _Code("np.inf") if value > 0 else _Code("-np.inf", _UNARY)
+    text = repr(value) if as_float or not value.is_integer() else format_number(value)
+    return _Code(text, _UNARY, literal=True) if text.startswith("-") else _Code(text, literal=True)
+
+
+def _string(text: str) -> _Code:
+    """A string literal (JSON's escaping is valid Python)."""
+    return _Code(json.dumps(text))
+
+
+def _op(left: _Code, op: str, right: _Code) -> _Code:
+    """``left op right`` for ``+ - * / **``, each side parenthesized as the operator needs."""
+    if op in ("+", "-"):
+        level, need_left, need_right = _ADD, _ADD, _MUL
+    elif op in ("*", "/"):
+        level, need_left, need_right = _MUL, _MUL, _UNARY
+    elif op == "**":   # right-associative, binds tighter than a unary minus on its left
+        level, need_left, need_right = _POWER, _ATOM, _UNARY
+    else:
+        raise ValueError(f"not an arithmetic operator: {op!r}")
+    return _Code(f"{_operand(left, need_left)} {op} {_operand(right, need_right)}", level)
+
+
+def _neg(code: _Code) -> _Code:
+    """``-code``: anything but a name, call or bracket is parenthesized (``-(x ** 2)``)."""
+    return _Code(f"-{_operand(code, _ATOM)}", _UNARY)
+
+
+def _product(factors: Sequence[_Code]) -> _Code:
+    """``f1 * f2 * …`` (at least one factor)."""
+    result = factors[0]
+    for factor in factors[1:]:
+        result = _op(result, "*", factor)
+    return result
+
+
+def _call(callee: str | _Code, args: Sequence[_Code], keywords: Sequence[tuple[str, str]] = ()) -> _Code:
+    """``callee(args, key=value)``; a ``str`` callee is a fixed name of the generated code."""
+    head = callee if isinstance(callee, str) else _head(callee)
+    parts = [a.text for a in args] + [f"{key}={value}" for key, value in keywords]
+    return _Code(f"{head}({', '.join(parts)})")
+
+
+def _attribute(code: _Code, name: str) -> _Code:
+    return _Code(f"{_head(code)}.{name}")
+
+
+def _subscript(code: _Code, items: str) -> _Code:
+    return _Code(f"{_head(code)}[{items}]")
+
+
+def _np(function: str) -> Callable[..., _Code]:
+    return lambda *args: _call(f"np.{function}", args)
+
+
+def _indicator(function: str) -> Callable[..., _Code]:
+    """``np.<function>(a, b)`` as float64 ones and zeros."""
+    return lambda *args: _call(_attribute(_call(f"np.{function}", args), "astype"), [_Code("np.float64")])
+
+
+def _sigmoid(u: _Code) -> _Code:
+    """``0.5 * (1.0 + np.tanh(0.5 * u))``: no overflow for large ``|u|``."""
+    half = _num(0.5)
+    return _op(half, "*", _op(_num(1.0, as_float=True), "+", _call("np.tanh", [_op(half, "*", u)])))
+
+
+#: How each elementwise function of the table is written in numpy: its arguments' code → its code.
+NUMPY_CODE: dict[str, Callable[..., _Code]] = {
+    "exp": _np("exp"),
+    "log": _np("log"),
+    "sqrt": _np("sqrt"),
+    "sin": _np("sin"),
+    "cos": _np("cos"),
+    "tanh": _np("tanh"),
+    "sigmoid": _sigmoid,
+    "relu": lambda u: _call("np.maximum", [u, _num(0.0, as_float=True)]),       # relu'(0) = step(0) = 0
+    "abs": _np("abs"),                                                           # abs'(0) = sign(0) = 0
+    "max": _np("maximum"),
+    "min": _np("minimum"),
+    "step": lambda u: _indicator("greater")(u, _num(0.0, as_float=True)),
+    "sign": _np("sign"),
+    "gt": _indicator("greater"),
+    "ge": _indicator("greater_equal"),
+    "lt": _indicator("less"),
+    "le": _indicator("less_equal"),
 }
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
-    "np", "oe", "inputs", "value_and_grad", "hessian", "_array", "_diagonal", "numpy", "opt_einsum"}
+#: Names the generated functions read: no local variable may take one of these.
+_GLOBALS = frozenset({"np", "oe", "_array", "_diagonal", "float", "inputs"})
+_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | _GLOBALS | {
+    "value_and_grad", "hessian", "numpy", "opt_einsum", "math", "os", "sys"}
+
+_PRELUDE = '''import numpy as np
+import opt_einsum as oe
+
+
+def _array(inputs, name, ndim):
+    """The input ``name`` as a float64 array with ``ndim`` axes."""
+    if name not in inputs:
+        raise KeyError(f"missing input {name!r}")
+    array = np.asarray(inputs[name], dtype=np.float64)
+    if array.ndim != ndim:
+        raise ValueError(f"input {name!r} has {array.ndim} axes, expected {ndim}")
+    return array
+
+
+def _diagonal(out, groups):
+    """A writeable view of ``out`` with one axis per group of its axes: a strided diagonal."""
+    shape = tuple(out.shape[group[0]] for group in groups)
+    strides = tuple(sum(out.strides[axis] for axis in group) for group in groups)
+    return np.lib.stride_tricks.as_strided(out, shape, strides, writeable=True)'''
 
 _HEADER = '''"""Generated by einderiv {version}: {what}, with numpy and opt_einsum only.
 
@@ -93,27 +237,7 @@ float64. The program:
 {program}
 """
 
-import numpy as np
-import opt_einsum as oe
-
-
-def _array(inputs, name, ndim):
-    """The input ``name`` as a float64 array with ``ndim`` axes."""
-    if name not in inputs:
-        raise KeyError(f"missing input {{name!r}}")
-    array = np.asarray(inputs[name], dtype=np.float64)
-    if array.ndim != ndim:
-        raise ValueError(f"input {{name!r}} has {{array.ndim}} axes, expected {{ndim}}")
-    return array
-
-
-def _diagonal(out, groups):
-    """A writeable view of ``out`` with one axis per group of its axes: a strided diagonal."""
-    shape = tuple(out.shape[group[0]] for group in groups)
-    strides = tuple(sum(out.strides[axis] for axis in group) for group in groups)
-    return np.lib.stride_tricks.as_strided(out, shape, strides, writeable=True)
 '''
-
 
 def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None = None,
             shapes: Mapping[str, Sequence[int]] | None = None, sizes: Mapping[str, int] | None = None,
@@ -143,13 +267,21 @@ def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None 
     if program.rank(of) != 0:
         raise ShapeError(f"codegen writes gradients of a scalar output, but '{of}' has "
                          f"{program.rank(of)} indices; choose a scalar with of=...")
+    _check_names(program)
     user_sizes = _checked_sizes(sizes)
     ctx = _path_context(program, of, wrts, shapes, user_sizes) if shapes is not None else None
     module = _Module(program, of, wrts, ctx, user_sizes)
     parts = [_header(program, of, wrts, hessian), module.value_and_grad()]
     if hessian:
         parts.append(module.hessian())
-    return "\n\n\n".join(parts) + "\n"
+    return _verified("\n\n\n".join(parts) + "\n")
+
+
+def _check_names(program: Program) -> None:
+    """Every tensor name is an identifier ``[A-Za-z_][A-Za-z0-9_]*``: the only names that reach the code."""
+    for name in [n for n, _ in program.inputs] + [s.name for s in program.statements]:
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+            raise ProgramError(f"codegen needs tensor names of the form [A-Za-z_][A-Za-z0-9_]*, got {name!r}")
 
 
 def _checked_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
@@ -194,78 +326,51 @@ def _ancestors(program: Program, of: str) -> list[Statement]:
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
+    """The module docstring (the program in canonical printed form, never its raw text) and the prelude."""
     from . import __version__
     listed = ", ".join(wrts)
     api = f"value_and_grad(**inputs) -> ({of}, {{name: d{of}/d name}}) for {listed}\n"
     if hessian:
         api += f"hessian(**inputs) -> {{(name1, name2): d²{of}/d name1 d name2}} for {listed}\n"
-    lines = "\n".join(f"    {s.source.strip()}" for s in program.statements)
+    lines = "\n".join(f"    {_statement_text(s.name, s.lhs, s.rhs, {})}" for s in program.statements)
     what = f"{of} and its derivatives" if not hessian else f"{of}, its gradient and its Hessian"
-    text = _HEADER.format(version=__version__, what=what, api=api, program=lines)
-    return text.rstrip("\n")
+    text = _HEADER.format(version=__version__, what=what, api=_docstring_text(api),
+                          program=_docstring_text(lines))
+    return text + _PRELUDE
 
 
 # ---------------------------------------------------------------- code text helpers
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")
-
-
-def _is_atom(text: str) -> bool:
-    """Whether ``text`` can be indexed or multiplied without parentheses."""
-    if _IDENT.fullmatch(text) or _NUMBER.fullmatch(text):
-        return True
-    attribute = re.fullmatch(r"(.*[\)\]])\.[A-Za-z_]\w*", text)
-    if attribute:
-        return _is_atom(attribute.group(1))
-    if text and text[-1] in ")]":
-        start = _opening(text)
-        if start == 0:
-            return text[-1] == ")"
-        return start > 0 and _is_atom(text[:start])
-    return False
-
-
-def _opening(text: str) -> int:
-    """Position of the bracket that the last character closes (string literals have none)."""
-    depth = 0
-    in_string = False
-    for k in range(len(text) - 1, -1, -1):
-        c = text[k]
-        if c == '"':
-            in_string = not in_string
-        elif in_string:
-            continue
-        elif c in ")]":
-            depth += 1
-        elif c in "([":
-            depth -= 1
-            if depth == 0:
-                return k
-    return -1
-
-
-def _paren(text: str) -> str:
-    return text if _is_atom(text) else f"({text})"
-
-
-def _number(value: float) -> str:
-    return format_number(value) if float(value).is_integer() else repr(float(value))
-
-
-def _aligned(text: str, present: Sequence[int], rank: int) -> str:
-    """``text``, whose axes are the ``present`` positions of a rank-``rank`` target, made to broadcast."""
+def _aligned(code: _Code, present: Sequence[int], rank: int) -> _Code:
+    """``code``, whose axes are the ``present`` positions of a rank-``rank`` target, made to broadcast."""
     pattern = [":" if k in present else "None" for k in range(rank)]
     while pattern and pattern[0] == "None":
         pattern.pop(0)
     if all(p == ":" for p in pattern):
-        return text
-    return f"{_paren(text)}[{', '.join(pattern)}]"
+        return code
+    return _subscript(code, ", ".join(pattern))
+
+
+def _printable(text: str) -> str:
+    """``text`` with a backslash and every character that is not printable escaped (``\\r`` → ``\\\\r``):
+    it can never end a comment line or a docstring early.
+
+    >>> _printable("L = x\\r os.system(1)\\f")
+    'L = x\\\\r os.system(1)\\\\x0c'
+    """
+    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _docstring_text(text: str) -> str:
+    """``text`` for inside a triple-quoted docstring: lines kept, each made printable, no closing quotes."""
+    escaped = "\n".join(_printable(line) for line in text.split("\n"))
+    return escaped.replace('"', '\\"') if '"""' in escaped or escaped.endswith('"') else escaped
 
 
 @dataclass(frozen=True)
 class _TermCode:
-    text: str                         # the term's magnitude (sign in ``negative``)
+    code: _Code                       # the term's magnitude (sign in ``negative``)
     negative: bool
     present: tuple[int, ...]          # view axes the value has, in order
     groups: tuple[tuple[int, ...], ...] | None   # target axes of each view axis (None: no delta)
@@ -295,11 +400,15 @@ class _Writer:
 
     # names
     def identifier(self, preferred: str) -> str:
-        name = re.sub(r"\W", "_", preferred)
+        """A fresh local name from ``preferred``: an ASCII identifier that shadows no builtin, keyword
+        or name the generated code reads (``exec`` → ``exec_``, ``np`` → ``np_``)."""
+        name = re.sub(r"[^A-Za-z0-9_]", "_", preferred)
+        if not name or name[0].isdigit():
+            name = f"v{name}"
         while name in self.used or name in _RESERVED:
             name += "_"
         self.used.add(name)
-        return name
+        return _var(name).text
 
     def bind(self, tensor: str, preferred: str) -> str:
         self.names[tensor] = self.identifier(preferred)
@@ -309,22 +418,29 @@ class _Writer:
         self.temps += 1
         return self.identifier(f"t{self.temps}")
 
+    def ref(self, tensor: str) -> _Code:
+        return _var(self.names[tensor])
+
     # sizes
-    def size(self, index: str) -> str:
+    def axis_size(self, tensor: str, axis: str | int) -> _Code:
+        """``T.shape[axis]``."""
+        return _subscript(_attribute(self.ref(tensor), "shape"), str(int(axis)))
+
+    def size(self, index: str) -> _Code:
         root = ir.index_root(index)
         if "@" in root:
             tensor, axis = root.split("@", 1)[1].rsplit(".", 1)
-            return f"{self.names[tensor]}.shape[{axis}]"
+            return self.axis_size(tensor, axis)
         candidates = self.occurrences.get(root, [])
         for tensor, axis in candidates:
             if tensor in self.inputs and tensor in self.names:
-                return f"{self.names[tensor]}.shape[{axis}]"
+                return self.axis_size(tensor, axis)
         for tensor, axis in candidates:
             if tensor in self.computed:
-                return f"{self.names[tensor]}.shape[{axis}]"
+                return self.axis_size(tensor, axis)
         display = ir.display_name(root)
         if display in self.user_sizes:
-            return str(self.user_sizes[display])
+            return _num(self.user_sizes[display])
         raise ShapeError(f"index '{display}' is fixed by no array; give its size: sizes={{'{display}': 3}}")
 
     def shape(self, indices: Sequence[str]) -> str:
@@ -335,14 +451,14 @@ class _Writer:
         while k < len(indices):
             whole = self._whole_tensor(indices[k:])
             if whole is None:
-                loose.append(self.size(indices[k]))
+                loose.append(self.size(indices[k]).text)
                 k += 1
                 continue
             if loose:
                 parts.append(f"({', '.join(loose)},)" if len(loose) == 1 else f"({', '.join(loose)})")
                 loose = []
             tensor, rank = whole
-            parts.append(f"{self.names[tensor]}.shape")
+            parts.append(_attribute(self.ref(tensor), "shape").text)
             k += rank
         if loose:
             parts.append(f"({', '.join(loose)},)" if len(loose) == 1 else f"({', '.join(loose)})")
@@ -365,10 +481,12 @@ class _Writer:
 
     # statements
     def comment(self, text: str) -> None:
-        self.lines.append(f"# {text}")
+        """A ``#`` line: canonical printed text, every control character escaped."""
+        self.lines.append(f"# {_printable(text)}")
 
     def assign(self, var: str, expr: Expr, target: tuple[str, ...], fresh: bool = False) -> None:
         """Lines setting ``var`` to ``expr`` over ``target``; ``fresh``: never an alias of another array."""
+        var = _var(var).text
         rank = len(target)
         terms = [self.term(t, target) for t in expr.terms]
         if not terms:
@@ -377,72 +495,75 @@ class _Writer:
         dense = all(t.groups is None for t in terms)
         covered = {k for t in terms for k in t.present}
         if dense and len(covered) == rank and (len(terms) > 1 or len(terms[0].present) == rank):
-            text = self.join(terms, rank)
-            if fresh and _IDENT.fullmatch(text):
-                text += ".copy()"
-            self.lines.append(f"{var} = {text}")
+            code = self.join(terms, rank)
+            if fresh and code.variable:
+                code = _call(_attribute(code, "copy"), [])
+            self.lines.append(f"{var} = {code.text}")
             return
         self.lines.append(f"{var} = np.zeros({self.shape(target)})")
         for t in terms:
             op = "-=" if t.negative else "+="
             if t.groups is None:
-                self.lines.append(f"{var} {op} {_aligned(t.text, t.present, rank)}")
+                self.lines.append(f"{var} {op} {_aligned(t.code, t.present, rank).text}")
             else:
                 view = f"_diagonal({var}, {t.groups!r})"
-                self.lines.append(f"{view}[...] {op} {_aligned(t.text, t.present, len(t.groups))}")
+                self.lines.append(f"{view}[...] {op} {_aligned(t.code, t.present, len(t.groups)).text}")
 
-    def join(self, terms: Sequence[_TermCode], rank: int) -> str:
-        parts = []
-        for k, t in enumerate(terms):
-            text = _aligned(t.text, t.present, rank)
-            if k == 0:
-                parts.append(f"-{text}" if t.negative else text)
+    def join(self, terms: Sequence[_TermCode], rank: int) -> _Code:
+        """The signed sum of ``terms``, each broadcast to ``rank`` axes."""
+        result: _Code | None = None
+        for t in terms:
+            code = _aligned(t.code, t.present, rank)
+            if result is None:
+                result = _neg(code) if t.negative else code
             else:
-                parts.append(f" - {text}" if t.negative else f" + {text}")
-        return "".join(parts)
+                result = _op(result, "-" if t.negative else "+", code)
+        assert result is not None, "join needs a term"
+        return result
 
-    def inline(self, expr: Expr, indices: tuple[str, ...]) -> str:
+    def inline(self, expr: Expr, indices: tuple[str, ...]) -> _Code:
         """``expr`` as one Python expression broadcasting against ``indices``."""
         free = set(ir.free_indices(expr))
         own = tuple(i for i in indices if i in free)
         value = ir.constant_value(expr)
         if value is not None:
-            return _number(value) if value >= 0 else f"-{_number(-value)}"
+            return _num(value)
         terms = [self.term(t, own) for t in expr.terms]
         if all(t.groups is None for t in terms):
-            text = self.join(terms, len(own))   # every free index is in some term: full shape
+            code = self.join(terms, len(own))   # every free index is in some term: full shape
         else:
-            text = self.temp()
-            self.assign(text, expr, own)
-        return _aligned(text, [k for k, i in enumerate(indices) if i in free], len(indices))
+            name = self.temp()
+            self.assign(name, expr, own)
+            code = _var(name)
+        return _aligned(code, [k for k, i in enumerate(indices) if i in free], len(indices))
 
-    def factor(self, factor: Factor) -> tuple[str, tuple[str, ...], bool]:
+    def factor(self, factor: Factor) -> tuple[_Code, tuple[str, ...], bool]:
         """(code, indices, reciprocal) of a factor that is an operand of a product."""
         if isinstance(factor, Ref):
-            return self.names[factor.name], factor.indices, False
+            return self.ref(factor.name), factor.indices, False
         indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
         if isinstance(factor, Call):
-            template = NUMPY_CODE.get(factor.fn)
-            if template is None:
+            build = NUMPY_CODE.get(factor.fn)
+            if build is None:
                 raise UnsupportedError(f"codegen has no numpy code for the function '{factor.fn}'; "
                                        f"known: {', '.join(NUMPY_CODE)}")
-            return template.format(*(self.inline(a, indices) for a in factor.args)), indices, False
+            return build(*(self.inline(a, indices) for a in factor.args)), indices, False
         base = self.inline(factor.base, indices)
         p = ir.constant_value(factor.exponent)
         if p is None:
-            return f"np.power({base}, {self.inline(factor.exponent, indices)})", indices, False
+            return _call("np.power", [base, self.inline(factor.exponent, indices)]), indices, False
         if p == -1.0:
             return base, indices, True
         if p == 0.5:
-            return f"np.sqrt({base})", indices, False
-        exponent = _number(p) if p >= 0 else repr(float(p))
-        return f"{_paren(base)} ** {exponent}", indices, False
+            return _call("np.sqrt", [base]), indices, False
+        # a negative exponent as a float: an integer base to a negative integer power is an error in numpy
+        return _op(base, "**", _num(p, as_float=p < 0)), indices, False
 
     def term(self, term: Term, target: tuple[str, ...]) -> _TermCode:
         """A term's magnitude over view axes: deltas group target axes, the rest is a product."""
         coeff = term.coeff
-        scalars: list[str] = []
-        operands: list[tuple[str, tuple[str, ...], bool]] = []
+        scalars: list[_Code] = []
+        operands: list[tuple[_Code, tuple[str, ...], bool]] = []
         deltas: list[Delta] = []
         for f in term.factors:
             if isinstance(f, Delta):
@@ -456,59 +577,56 @@ class _Writer:
         order = list(dict.fromkeys(reps))
         groups = tuple(tuple(k for k in range(len(target)) if reps[k] == r) for r in order)
         rep_of = {index: target[reps[k]] for index, k in position.items()}
-        mapped = [(text, tuple(rep_of.get(i, i) for i in idx), recip) for text, idx, recip in operands]
+        mapped = [(code, tuple(rep_of.get(i, i) for i in idx), recip) for code, idx, recip in operands]
         present_names = {i for _, idx, _ in mapped for i in idx}
         view = [target[r] for r in order]
         out = tuple(i for i in view if i in present_names)
         magnitude = abs(coeff)
         if mapped:
-            prefix = ([_number(magnitude)] if magnitude != 1.0 else []) + scalars
-            text = " * ".join(prefix + [self.product(mapped, out)])
+            code = _product(([_num(magnitude)] if magnitude != 1.0 else []) + scalars + [self.product(mapped, out)])
         else:   # a number times sizes
-            text = " * ".join(([repr(float(magnitude))] if magnitude != 1.0 or not scalars else []) + scalars)
+            code = _product(([_num(magnitude, as_float=True)] if magnitude != 1.0 or not scalars else []) + scalars)
         present = tuple(k for k, i in enumerate(view) if i in present_names)
-        return _TermCode(text, coeff < 0, present, groups if len(order) < len(target) else None)
+        return _TermCode(code, coeff < 0, present, groups if len(order) < len(target) else None)
 
-    def product(self, operands: Sequence[tuple[str, tuple[str, ...], bool]], out: tuple[str, ...]) -> str:
+    def product(self, operands: Sequence[tuple[_Code, tuple[str, ...], bool]], out: tuple[str, ...]) -> _Code:
         """Operands multiplied and summed down to ``out``: broadcasting, or one opt_einsum call."""
-        if not operands:
-            return ""
+        one = _num(1.0, as_float=True)
         position = {i: k for k, i in enumerate(out)}
         elementwise = all(len(set(idx)) == len(idx) and all(i in position for i in idx) for _, idx, _ in operands)
         if elementwise:
             numerator, denominator = [], []
-            for text, idx, recip in operands:
+            for code, idx, recip in operands:
                 places = [position[i] for i in idx]
                 if places != sorted(places):
                     perm = sorted(range(len(idx)), key=lambda a: places[a])
-                    text = f"{_paren(text)}.T" if perm == list(range(len(idx)))[::-1] else \
-                        f"np.transpose({text}, {tuple(perm)})"
+                    code = _attribute(code, "T") if perm == list(range(len(idx)))[::-1] else \
+                        _call("np.transpose", [code, _Code(repr(tuple(perm)))])
                     places = sorted(places)
-                (denominator if recip else numerator).append(_aligned(text, places, len(out)))
-            num = " * ".join(_paren(t) if len(numerator) > 1 else t for t in numerator)
-            if not denominator:
-                return num
-            if not numerator:
-                num = "1.0"
-            elif not _is_atom(num) and len(numerator) == 1 and any(c in num for c in "+-"):
-                num = _paren(num)
-            return num + "".join(f" / {_paren(d)}" for d in denominator)
-        outside = [(text, recip) for text, idx, recip in operands if not idx]
+                (denominator if recip else numerator).append(_aligned(code, places, len(out)))
+            result = _product(numerator) if numerator else one
+            for d in denominator:
+                result = _op(result, "/", d)
+            return result
+        outside = [(code, recip) for code, idx, recip in operands if not idx]
         if outside:
             inside = [op for op in operands if op[1]]
-            factors = [_paren(text) for text, recip in outside if not recip]
-            text = " * ".join(factors + [self.product(inside, out)] if inside else factors) or "1.0"
-            return text + "".join(f" / {_paren(t)}" for t, recip in outside if recip)
+            factors = [code for code, recip in outside if not recip] + ([self.product(inside, out)] if inside else [])
+            result = _product(factors) if factors else one
+            for code, recip in outside:
+                if recip:
+                    result = _op(result, "/", code)
+            return result
         letters = self.letters([idx for _, idx, _ in operands], out)
         subscripts = ",".join("".join(letters[i] for i in idx) for _, idx, _ in operands)
         subscripts += "->" + "".join(letters[i] for i in out)
-        args = [f"1.0 / {_paren(text)}" if recip else text for text, _, recip in operands]
-        call = f'oe.contract("{subscripts}", {", ".join(args)}'
+        args = [_op(one, "/", code) if recip else code for code, _, recip in operands]
+        keywords = []
         if self.ctx is not None:
             shapes = [tuple(index_size(i, self.ctx) for i in idx) for _, idx, _ in operands]
             path, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True)
-            call += f", optimize={[tuple(step) for step in path]}"
-        return call + ")"
+            keywords.append(("optimize", repr([tuple(int(k) for k in step) for step in path])))
+        return _call("oe.contract", [_string(subscripts)] + args, keywords)
 
     @staticmethod
     def letters(operand_indices: Sequence[tuple[str, ...]], out: tuple[str, ...]) -> dict[str, str]:
@@ -552,7 +670,7 @@ class _Module:
         ranks = dict(self.program.inputs)
         for name in self.inputs:
             var = w.bind(name, name)
-            w.lines.append(f'{var} = _array(inputs, "{name}", {ranks[name]})')
+            w.lines.append(f"{var} = {_call('_array', [_var('inputs'), _string(name), _num(ranks[name])]).text}")
         return w
 
     def _run_forward(self, w: _Writer, names: set[str] | None = None) -> None:
@@ -560,7 +678,7 @@ class _Module:
             if names is not None and s.name not in names:
                 continue
             var = w.bind(s.name, s.name)
-            w.comment(s.source.strip())
+            w.comment(_statement_text(s.name, s.lhs, s.rhs, {}))
             w.assign(var, s.rhs, s.lhs)
             w.computed.add(s.name)
 
@@ -585,9 +703,9 @@ class _Module:
             var = w.identifier(f"d{of}_d{x}")
             w.comment(_statement_text(f"d{of}/d{x}", target, expr, labels))
             w.assign(var, expr, target, fresh=True)
-            grads.append(f'"{x}": {var}')
+            grads.append(f"{_string(x).text}: {var}")
         value = w.names[of]
-        w.lines.append(f"return float({value}), {{{', '.join(grads)}}}")
+        w.lines.append(f"return float({_var(value).text}), {{{', '.join(grads)}}}")
         shown = ", ".join(f'"{x}": d{of}/d{x}' for x in wrts)
         doc = _docstring(f"The value of {of} and its gradient with respect to {', '.join(wrts)}: ({of}, {{{shown}}}).")
         return _function("value_and_grad", doc, w.lines)
@@ -612,7 +730,7 @@ class _Module:
                     out = wrt_slots(program, a)
                     var = w.identifier(f"d2{of}_d{a}_d{b}")
                     w.assign(var, ir.ZERO, out + wrt_slots(program, b, out))
-                    blocks.append(f'("{a}", "{b}"): {var}')
+                    blocks.append(f"({_string(a).text}, {_string(b).text}): {var}")
         w.lines.append(f"return {{{', '.join(blocks)}}}")
         doc = _docstring(f"Second derivatives of {of}: {{(name1, name2): d²{of}/d name1 d name2}} for "
                          f"{', '.join(wrts)}; each of shape shape(name1) + shape(name2).")
@@ -663,7 +781,7 @@ class _Module:
         lhs = f"d²{of}/d{first}d{second}"
         w.comment(f"{lhs} = {format_expr(h.expr, names, tensors=tensors)}")
         w.assign(var, h.expr, h.indices, fresh=True)
-        return f'("{a}", "{b}"): {var}'
+        return f"({_string(a).text}, {_string(b).text}): {var}"
 
 
 def _statement_text(name: str, indices: tuple[str, ...], expr: Expr, tensors: Mapping[str, str]) -> str:
@@ -674,7 +792,7 @@ def _statement_text(name: str, indices: tuple[str, ...], expr: Expr, tensors: Ma
 
 def _docstring(text: str) -> list[str]:
     """A docstring's lines, wrapped at 96 columns."""
-    lines = textwrap.wrap(text, 92)
+    lines = textwrap.wrap(_docstring_text(text), 92)
     if len(lines) == 1:
         return [f'"""{lines[0]}"""']
     return [f'"""{lines[0]}'] + lines[1:] + ['"""']
@@ -683,3 +801,134 @@ def _docstring(text: str) -> list[str]:
 def _function(name: str, doc: Sequence[str], lines: Sequence[str]) -> str:
     body = "\n".join(f"    {line}" if line else "" for line in list(doc) + list(lines))
     return f"def {name}(**inputs):\n{body}"
+
+
+# ---------------------------------------------------------------- the allow-list
+
+#: What the generated functions may read besides their own locals, call, and look up as attributes.
+_NUMPY_NAMES = frozenset({"exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sign", "maximum", "minimum",
+                          "greater", "greater_equal", "less", "less_equal", "power", "zeros", "transpose",
+                          "float64", "inf", "nan"})
+_ARRAY_ATTRIBUTES = frozenset({"shape", "T", "astype", "copy"})
+_CALLABLE_GLOBALS = frozenset({"_array", "_diagonal", "float"})
+_EXPRESSION_NODES = (ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword, ast.BinOp, ast.UnaryOp,
+                     ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.Load, ast.Store,
+                     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub)
+_PRELUDE_DUMP = tuple(ast.dump(node) for node in ast.parse(_PRELUDE).body)
+
+
+def _verified(source: str) -> str:
+    """``source`` once it passes the allow-list of :func:`_disallowed`; otherwise UnsupportedError.
+
+    >>> source = codegen("L = x[i] x[i]", "x")
+    >>> _verified(source) == source
+    True
+    >>> _verified(source.replace("return float(L)", "return print(L)"))
+    Traceback (most recent call last):
+    ...
+    einderiv.errors.UnsupportedError: codegen refused its own output (a call of print); please report the program
+    """
+    problem = _disallowed(source)
+    if problem is not None:
+        raise UnsupportedError(f"codegen refused its own output ({problem}); please report the program")
+    return source
+
+
+def _disallowed(source: str) -> str | None:
+    """What in ``source`` falls outside what codegen writes, or None.
+
+    Allowed: printable text and newlines only (so no comment or docstring ends early); a
+    docstring, the fixed prelude (imports, ``_array``, ``_diagonal``), then ``value_and_grad``
+    and ``hessian`` taking ``**inputs``, whose bodies are assignments, augmented assignments
+    and one return, built from numbers, strings, locals assigned earlier, arithmetic,
+    subscripts, the numpy functions of ``_NUMPY_NAMES``, ``oe.contract``, the helpers and ``float``.
+    """
+    bad = next((c for c in source if c != "\n" and not c.isprintable()), None)
+    if bad is not None:
+        return f"the character {bad!r}"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        return f"invalid syntax: {error.msg}"
+    body = tree.body
+    if not body or not _is_docstring(body[0]):
+        return "no module docstring"
+    end = 1 + len(_PRELUDE_DUMP)
+    if tuple(ast.dump(node) for node in body[1:end]) != _PRELUDE_DUMP:
+        return "imports or helpers that differ from the prelude"
+    for node in body[end:]:
+        problem = _disallowed_function(node)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _disallowed_function(node: ast.stmt) -> str | None:
+    if not isinstance(node, ast.FunctionDef) or node.name not in ("value_and_grad", "hessian"):
+        return f"a top-level {type(node).__name__}"
+    args = node.args
+    if (node.decorator_list or node.returns or getattr(node, "type_params", None) or args.posonlyargs or args.args
+            or args.vararg or args.kwonlyargs or args.defaults or args.kwarg is None or args.kwarg.arg != "inputs"
+            or args.kwarg.annotation):
+        return f"the signature of {node.name}"
+    local: set[str] = set()
+    for k, statement in enumerate(node.body):
+        if k == 0 and _is_docstring(statement):
+            continue
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            problem = _disallowed_expression(statement.value, local)
+            name = statement.targets[0].id
+            if problem is None and (name in _RESERVED or not _IDENTIFIER.fullmatch(name)):
+                problem = f"an assignment to {name!r}"
+            local.add(name)
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.op, (ast.Add, ast.Sub)):
+            target = statement.target
+            if isinstance(target, ast.Name):
+                problem = None if target.id in local else f"an update of {target.id!r}"
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Call):
+                problem = _disallowed_expression(target, local, store=True)
+            else:
+                problem = "an update of something other than a local or a diagonal view"
+            problem = problem or _disallowed_expression(statement.value, local)
+        elif isinstance(statement, ast.Return) and k == len(node.body) - 1 and statement.value is not None:
+            problem = _disallowed_expression(statement.value, local)
+        else:
+            problem = f"a {type(statement).__name__} statement"
+        if problem is not None:
+            return problem
+    return None
+
+
+def _disallowed_expression(expression: ast.AST, local: set[str], store: bool = False) -> str | None:
+    for node in ast.walk(expression):
+        if not isinstance(node, _EXPRESSION_NODES):
+            return f"a {type(node).__name__} expression"
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load) or (node.id not in local and node.id not in _GLOBALS):
+                return f"the name {node.id!r}"
+        elif isinstance(node, (ast.Subscript, ast.Attribute, ast.Tuple, ast.List)) \
+                and not isinstance(node.ctx, ast.Load) and not (store and node is expression):
+            return "an assignment inside an expression"
+        elif isinstance(node, ast.Constant):
+            if node.value is not Ellipsis and node.value is not None and type(node.value) not in (int, float, str):
+                return f"the constant {node.value!r}"
+        elif isinstance(node, ast.Attribute):
+            owner = node.value.id if isinstance(node.value, ast.Name) and node.value.id in ("np", "oe") else None
+            allowed = {"np": _NUMPY_NAMES, "oe": {"contract"}, None: _ARRAY_ATTRIBUTES}[owner]
+            if node.attr not in allowed:
+                return f"the attribute .{node.attr}"
+        elif isinstance(node, ast.Call):
+            callee = node.func
+            named = isinstance(callee, ast.Name) and callee.id in _CALLABLE_GLOBALS
+            if not named and not isinstance(callee, ast.Attribute):
+                return f"a call of {ast.unparse(callee)}"
+        elif isinstance(node, ast.keyword) and node.arg != "optimize":
+            return f"the keyword {node.arg!r}"
+        elif isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.USub):
+            return f"the operator {type(node.op).__name__}"
+    return None

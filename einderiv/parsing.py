@@ -175,6 +175,8 @@ def caret_context(text: str, line: int, column: int, width: int = 60) -> str:
     """
     lines = text.split("\n")
     source = lines[line - 1] if 0 < line <= len(lines) else ""
+    source = source[:-1] if source.endswith("\r") else source   # a \r\n line ending
+    source = "".join(c if c.isprintable() or c == "\t" else "?" for c in source)  # one column each
     at = max(column - 1, 0)
     start, end = max(at - width, 0), at + width
     before, after = ("…" if start > 0 else ""), ("…" if end < len(source) else "")
@@ -221,6 +223,9 @@ def _describe(text: str, error: UnexpectedInput) -> str:
     expected = set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ())
     if isinstance(error, UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        if char and not char.isprintable() and char not in "\t\n":
+            return (f"the control character {char!r} is not allowed in program text "
+                    f"(a line ends with \\n or \\r\\n; blanks are spaces and tabs)")
         if char == "=":
             return "unexpected '=': a statement is 'Name[indices] = expression', one per line or separated by ';'"
         return f"unexpected character {char!r}"

@@ -16,7 +16,7 @@ import einderiv
 from einderiv.codegen import NUMPY_CODE, codegen
 from einderiv.functions import FUNCTIONS, USER_FUNCTIONS
 from einderiv.second_order import hessian
-from helpers import assert_close, random_array
+from helpers import assert_close, numeric_jacobian, random_array
 
 WX_LOSS = "F[i,k] = W[i,j] X[j,k]\nL = (F[i,k] - T[i,k])^2 / 2"
 AB_LOSS = "C[i,j] = A[i,k] B[k,j]; L = C[i,j] C[i,j]"
@@ -241,3 +241,251 @@ def test_statement_as_wrt_is_refused():
 def test_missing_shape_is_refused():
     with pytest.raises(einderiv.ShapeError, match="shapes has no entry for T"):
         codegen(WX_LOSS, "W", shapes={"W": (2, 3), "X": (3, 4)})
+
+
+# ---------------------------------------------------------------------------
+# precedence: every function of every kind of argument, run and compared
+# ---------------------------------------------------------------------------
+
+# One argument of each kind: (positive for x, y in [1.5, 2.5], either sign there).
+ARGUMENT_KINDS = {
+    "sum": ("x[i] + y[i]", "x[i] + y[i] - 4"),
+    "difference": ("x[i] - 1", "x[i] - y[i]"),
+    "product": ("x[i] y[i]", "(x[i] - 2) * y[i]"),
+    "quotient": ("x[i] / y[i]", "(x[i] - 2) / y[i]"),
+    "power": ("x[i]^-1.5", "(x[i] - 2)^3"),
+    "power of a sum": ("x[i]^(y[i] - 1)", "2^(x[i] - y[i]) - 1"),
+    "negation": ("-(x[i] - 3)", "-x[i]"),
+    "negated power": ("-x[i]^2 + 7", "-x[i]^2 + 4"),
+    "nested": ("sigmoid(x[i] - y[i]) + 0.25", "tanh(y[i] - x[i] / 2) - 0.5"),
+}
+# Where the call sits: a product, under a negated square, in a denominator.
+CONTEXTS = ("w[i] {}", "-{}^2 w[i]", "w[i] / (2.5 + {})")
+
+
+def corpus_program(fn):
+    """One statement per kind of argument of ``fn``, the contexts in turn; L sums them."""
+    signed = fn not in ("log", "sqrt")
+    args = [pair[1] if signed else pair[0] for pair in ARGUMENT_KINDS.values()]
+    if FUNCTIONS[fn].arity == 2:
+        calls = [f"{fn}({a}, {b})" for a, b in zip(args, args[1:] + args[:1])]
+    else:
+        calls = [f"{fn}({a})" for a in args]
+    lines = [f"s{k} = sum[i]({CONTEXTS[k % len(CONTEXTS)].format(call)})" for k, call in enumerate(calls)]
+    return "\n".join(lines + ["L = " + " + ".join(f"s{k}" for k in range(len(calls)))])
+
+
+def test_the_corpus_writes_what_it_says():
+    program = corpus_program("sigmoid").splitlines()
+    assert program[1] == "s1 = sum[i](-sigmoid(x[i] - y[i])^2 w[i])"
+    assert program[-1].startswith("L = s0 + s1 + s2")
+
+
+# the reported bug: sigmoid of a difference kept its parentheses
+def test_sigmoid_of_a_difference_keeps_its_parentheses(tmp_path):
+    text = codegen("L = sigmoid(x[i] - 1)", "x")
+    assert "np.tanh(0.5 * (x - 1.0))" in text and "0.5 * x - 1.0" not in text
+    module = load(tmp_path / "sigmoid_difference.py", text)
+    x = np.array([-1.0, 0.5, 3.0])
+    value, grads = module.value_and_grad(x=x)
+    s = 1 / (1 + np.exp(-(x - 1)))
+    assert value == pytest.approx(s.sum(), rel=1e-12)
+    assert_close(grads["x"], s * (1 - s), rtol=1e-12, atol=1e-14)
+
+
+# generated value and gradient = einderiv's = finite differences of the generated value
+@pytest.mark.parametrize("fn", USER_FUNCTIONS)
+def test_functions_of_compound_arguments(tmp_path, rng, fn):
+    program = corpus_program(fn)
+    module = load(tmp_path / f"corpus_{fn}.py", codegen(program, ["x", "y", "w"]))
+    inputs = {"x": rng.uniform(1.5, 2.5, 4), "y": rng.uniform(1.5, 2.5, 4), "w": random_array(rng, (4,))}
+    value, grads = module.value_and_grad(**inputs)
+    expected_value, expected = einderiv.value_and_grad(program, list(inputs), inputs)
+    assert value == pytest.approx(expected_value, rel=1e-11)
+    assert value == pytest.approx(float(einderiv.evaluate(program, inputs)), rel=1e-11)
+    for name in inputs:
+        assert_close(grads[name], expected[name], rtol=1e-10, atol=1e-12, msg=name)
+
+        def generated_value(v, name=name):
+            return module.value_and_grad(**{**inputs, name: v})[0]
+        assert_close(grads[name], numeric_jacobian(generated_value, inputs[name]), msg=f"{fn}: d/d{name}")
+
+
+# kinks: relu'(0) = 0, abs'(0) = 0; max sends the gradient to a where a > b, else b; min likewise
+def test_kink_conventions(tmp_path):
+    program = "L = sum[i](w[i] (relu(x[i]) + abs(x[i]) + max(x[i], y[i]) + 2 min(x[i], y[i])))"
+    module = load(tmp_path / "kinks.py", codegen(program, ["x", "y"]))
+    x = np.array([0.0, 0.0, 1.0, -1.0, 2.0])
+    y = np.array([0.0, 1.0, 1.0, -2.0, 3.0])
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    _, grads = module.value_and_grad(x=x, y=y, w=w)
+    expected_x = w * ((x > 0) + np.sign(x) + (x > y) + 2 * (x < y))
+    expected_y = w * ((x <= y) + 2 * (x >= y))
+    assert_close(grads["x"], expected_x, rtol=0, atol=0)
+    assert_close(grads["y"], expected_y, rtol=0, atol=0)
+    inputs = {"x": x, "y": y, "w": w}
+    assert_close(grads["x"], einderiv.grad(program, "x", inputs), rtol=0, atol=0)
+    assert_close(grads["y"], einderiv.grad(program, "y", inputs), rtol=0, atol=0)
+
+
+# unary minus binds looser than a power, negative or fractional exponents keep their sign, and a
+# denominator that is a product (the sigmoid's code) is one operand
+def test_powers_negation_and_division(tmp_path):
+    program = ("L = sum[i](-x[i]^2 + (-x[i])^3 - x[i]^-2 + x[i]^0.5 + x[i]^-0.5 - 2^-x[i] + x[i]^y[i] / (x[i] - y[i])"
+               " + x[i] / sigmoid(y[i] - x[i]) - sigmoid(x[i]) / (2 y[i]))")
+    text = codegen(program, ["x", "y"])
+    module = load(tmp_path / "powers.py", text)
+    x, y = np.array([0.5, 1.5, 2.0]), np.array([2.0, 0.25, 3.0])
+    value, grads = module.value_and_grad(x=x, y=y)
+    sigmoid = 1 / (1 + np.exp(-(y - x))), 1 / (1 + np.exp(-x))
+    expected = np.sum(-x**2 + (-x)**3 - x**-2.0 + np.sqrt(x) + x**-0.5 - 2.0**-x + x**y / (x - y)
+                      + x / sigmoid[0] - sigmoid[1] / (2 * y))
+    assert value == pytest.approx(expected, rel=1e-12)
+    for name, v in (("x", x), ("y", y)):
+        def generated_value(u, name=name):
+            return module.value_and_grad(**{"x": x, "y": y, name: u})[0]
+        assert_close(grads[name], numeric_jacobian(generated_value, v), msg=name)
+        assert_close(grads[name], einderiv.grad(program, name, {"x": x, "y": y}), rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# hostile programs: what reaches the generated code is checked, and it runs
+# ---------------------------------------------------------------------------
+
+HOSTILE = """exec[i] = chr[i,j] print[j] + os[i]
+lambda[i] = max(exec[i], -1e999) + min(np[i], 1e999) __import__
+def = sum[i](sigmoid(lambda[i] - inf) nan[i]) + float
+dL_dnan = def * inputs + None
+L = dL_dnan + sum[i](_array[i] t1[i]) + eval oe"""
+HOSTILE_SHAPES = {"chr": (3, 2), "print": (2,), "os": (3,), "np": (3,), "__import__": (), "inf": (), "nan": (3,),
+                  "float": (), "inputs": (), "None": (), "_array": (2,), "t1": (2,), "eval": (), "oe": ()}
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError(f"generated code tried to run something: {args!r}")
+
+
+# names that shadow builtins, keywords, numpy and the module's own names; 1e999 as a literal
+def test_hostile_names_run_and_agree(tmp_path, rng, monkeypatch):
+    import builtins
+    import os
+    wrts = list(HOSTILE_SHAPES)
+    text = codegen(HOSTILE, wrts, hessian=True)
+    tree = ast.parse(text)
+    assigned = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets}
+    assert not assigned & {"exec", "chr", "print", "os", "np", "oe", "__import__", "float", "inputs", "eval", "_array"}
+    assert {"exec_", "lambda_", "def_", "None_", "np_", "float_"} <= assigned
+    assert "np.inf" in text and " inf)" in text   # the literal and the user tensor called inf
+    inputs = {n: random_array(rng, s) for n, s in HOSTILE_SHAPES.items()}
+    module = load(tmp_path / "hostile.py", text)
+    with monkeypatch.context() as patch:   # running the functions starts nothing
+        for owner, name in ((os, "system"), (os, "popen"), (subprocess, "Popen"), (builtins, "exec"),
+                            (builtins, "eval")):
+            patch.setattr(owner, name, refuse)
+        value, grads = module.value_and_grad(**inputs)
+        blocks = module.hessian(**inputs)
+    assert value == pytest.approx(float(einderiv.evaluate(HOSTILE, inputs)), rel=1e-12)
+    assert list(grads) == wrts
+    for name in wrts:
+        assert_close(grads[name], einderiv.grad(HOSTILE, name, inputs), rtol=1e-10, atol=1e-12, msg=name)
+    assert_close(blocks[("nan", "np")], hessian(HOSTILE, "nan", inputs, wrt2="np"), rtol=1e-10, atol=1e-12)
+
+
+# a literal that overflows is np.inf, never a bare name that a tensor called inf could answer
+def test_infinite_and_nan_literals(tmp_path):
+    text = codegen("L = sum[i](max(x[i], -1e999) + min(x[i], 1e999 - 1e999)) + inf", ["x", "inf"])
+    assert "np.maximum(x, -np.inf)" in text and "np.minimum(x, np.nan)" in text
+    module = load(tmp_path / "literals.py", text)
+    value, grads = module.value_and_grad(x=np.array([1.0, -2.0]), inf=np.float64(3.0))
+    assert np.isnan(value)
+    assert_close(grads["x"], [1.0, 1.0], rtol=0, atol=0)   # max: gt(x, -inf); min: lt(x, nan) is 0
+    assert float(grads["inf"]) == 1.0
+
+
+# \r, \f, \v and other control characters: a parse error with a caret, before any code is written
+@pytest.mark.parametrize("program, column", [
+    ("L = x[i] x[i] # \rimport os; os.system('true')", 17),
+    ("L = exec\f(x[i])", 9),
+    ("L = x[i]\rx[i]", 9),
+    ("L = x[i] \v x[i]", 10),
+    ("L = x[i] # \x00", 12),
+    ("L = x[i] # \x85", 12),
+    ("L = x[i] # \u2028 os", 12),
+])
+def test_control_characters_are_parse_errors(program, column):
+    with pytest.raises(einderiv.ParseError, match=rf"line 1, column {column}: the control character .* is not allowed"):
+        codegen(program, "x")
+
+
+# CRLF line endings are newlines
+def test_crlf_line_endings(tmp_path):
+    program = "y[i] = 2 x[i]  # double\r\n\r\nL = y[i] y[i]\r\n"
+    text = codegen(program, "x")
+    module = load(tmp_path / "crlf.py", text)
+    value, grads = module.value_and_grad(x=np.array([1.0, 2.0]))
+    assert value == 20.0 and grads["x"].tolist() == [8.0, 16.0]
+    assert "\r" not in text
+
+
+# comments and the docstring come from the canonical printed form, never the statement's source
+def test_comments_never_copy_source(tmp_path):
+    import dataclasses
+    program = einderiv.parse("y[i] = x[i] + 1; L = y[i] y[i]")
+    forged = "L = y[i] y[i]\rimport os; os.system('false')\f\v\x00"
+    program = dataclasses.replace(program, statements=program.statements[:1] + (
+        dataclasses.replace(program.statements[1], source=forged),))
+    text = codegen(program, "x")
+    assert "os.system" not in text and "\r" not in text
+    assert "    # L = y[i]^2\n" in text and "    L = y[i]^2\n" in text
+    value, _ = load(tmp_path / "forged.py", text).value_and_grad(x=np.array([1.0]))
+    assert value == 4.0
+
+
+# every control character in a comment or docstring is escaped, and can end neither early
+def test_printable_escapes_control_characters():
+    from einderiv.codegen import _docstring_text, _printable
+    text = _printable("a\rb\fc\vd\x00e\x85f\u2028g\\h δ²")
+    assert text == "a\\rb\\x0cc\\x0bd\\x00e\\x85f\\u2028g\\\\h δ²"
+    assert text.isprintable()
+    assert _docstring_text('x """ y"') == 'x \\"\\"\\" y\\"'
+
+
+# names that are not identifiers never reach the code
+def test_non_identifier_names_are_refused():
+    import dataclasses
+    program = einderiv.parse("L = x[i] x[i]")
+    bad = dataclasses.replace(program, inputs=(("x; import os", 1),))
+    with pytest.raises(einderiv.ProgramError, match=r"tensor names of the form .*'x; import os'"):
+        codegen(bad, "x; import os")
+
+
+# the allow-list: codegen parses its own output and refuses anything it would not write
+@pytest.mark.parametrize("old, new, problem", [
+    ("return float(L)", "return print(L)", "a call of print"),
+    ("return float(L)", "return getattr(np, 'system')(L)", "a call of getattr"),
+    ("return float(L)", "return x.__class__", r"the attribute \.__class__"),
+    ("return float(L)", "return np.lib", r"the attribute \.lib"),
+    ("return float(L)", "return (lambda: x)()", "a call of lambda"),
+    ("return float(L)", "return lambda: x", "a Lambda expression"),
+    ("return float(L)", "return [v for v in x]", "a ListComp expression"),
+    ("    # L = x[i]^2\n", "    import os\n", "a Import statement"),
+    ("    # L = x[i]^2\n", "    np = 1\n", "an assignment to 'np'"),
+    ("    # L = x[i]^2\n", "    exec = x\n", "an assignment to 'exec'"),
+    ("    # L = x[i]^2\n", "    L = os\n", "the name 'os'"),
+    ("    # L = x[i]^2\n", "    L = y\n", "the name 'y'"),
+    ("    # L = x[i]^2\n", "    x.shape = 1\n", "a Assign statement"),
+    ("    # L = x[i]^2\n", "    x *= 2\n", "a AugAssign statement"),
+    ("    # L = x[i]^2\n", "    y += 1\n", "an update of 'y'"),
+    ("# L = x[i]^2", "# L = x[i]^2\rimport os", r"the character '\\r'"),
+    ("# L = x[i]^2", "# L = x[i]^2\fx", r"the character '\\x0c'"),
+    ("import numpy as np", "import os as np", "imports or helpers that differ from the prelude"),
+    ("def value_and_grad(**inputs):", "@print\ndef value_and_grad(**inputs):", "the signature of value_and_grad"),
+])
+def test_allow_list_refuses_what_codegen_does_not_write(old, new, problem):
+    from einderiv.codegen import _verified
+    source = codegen("L = x[i] x[i]", "x", hessian=True)
+    assert _verified(source) == source
+    tampered = source.replace(old, new, 1)
+    assert tampered != source
+    with pytest.raises(einderiv.UnsupportedError, match=rf"codegen refused its own output \({problem}"):
+        _verified(tampered)
