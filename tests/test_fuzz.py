@@ -327,3 +327,18 @@ def test_valid_programs_with_right_inputs_never_raise(program):
         for name in sorted(inputs):
             assert einderiv.jacobian(text, name, arrays, sizes=SIZES).shape == out_shape + arrays[name].shape
             assert einderiv.vjp(text, name, arrays, np.ones(out_shape), sizes=SIZES).shape == arrays[name].shape
+
+
+def test_the_fuzzer_times_cases_in_cpu_time(monkeypatch):
+    # benchmarks/fuzz.py reports a case as slow by its CPU time: a case that waits (a loaded machine) is not slow
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("einderiv_fuzz", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, fuzz)       # its dataclasses look their module up
+    spec.loader.exec_module(fuzz)
+    outcome = fuzz.run_case(lambda: time.sleep(0.3), hard_limit=60)
+    assert outcome.category == "no error" and outcome.seconds < 0.2
