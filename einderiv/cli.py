@@ -18,6 +18,17 @@ Bad input never gives a traceback: the message goes to standard error as
 is 2. Warnings (the summation trap, say) go to standard error as
 ``einderiv: warning: …``.
 
+Hostile input is bounded before anything is built: every array the command
+would create (a random input, a result, an array read from a file) and the
+printed text are sized first and refused above ``--max-bytes``; only regular
+files are opened (a FIFO or ``/dev/zero`` is refused unopened), program files
+are read up to :data:`PROGRAM_MAX_BYTES`, ``.npy`` headers are checked before
+the data and never unpickled. Text above :data:`PRINT_THRESHOLD_BYTES` prints
+in summary unless ``--full`` (a note on standard error says so). ``--output``
+is written to a temporary file renamed over the target only on success
+(:func:`write_atomically`). A reader that goes away (``einderiv demo | head -1``)
+ends the run quietly with status 1.
+
 >>> main(["diff", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W"])
 dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
 0
@@ -87,8 +98,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with errors in einderiv's one-line form, status 2."""
 
     def error(self, message: str):
-        if message.startswith("unrecognized arguments:") and \
-                any(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S*", word) for word in message.split()[2:]):
+        words = message.split()[2:] if message.startswith("unrecognized arguments:") else []
+        if any(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=[0-9]+", word) and not (k and words[k - 1].startswith("-"))
+               for k, word in enumerate(words)):
             message += "; separate --sizes pairs with commas, as in --sizes i=2,j=3"
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
