@@ -507,10 +507,14 @@ def _load_npy(name: str, path: str, max_bytes: int) -> np.ndarray:
                 shape, fortran, dtype = fmt.read_array_header_1_0(handle)
             elif version == (2, 0):
                 shape, fortran, dtype = fmt.read_array_header_2_0(handle)
-            else:
+            elif version == (3, 0) and hasattr(fmt, "_read_array_header"):
                 shape, fortran, dtype = fmt._read_array_header(handle, version)
+            else:
+                raise bad(f"it is .npy format version {version[0]}.{version[1]}, which einderiv does not read")
         except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as error:
             raise bad(f"its .npy header is damaged ({_first_line(error)})") from None
+        if any(not isinstance(n, int) or n < 0 for n in shape):
+            raise bad(f"its .npy header is damaged (shape {shape})")
         if dtype.hasobject:
             raise bad("it holds Python objects (a pickled array); einderiv reads numeric .npy files only "
                       "and never unpickles")
@@ -538,7 +542,7 @@ def _load_text(name: str, path: str, rank: int, max_bytes: int) -> np.ndarray:
     if rank > 2:
         raise CommandLineError(f"cannot read {name} from '{path}': a text file holds at most 2 axes, "
                                f"but {name} has {rank}; use a .npy file")
-    handle, size = _open_regular(path, f"{name} from '{path}'")
+    handle, _ = _open_regular(path, f"{name} from '{path}'")
     with handle:
         data = _read_capped(handle, max_bytes, lambda: CommandLineError(
             f"cannot read {name} from '{path}': the file is larger than --max-bytes {max_bytes:,}; "
