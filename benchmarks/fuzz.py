@@ -421,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10000, help="number of cases to try (default 10000)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--slow", type=float, default=1.0, help="a case using more CPU seconds than this breaks the rules")
+    parser.add_argument("--slow", type=float, default=1.0,
+                        help="a case using more CPU seconds than this breaks the rules")
     parser.add_argument("--hard-limit", type=float, default=20.0, help="abandon a case after this many seconds")
     parser.add_argument("--replay", type=int, default=None, metavar="N",
                         help="run only case number N of this seed (from cold caches) and show it")

@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--input", metavar="NAME=SOURCE", action="append", default=[], dest="inputs",
                       help="an input's value: NAME=file.npy, NAME=file.csv or an inline literal "
                            "such as 'W=[[1,2],[3,4]]' (repeatable); inputs not given are random")
-    data.add_argument("--seed", type=_non_negative, default=0, metavar="N", help="seed of the random inputs (default: 0)")
+    data.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                      help="seed of the random inputs (default: 0)")
     data.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                       help="floating-point type of the inputs (default: float64)")
     data.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
@@ -282,16 +283,24 @@ def _demo() -> int:
 
 def _non_negative(text: str) -> int:
     if not _COUNT.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {_shorten(text)}")
+    return _integer(text, argparse.ArgumentTypeError)
+
+
+def _integer(digits: str, error: type[Exception] = CommandLineError) -> int:
+    """``int(digits)`` for ASCII digits, refusing more digits than any size needs (and than ``int`` converts)."""
+    digits = digits.strip()
+    if len(digits) > 40:
+        raise error(f"{_shorten(digits, 24)} is too large ({len(digits):,} digits)")
+    return int(digits)
 
 
 def _byte_count(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
     if not match:
-        raise argparse.ArgumentTypeError(f"invalid byte count {text!r} (e.g. 67108864, 64MiB, 1GiB)")
+        raise argparse.ArgumentTypeError(f"invalid byte count {_shorten(text)} (e.g. 67108864, 64MiB, 1GiB)")
     power = " KMG".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * 1024 ** power
+    return _integer(match.group(1), argparse.ArgumentTypeError) * 1024 ** power
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -404,10 +413,10 @@ def parse_sizes(items: Sequence[str]) -> dict[str, int]:
             if not equals or not _IDENTIFIER.match(name) or not _COUNT.match(value):
                 hint = "; separate pairs with commas, not spaces" if re.search(r"[0-9]\s+[A-Za-z_]", part) else ""
                 raise CommandLineError(f"--sizes: expected NAME=N pairs such as i=2,j=3, got {part.strip()!r}{hint}")
-            size = int(value)
+            size = int(value) if len(value) <= 40 else MAX_SIZE + 1
             if size > MAX_SIZE:
-                raise CommandLineError(f"--sizes {name}: {value} is too large; an array axis holds at most "
-                                       f"{MAX_SIZE:,} entries")
+                raise CommandLineError(f"--sizes {name}: {_shorten(value, 24)} is too large; an array axis holds "
+                                       f"at most {MAX_SIZE:,} entries")
             if name in sizes and sizes[name] != size:
                 raise CommandLineError(f"--sizes: index '{name}' is given sizes {sizes[name]} and {value}")
             sizes[name] = size
@@ -1274,7 +1283,10 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
             parts = [d.strip() for d in dims.split("x")] if dims else []
             if not equals or not _IDENTIFIER.match(name) or not all(_COUNT.match(d) for d in parts):
                 raise CommandLineError(f"--shapes: expected NAME=AxB pairs such as W=2x3,b=3, got {part.strip()!r}")
-            shapes[name] = tuple(int(d) for d in parts)
+            try:
+                shapes[name] = tuple(_integer(d) for d in parts)
+            except CommandLineError as error:
+                raise CommandLineError(f"--shapes {name}: {error}") from None
     return shapes
 
 

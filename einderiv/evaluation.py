@@ -165,7 +165,7 @@ def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ShapeError(f"size of index '{k}' must be a non-negative integer, got {v!r}")
         if v > _MAX_SIZE:
-            raise ShapeError(f"size of index '{k}' is too large ({len(str(int(v)))} digits); "
+            raise ShapeError(f"size of index '{k}' is too large (about 2**{int(v).bit_length()}); "
                              f"an array axis holds at most {_MAX_SIZE:,} entries")
         items.append((str(k), int(v)))
     return tuple(sorted(items))

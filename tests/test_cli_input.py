@@ -141,8 +141,9 @@ def test_sizes_beyond_max_bytes_are_refused_before_anything_is_allocated(args, e
 
 
 def test_the_library_refuses_a_size_beyond_any_axis():
-    with pytest.raises(einderiv.ShapeError, match="size of index 'j' is too large"):
-        einderiv.evaluate("y = sum[j](1)", {}, sizes={"j": 10 ** 400})
+    for size in (10 ** 400, 10 ** 5000, 2 ** 63):
+        with pytest.raises(einderiv.ShapeError, match="size of index 'j' is too large"):
+            einderiv.evaluate("y = sum[j](1)", {}, sizes={"j": size})
 
 
 def test_a_huge_size_through_the_real_command():
@@ -235,6 +236,9 @@ def test_a_bad_npy_says_what_is_wrong(tmp_path, content, expected):
     (["--sizes", "i=2", "--precision", "²"], "argument --precision: expected a non-negative integer"),
     (["--sizes", "i=2", "--max-bytes", "²"], "argument --max-bytes: invalid byte count"),
     (["--sizes", "i=2", "--seed", "-1"], "argument --seed: expected a non-negative integer"),
+    (["--sizes", "i=" + "9" * 5000], r"--sizes i: '9+…' is too large"),          # beyond int()'s digit limit
+    (["--sizes", "i=2", "--seed", "9" * 5000], r"argument --seed: '9+…' is too large \(5,000 digits\)"),
+    (["--sizes", "i=2", "--max-bytes", "9" * 5000], r"argument --max-bytes: '9+…' is too large"),
 ])
 def test_numbers_out_of_range_and_odd_digits_are_refused(args, expected):
     message = refused("eval", "y[i] = x[i]", *args)
@@ -243,6 +247,7 @@ def test_numbers_out_of_range_and_odd_digits_are_refused(args, expected):
 
 def test_codegen_shapes_with_odd_digits_are_refused():
     assert "--shapes: expected NAME=AxB" in refused("codegen", "L = x[i] x[i]", "--wrt", "x", "--shapes", "x=²")
+    assert "--shapes x: '9" in refused("codegen", "L = x[i] x[i]", "--wrt", "x", "--shapes", "x=" + "9" * 5000)
 
 
 class _Failing(io.StringIO):
