@@ -121,7 +121,7 @@ def test_hessian_of_two_names_through_the_real_command():
     (["eval", "y[i] = x[i]", "--sizes", "i=100000000000"],
      r"the random input 'x' would have shape \(100000000000,\) and take 800,000,000,000 bytes, "
      r"over --max-bytes 67,108,864"),
-    (["eval", "y[i] = x[i]", "--sizes", "i=99999999999999999999999"], r"--sizes i: 9+ is too large"),
+    (["eval", "y[i] = x[i]", "--sizes", "i=99999999999999999999999"], r"--sizes i: '9+' is too large"),
     (["grad", "L = x[i] x[i]", "--wrt", "x", "--sizes", "i=300000000"], r"random input 'x' .* over --max-bytes"),
     (["eval", "y[i,j] = x[i] z[j]", "--sizes", "i=5000,j=5000"],
      r"the value of 'y' would have shape \(5000, 5000\) .* over --max-bytes"),
