@@ -18,6 +18,17 @@ Bad input never gives a traceback: the message goes to standard error as
 is 2. Warnings (the summation trap, say) go to standard error as
 ``einderiv: warning: …``.
 
+Hostile input is bounded before anything is built: every array the command
+would create (a random input, a result, an array read from a file) and the
+printed text are sized first and refused above ``--max-bytes``; only regular
+files are opened (a FIFO or ``/dev/zero`` is refused unopened), program files
+are read up to :data:`PROGRAM_MAX_BYTES`, ``.npy`` headers are checked before
+the data and never unpickled. Text above :data:`PRINT_THRESHOLD_BYTES` prints
+in summary unless ``--full`` (a note on standard error says so). ``--output``
+is written to a temporary file renamed over the target only on success
+(:func:`write_atomically`). A reader that goes away (``einderiv demo | head -1``)
+ends the run quietly with status 1.
+
 >>> main(["diff", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W"])
 dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
 0
@@ -27,19 +38,24 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import difflib
+import io
 import json
 import math
 import os
 import re
+import stat
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 
 from . import ir
-from .errors import EinderivError, ProgramError, ShapeError, UnsupportedError
+from .errors import EinderivError, MemoryLimitError, ProgramError, ShapeError, UnsupportedError
 from .codegen import codegen
 from .evaluation import evaluate, grad, jacobian, vjp
 from .explanation import adjoint, explain
@@ -51,6 +67,7 @@ from .semantics import dependencies, resolve_sizes
 from .simplification import simplify
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
+           "write_atomically",
            "infer_shapes", "flatten_jacobian", "LAYOUTS"]
 
 PROG = "einderiv"
@@ -60,7 +77,14 @@ Shape = tuple[int, ...]
 LAYOUTS = ("tensor", "numerator", "denominator", "vec")
 
 DEFAULT_MAX_BYTES = 64 * 1024 ** 2
+#: The largest program file (or standard input) read, in bytes.
+PROGRAM_MAX_BYTES = 10 * 1024 ** 2
+#: Text output estimated above this many bytes is summarised unless ``--full`` is given.
+PRINT_THRESHOLD_BYTES = 1024 ** 2
+#: The largest index size: numpy's axis lengths are signed machine integers.
+MAX_SIZE = int(np.iinfo(np.intp).max)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_COUNT = re.compile(r"[0-9]+\Z")
 _FILE_TYPES = (".npy", ".csv", ".txt")
 
 
@@ -74,6 +98,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse with errors in einderiv's one-line form, status 2."""
 
     def error(self, message: str):
+        words = message.split()[2:] if message.startswith("unrecognized arguments:") else []
+        if any(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=[0-9]+", word) and not (k and words[k - 1].startswith("-"))
+               for k, word in enumerate(words)):
+            message += "; separate --sizes pairs with commas, as in --sizes i=2,j=3"
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -154,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--input", metavar="NAME=SOURCE", action="append", default=[], dest="inputs",
                       help="an input's value: NAME=file.npy, NAME=file.csv or an inline literal "
                            "such as 'W=[[1,2],[3,4]]' (repeatable); inputs not given are random")
-    data.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random inputs (default: 0)")
+    data.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                      help="seed of the random inputs (default: 0)")
     data.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                       help="floating-point type of the inputs (default: float64)")
     data.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
@@ -168,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(required for npy)" if "npy" in formats else "write to FILE instead of standard output")
         out.add_argument("--precision", type=_non_negative, default=4, metavar="N", help="digits after the decimal point (default: 4)")
         out.add_argument("--summarize", action="store_true", help="elide the middle of large arrays")
+        out.add_argument("--full", action="store_true",
+                         help="print every entry even of a large result (text still limited by --max-bytes)")
         return out
 
     numeric_formats = ("text", "json", "npy", "latex")
@@ -206,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     hes = add("hessian", "print the Hessian of a scalar output: its index form and its values",
               [program, data, output(numeric_formats)])
-    hes.add_argument("--wrt", required=True, metavar="W", help="the input of the first derivative")
-    hes.add_argument("--wrt2", metavar="V", help="the input of the second derivative (default: --wrt)")
+    hes.add_argument("--wrt", required=True, metavar="W[,V…]",
+                     help="the input(s) of the first derivative; several give every block, mixed ones included")
+    hes.add_argument("--wrt2", metavar="V[,U…]", help="the input(s) of the second derivative (default: --wrt)")
     hes.set_defaults(run=_run_hessian)
 
     gen = add("codegen", "print a standalone Python module computing the value and gradients", [program])
@@ -239,47 +271,133 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo() -> int:
     """Derivatives of the built-in example in index form, then its full Jacobian with respect to W."""
     inputs = [arg for literal in DEMO_INPUTS for arg in ("--input", literal)]
-    print(f"# The built-in example {DEMO_PROGRAM}, W 2×3, X 3×2: each block is what the command above it prints.\n")
-    print(f"$ einderiv diff \"{DEMO_PROGRAM}\" --wrt W,X")
+    _write_stdout(sys.stdout, f"# The built-in example {DEMO_PROGRAM}, W 2×3, X 3×2: each block is what the "
+                              f"command above it prints.\n\n$ einderiv diff \"{DEMO_PROGRAM}\" --wrt W,X\n")
     status = main(["diff", DEMO_PROGRAM, "--wrt", "W,X"])
-    print(f"\n$ einderiv jacobian \"{DEMO_PROGRAM}\" --wrt W " + " ".join(f'--input "{x}"' for x in DEMO_INPUTS))
-    return status or main(["jacobian", DEMO_PROGRAM, "--wrt", "W", *inputs])
+    if status:
+        return status
+    _write_stdout(sys.stdout, f"\n$ einderiv jacobian \"{DEMO_PROGRAM}\" --wrt W " +
+                  " ".join(f'--input "{x}"' for x in DEMO_INPUTS) + "\n")
+    return main(["jacobian", DEMO_PROGRAM, "--wrt", "W", *inputs])
 
 
 def _non_negative(text: str) -> int:
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
+    if not _COUNT.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {_shorten(text)}")
+    return _integer(text, argparse.ArgumentTypeError)
+
+
+def _integer(digits: str, error: type[Exception] = CommandLineError) -> int:
+    """``int(digits)`` for ASCII digits, refusing more digits than any size needs (and than ``int`` converts)."""
+    digits = digits.strip()
+    if len(digits) > 40:
+        raise error(f"{_shorten(digits, 24)} is too large ({len(digits):,} digits)")
+    return int(digits)
 
 
 def _byte_count(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
+    match = re.fullmatch(r"\s*([0-9]+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
     if not match:
-        raise argparse.ArgumentTypeError(f"invalid byte count {text!r} (e.g. 67108864, 64MiB, 1GiB)")
+        raise argparse.ArgumentTypeError(f"invalid byte count {_shorten(text)} (e.g. 67108864, 64MiB, 1GiB)")
     power = " KMG".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * 1024 ** power
+    return _integer(match.group(1), argparse.ArgumentTypeError) * 1024 ** power
 
 
 # ---------------------------------------------------------------- reading inputs
 
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _open_regular(path: str, subject: str) -> tuple[IO[bytes], int]:
+    """``path`` opened for binary reading and its size, after checking it is a regular file.
+
+    ``os.stat`` comes first, so a FIFO (which would block) or a device such as
+    ``/dev/zero`` (which never ends) is refused without being opened; the open
+    itself never blocks, and the opened file is checked again.
+    """
+    def refuse(mode: int) -> CommandLineError:
+        return CommandLineError(f"cannot read {subject}: it is {_file_kind(mode)}, not a regular file")
+
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(info.st_mode)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise CommandLineError(f"cannot read {subject}: {error.strerror or error}") from None
+    handle = os.fdopen(descriptor, "rb")
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):          # replaced between stat and open
+        handle.close()
+        raise refuse(info.st_mode)
+    return handle, info.st_size
+
+
+def _read_capped(handle: IO, limit: int, too_long: Callable[[], CommandLineError]):
+    """At most ``limit`` bytes (or characters) of ``handle``; more is an error."""
+    try:
+        data = handle.read(limit + 1)
+    except OSError as error:
+        raise CommandLineError(f"cannot read: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise too_long()
+    return data
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandLineError(f"{what} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
+
+
+def _program_text(text: str) -> str:
+    """The program without a leading byte-order mark; an empty program (or comments only) is an error."""
+    text = text.removeprefix("\ufeff")
+    if not any(line.split("#", 1)[0].strip(" \t\r\f\v;") for line in text.split("\n")):
+        raise CommandLineError("the program is empty" + (" (comments only)" if "#" in text else "") +
+                               "; give statements such as 'y[i] = A[i,j] x[j]'")
+    return text
+
+
 def read_program(source: str, stdin: TextIO | None = None) -> str:
     """The program text: ``source`` itself, the file ``@path``, or standard input for ``-``.
 
+    Files and standard input are read up to :data:`PROGRAM_MAX_BYTES`; only
+    regular files are opened (a FIFO or ``/dev/zero`` is refused). A UTF-8
+    byte-order mark is dropped; an empty program is an error.
+
     >>> read_program("y[i] = A[i,j] x[j]")
     'y[i] = A[i,j] x[j]'
+    >>> read_program("\\ufeffy = x[i] x[i]")
+    'y = x[i] x[i]'
     """
+    limit = PROGRAM_MAX_BYTES
+
+    def too_long(what: str) -> Callable[[], CommandLineError]:
+        return lambda: CommandLineError(f"{what} is longer than {limit:,} bytes; a program is text, not data")
+
     if source == "-":
-        return (stdin or sys.stdin).read()
+        stream = stdin or sys.stdin
+        if stream is None:
+            raise CommandLineError("cannot read the program from standard input: there is none")
+        binary = getattr(stream, "buffer", None)
+        if binary is not None:
+            text = _decode(_read_capped(binary, limit, too_long("standard input")), "standard input")
+        else:
+            text = _read_capped(stream, limit, too_long("standard input"))
+        return _program_text(text)
     if source.startswith("@"):
         path = source[1:]
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
-        except OSError as error:
-            raise CommandLineError(f"cannot read program file '{path}': {error.strerror or error}") from None
-        except UnicodeDecodeError:
-            raise CommandLineError(f"program file '{path}' is not UTF-8 text") from None
-    return source
+        handle, _ = _open_regular(path, f"program file '{path}'")
+        with handle:
+            data = _read_capped(handle, limit, too_long(f"program file '{path}'"))
+        return _program_text(_decode(data, f"program file '{path}'"))
+    return _program_text(source)
 
 
 def parse_sizes(items: Sequence[str]) -> dict[str, int]:
@@ -292,11 +410,29 @@ def parse_sizes(items: Sequence[str]) -> dict[str, int]:
     for item in items:
         for part in item.split(","):
             name, equals, value = (s.strip() for s in part.partition("="))
-            if not equals or not _IDENTIFIER.match(name) or not value.isdigit():
-                raise CommandLineError(f"--sizes: expected NAME=N pairs such as i=2,j=3, got {part.strip()!r}")
-            if name in sizes and sizes[name] != int(value):
+            if not equals or not _IDENTIFIER.match(name) or not _COUNT.match(value):
+                hint = "; separate pairs with commas, not spaces" if re.search(r"[0-9]\s+[A-Za-z_]", part) else ""
+                raise CommandLineError(f"--sizes: expected NAME=N pairs such as i=2,j=3, got {part.strip()!r}{hint}")
+            size = int(value) if len(value) <= 40 else MAX_SIZE + 1
+            if size > MAX_SIZE:
+                raise CommandLineError(f"--sizes {name}: {_shorten(value, 24)} is too large; an array axis holds "
+                                       f"at most {MAX_SIZE:,} entries")
+            if name in sizes and sizes[name] != size:
                 raise CommandLineError(f"--sizes: index '{name}' is given sizes {sizes[name]} and {value}")
-            sizes[name] = int(value)
+            sizes[name] = size
+    return sizes
+
+
+def _program_sizes(items: Sequence[str], program: Program) -> dict[str, int]:
+    """``--sizes`` parsed, every name an index of the program (a typo guard)."""
+    sizes = parse_sizes(items)
+    indices = sorted({ir.display_name(r) for s in program.statements for r in s.roots})
+    for name in sizes:
+        if name not in indices:
+            close = difflib.get_close_matches(name, indices, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise CommandLineError(f"--sizes {name}: the program has no index '{name}'; {hint}"
+                                   f"its indices: {', '.join(indices) or 'none'}")
     return sizes
 
 
@@ -321,56 +457,129 @@ def _parse_literal(name: str, text: str) -> np.ndarray:
         hint = " (.npy, .csv or .txt files only)" if os.path.exists(text) else ""
         raise CommandLineError(f"cannot read {name}: {text!r} is neither a numeric literal such as [[1,2],[3,4]] "
                                f"nor a file{hint}") from None
-    if not _numeric_literal(value):
+    try:
+        numeric = _numeric_literal(value)
+    except RecursionError:
+        numeric = False
+    if not numeric:
         raise CommandLineError(f"cannot read {name}: {text!r} is not a number or nested lists of numbers")
     try:
-        return np.array(value, dtype=np.float64)
-    except ValueError:
+        array = np.array(value, dtype=np.float64)
+    except OverflowError:
+        array = np.array([np.inf])
+    except (ValueError, RecursionError):
         raise CommandLineError(f"cannot read {name}: {text!r} is ragged (rows of different lengths)") from None
-
-
-def _load_npy(name: str, path: str) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except OSError as error:
-        raise CommandLineError(f"cannot read {name} from '{path}': {error.strerror or error}") from None
-    except ValueError as error:
-        if "pickle" in str(error):
-            raise CommandLineError(f"cannot read {name} from '{path}': it holds Python objects (a pickled array); "
-                                   "einderiv reads numeric .npy files only and never unpickles") from None
-        raise CommandLineError(f"cannot read {name} from '{path}': not a valid .npy file ({error})") from None
-    if not isinstance(array, np.ndarray):
-        array.close()
-        raise CommandLineError(f"cannot read {name} from '{path}': an .npz archive, not a single .npy array")
+    if not np.isfinite(array).all():     # a literal has no inf or nan: the number overflowed
+        raise CommandLineError(f"cannot read {name}: a number in {_shorten(text)} is beyond the range of "
+                               f"float64 (about ±1.8e308)")
     return array
 
 
-def _load_text(name: str, path: str, rank: int) -> np.ndarray:
+def _shorten(text: str, width: int = 60) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= width else text[:width - 1] + "…")
+
+
+def _array_bytes(shape: Shape, itemsize: int) -> int:
+    return math.prod(shape) * itemsize
+
+
+def _check_bytes(what: str, shape: Shape, itemsize: int, limit: int, hint: str = "") -> None:
+    """Refuse a tensor of ``shape`` above ``--max-bytes`` before anything is allocated."""
+    nbytes = _array_bytes(shape, itemsize)
+    if nbytes > limit:
+        raise MemoryLimitError(f"{what} would have shape {shape} and take {nbytes:,} bytes, over --max-bytes "
+                               f"{limit:,}; {hint + ', or ' if hint else ''}raise --max-bytes")
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(name: str, path: str, max_bytes: int) -> np.ndarray:
+    """A numeric ``.npy`` array; the header is checked (dtype, size, the data that follows) before reading."""
+    fmt = np.lib.format
+    handle, size = _open_regular(path, f"{name} from '{path}'")
+
+    def bad(reason: str) -> CommandLineError:
+        return CommandLineError(f"cannot read {name} from '{path}': {reason}")
+
+    with handle:
+        start = handle.read(len(_NPY_MAGIC) + 2)
+        if start.startswith(b"PK\x03\x04"):
+            raise bad("an .npz archive, not a single .npy array")
+        if not start.startswith(_NPY_MAGIC) or len(start) < len(_NPY_MAGIC) + 2:
+            what = "it is empty" if not start else f"it does not start with the .npy signature {_NPY_MAGIC!r}"
+            raise bad(f"not a .npy file ({what})")
+        version = (start[-2], start[-1])
+        try:
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(handle)
+            elif version == (3, 0) and hasattr(fmt, "_read_array_header"):
+                shape, fortran, dtype = fmt._read_array_header(handle, version)
+            else:
+                raise bad(f"it is .npy format version {version[0]}.{version[1]}, which einderiv does not read")
+        except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as error:
+            raise bad(f"its .npy header is damaged ({_first_line(error)})") from None
+        if any(not isinstance(n, int) or n < 0 for n in shape):
+            raise bad(f"its .npy header is damaged (shape {shape})")
+        if dtype.hasobject:
+            raise bad("it holds Python objects (a pickled array); einderiv reads numeric .npy files only "
+                      "and never unpickles")
+        if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
+            raise bad(f"it holds {dtype} values, not numbers")
+        nbytes = _array_bytes(shape, dtype.itemsize)
+        _check_bytes(f"{name} (from '{path}')", shape, max(dtype.itemsize, 8), max_bytes)
+        follows = size - handle.tell()
+        if follows < nbytes:
+            raise bad(f"the file is truncated: its header declares shape {shape} ({nbytes:,} bytes of "
+                      f"{dtype}) but only {follows:,} bytes of data follow")
+        handle.seek(0)
+        try:
+            return fmt.read_array(handle, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as error:
+            raise bad(f"not a valid .npy file ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().split("\n")[0] or type(error).__name__
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _load_text(name: str, path: str, rank: int, max_bytes: int) -> np.ndarray:
     if rank > 2:
         raise CommandLineError(f"cannot read {name} from '{path}': a text file holds at most 2 axes, "
                                f"but {name} has {rank}; use a .npy file")
+    handle, _ = _open_regular(path, f"{name} from '{path}'")
+    with handle:
+        data = _read_capped(handle, max_bytes, lambda: CommandLineError(
+            f"cannot read {name} from '{path}': the file is larger than --max-bytes {max_bytes:,}; "
+            f"use a .npy file, or raise --max-bytes"))
+    text = _decode(data, f"{name} ('{path}')")
     delimiter = "," if path.lower().endswith(".csv") else None
     try:
-        return np.loadtxt(path, delimiter=delimiter, ndmin=rank, dtype=np.float64)
-    except OSError as error:
-        raise CommandLineError(f"cannot read {name} from '{path}': {error.strerror or error}") from None
-    except ValueError as error:
-        raise CommandLineError(f"cannot read {name} from '{path}': not a table of numbers ({error})") from None
+        return np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=rank, dtype=np.float64)
+    except (ValueError, OverflowError, IndexError) as error:
+        raise CommandLineError(f"cannot read {name} from '{path}': not a table of numbers "
+                               f"({_first_line(error)})") from None
 
 
-def load_array(name: str, source: str, rank: int) -> np.ndarray:
+def load_array(name: str, source: str, rank: int, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """An array from a ``.npy`` file, a ``.csv``/``.txt`` table, or an inline literal (data only).
 
     ``rank`` is the number of axes expected (a one-row CSV for a matrix stays 2-D).
+    Files must be regular files; their size is checked against ``max_bytes``
+    (``--max-bytes``) before the data is read, and ``.npy`` files are never unpickled.
 
     >>> load_array("W", "[[1, 2], [3, 4]]", 2).tolist()
     [[1.0, 2.0], [3.0, 4.0]]
     """
     lowered = source.strip().lower()
     if lowered.endswith(".npy"):
-        array = _load_npy(name, source.strip())
+        array = _load_npy(name, source.strip(), max_bytes)
     elif lowered.endswith((".csv", ".txt")):
-        array = _load_text(name, source.strip(), rank)
+        array = _load_text(name, source.strip(), rank, max_bytes)
     else:
         array = _parse_literal(name, source)
     if array.dtype.kind == "c":
@@ -489,7 +698,7 @@ class _Data:
 
 def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequence[str]) -> _Data:
     ranks = dict(program.inputs)
-    sizes = parse_sizes(args.sizes)
+    sizes = _program_sizes(args.sizes, program)
     dtype = np.dtype(args.dtype)
     given: dict[str, np.ndarray] = {}
     for item in args.inputs:
@@ -500,12 +709,12 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
                                    f"{', '.join(ranks) or 'none'}")
         if name in given:
             raise CommandLineError(f"--input {name} is given twice")
-        array = load_array(f"input '{name}'", source, ranks[name])
+        array = load_array(f"input '{name}'", source, ranks[name], args.max_bytes)
         if array.ndim != ranks[name]:
             raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
                              f"(shape {array.shape}) but the program writes it with {ranks[name]} "
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}")
-        given[name] = array.astype(dtype)
+        given[name] = _converted(f"input '{name}'", array, dtype)
     for w in wrts:
         if w in program.names:
             raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
@@ -513,6 +722,10 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
         program.rank(w)
     needed = _needed_inputs(program, of, wrts)
     shapes = infer_shapes(program, {n: a.shape for n, a in given.items()}, sizes, needed)
+    for name in needed:
+        if name not in given:       # drawn in float64, then converted
+            _check_bytes(f"the random input '{name}'", shapes[name], 8, args.max_bytes,
+                         "lower --sizes")
     rng = np.random.default_rng(args.seed)
     symbolic = getattr(args, "symbolic", False)
     arrays, random = {}, []
@@ -529,6 +742,17 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
     except ShapeError as error:
         raise ShapeError(_command_line_terms(str(error))) from None
     return data
+
+
+def _converted(what: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` as ``dtype``; finite numbers that overflow it are an error, not infinities."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype)
+    overflowed = ~np.isfinite(converted)
+    if overflowed.any() and np.isfinite(array[overflowed]).all():
+        raise CommandLineError(f"{what} holds numbers beyond the range of {dtype} "
+                               f"(about ±{float(np.finfo(dtype).max):.1e}); use --dtype float64")
+    return converted
 
 
 def _command_line_terms(message: str) -> str:
@@ -553,6 +777,7 @@ class _Section:
     latex_label: Callable[[tuple[int, ...]], str] | None = None
     json: dict[str, Any] = field(default_factory=dict)
     is_input: bool = False                                   # an input shown with --show-inputs
+    key: str | None = None                                   # its name in an .npz archive
 
 
 @dataclass
@@ -590,14 +815,68 @@ def _array_latex(array: np.ndarray, symbolic: bool, precision: int) -> str:
                            "use --layout numerator, denominator or vec for a flattened matrix")
 
 
-def _blocks(section: _Section):
-    """(index, sub-array) for each block of a section."""
+#: When a text result is summarised: entries per array, and blocks kept at each end of a Jacobian.
+SUMMARY_ENTRIES = 1000
+SUMMARY_BLOCKS = 3
+
+
+def _blocks(section: _Section, summarise: bool = False):
+    """(index, sub-array) for each block of a section; summarised: the first and last few, and
+    ``(None, count)`` in place of the ones left out."""
     array = section.array
     if section.split == 0:
         yield (), array
         return
-    for index in np.ndindex(*array.shape[:section.split]):
+    leading = array.shape[:section.split]
+    count = math.prod(leading)
+    if summarise and count > 2 * SUMMARY_BLOCKS:
+        positions = [*range(SUMMARY_BLOCKS), None, *range(count - SUMMARY_BLOCKS, count)]
+    else:
+        positions = range(count)
+    for position in positions:
+        if position is None:
+            yield None, count - 2 * SUMMARY_BLOCKS
+            continue
+        index = tuple(int(i) for i in np.unravel_index(position, leading))
         yield index, array[index]
+
+
+def _entries(report: _Report) -> int:
+    return sum(s.array.size for s in report.sections if s.array is not None)
+
+
+def _estimated_bytes(report: _Report, fmt: str, precision: int) -> int:
+    """An upper estimate of the size of the printed output, from the array sizes alone (nothing is formatted)."""
+    if report.symbolic:
+        width = 64
+    elif fmt == "json":
+        width = 26                            # repr of a float64 and ", "
+    else:
+        width = min(precision, 17) + 14       # sign, digits, point, exponent, separators
+    total = 0
+    for section in report.sections:
+        total += sum(len(line) + 1 for line in section.heading + section.latex)
+        total += sum(len(key) + len(value) + 3 for key, value in section.meta)
+        if section.array is not None:
+            total += section.array.size * width
+            total += math.prod(section.array.shape[:section.split]) * 48     # block labels
+    return total
+
+
+def _output_plan(report: _Report, args: argparse.Namespace) -> tuple[bool, str | None]:
+    """Whether to summarise the text, and the note that says so; refuses output over ``--max-bytes``."""
+    fmt, limit = args.format, getattr(args, "max_bytes", DEFAULT_MAX_BYTES)
+    asked = getattr(args, "summarize", False)
+    estimate = _estimated_bytes(report, fmt, getattr(args, "precision", 4))
+    summarise = fmt == "text" and (asked or (estimate > PRINT_THRESHOLD_BYTES and not getattr(args, "full", False)))
+    if not summarise and estimate > limit:
+        raise MemoryLimitError(f"the {fmt} output would take about {estimate:,} bytes "
+                               f"({_entries(report):,} numbers), over --max-bytes {limit:,}; save the "
+                               f"numbers with --format npy --output FILE, or raise --max-bytes")
+    if summarise and not asked:
+        return True, (f"the result has {_entries(report):,} numbers (about {estimate:,} bytes of text): "
+                      f"printed in summary; --full prints every one, --format npy --output FILE saves them")
+    return summarise, None
 
 
 def _bare(section: _Section) -> bool:
@@ -605,18 +884,21 @@ def _bare(section: _Section) -> bool:
     return len(section.heading) == 1 and not section.meta and section.array is None
 
 
-def _render_text(report: _Report, args: argparse.Namespace) -> str:
-    threshold = 1000 if args.summarize else sys.maxsize
+def _render_text(report: _Report, args: argparse.Namespace, summarise: bool = False) -> str:
+    threshold = SUMMARY_ENTRIES if summarise else sys.maxsize
     out: list[str] = []
-    with np.printoptions(precision=args.precision, suppress=True, threshold=threshold, linewidth=120):
+    with np.printoptions(precision=getattr(args, "precision", 4), suppress=True, threshold=threshold, linewidth=120):
         for k, section in enumerate(report.sections):
             lines = list(section.heading) + [f"{key}: {value}" for key, value in section.meta]
             if section.array is not None:
                 if section.split == 0 and section.label is None:
                     lines.append(_array_text(section.array, report.symbolic))
                 else:
-                    for index, block in _blocks(section):
+                    for index, block in _blocks(section, summarise):
                         lines.append("")
+                        if index is None:
+                            lines.append(f"… {block:,} more blocks …")
+                            continue
                         lines.append(f"{section.label(index)} =")
                         lines.append(_array_text(block, report.symbolic))
             if k and not (_bare(section) and _bare(report.sections[k - 1])):
@@ -676,16 +958,58 @@ def _write_npy(report: _Report, args: argparse.Namespace) -> None:
     if report.symbolic:
         raise CommandLineError("npy holds numbers, but --symbolic entries are expressions; "
                                "use --format text, json or latex")
-    arrays = {s.json.get("wrt", s.json.get("name", f"array{k}")): s.array
+    arrays = {s.key or s.json.get("wrt", s.json.get("name", f"array{k}")): s.array
               for k, s in enumerate(report.sections) if s.array is not None and not s.is_input}
+    if len(arrays) == 1:
+        write_atomically(args.output, lambda handle: np.save(handle, next(iter(arrays.values())), allow_pickle=False))
+    else:
+        write_atomically(args.output, lambda handle: np.savez(handle, **arrays))
+
+
+def write_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write`` on a new temporary file beside ``path``, then rename it over ``path``.
+
+    A failed write (disk full, a file-size limit, an error while formatting)
+    leaves an existing ``path`` as it was and no temporary file behind. A
+    replaced file keeps its permissions; ``path`` must be a regular file or new.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> write_atomically(str(target), lambda handle: handle.write(b"42\\n"))
+    >>> target.read_text()
+    '42\\n'
+    """
+    target = os.path.realpath(path)       # through a symbolic link: replace the file it names
     try:
-        with open(args.output, "wb") as handle:
-            if len(arrays) == 1:
-                np.save(handle, next(iter(arrays.values())), allow_pickle=False)
-            else:
-                np.savez(handle, **arrays)
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
     except OSError as error:
-        raise CommandLineError(f"cannot write '{args.output}': {error.strerror or error}") from None
+        raise CommandLineError(f"cannot write '{path}': {error.strerror or error}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise CommandLineError(f"cannot write '{path}': it is {_file_kind(mode)}, not a regular file; "
+                               f"leave out --output to write to standard output")
+    if mode is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
+                                                 dir=os.path.dirname(target))
+    except OSError as error:
+        raise CommandLineError(f"cannot write '{path}': {error.strerror or error}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+        os.chmod(temporary, stat.S_IMODE(mode))
+        os.replace(temporary, target)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise CommandLineError(f"cannot write '{path}': {error.strerror or error}; "
+                                   f"'{path}' is unchanged") from None
+        raise
 
 
 # ---------------------------------------------------------------- the commands
@@ -782,11 +1106,8 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
 
 
 def _check_jacobian_bytes(of: str, wrt: str, shape: Shape, data: _Data, limit: int) -> None:
-    nbytes = math.prod(shape) * data.dtype.itemsize
-    if nbytes > limit:
-        raise ShapeError(f"the Jacobian d{of}/d{wrt} would have shape {shape} and take {nbytes:,} bytes, over "
-                         f"--max-bytes {limit:,}; print a vector–Jacobian product with --upstream G=... "
-                         f"instead, or raise --max-bytes")
+    _check_bytes(f"the Jacobian d{of}/d{wrt}", shape, data.dtype.itemsize, limit,
+                 "print a vector–Jacobian product with --upstream G=... instead")
 
 
 def _vjp_text(d: Derivative, upstream: str, ascii: bool) -> tuple[str, str]:
@@ -815,11 +1136,11 @@ def _upstream(args: argparse.Namespace, program: Program, of: str, data: _Data) 
     else:
         name = next(n for n in ("G", "U", "Gbar", "G_") if n not in taken)
         source = text
-    array = load_array(f"the upstream gradient '{name}'", source, program.rank(of))
+    array = load_array(f"the upstream gradient '{name}'", source, program.rank(of), args.max_bytes)
     expected = data.output_shape()
     if array.shape != expected:
         raise ShapeError(f"the upstream gradient '{name}' has shape {array.shape} but '{of}' has shape {expected}")
-    return name, array.astype(data.dtype)
+    return name, _converted(f"the upstream gradient '{name}'", array, data.dtype)
 
 
 def _run_jacobian(args: argparse.Namespace) -> _Report:
@@ -921,23 +1242,32 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
 
 
 def _run_hessian(args: argparse.Namespace) -> _Report:
+    """Every block ``d²of / d w d v`` for ``w`` in ``--wrt`` and ``v`` in ``--wrt2`` (default: ``--wrt``)."""
     program, of = _load_program(args)
-    (wrt,) = _split_names(args.wrt, "--wrt")[:1]
-    wrt2 = _split_names(args.wrt2, "--wrt2")[0] if args.wrt2 else wrt
+    firsts = _split_names(args.wrt, "--wrt")
+    seconds = _split_names(args.wrt2, "--wrt2") if args.wrt2 else firsts
     if program.rank(of) != 0:
         raise ShapeError(f"a Hessian needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}")
-    data = _load_data(args, program, of, (wrt, wrt2))
+    data = _load_data(args, program, of, list(dict.fromkeys(firsts + seconds)))
     if data.symbolic:
         raise CommandLineError("hessian has no --symbolic mode; use 'einderiv diff' for the index form")
-    symbolic = symbolic_hessian(program, wrt, wrt2, of)
-    values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
-    shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
-    section = _Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
-                       [("shape", shape), ("inputs", data.sources())], np.asarray(values),
-                       json={"wrt": wrt, "wrt2": wrt2, "hessian": symbolic.to_text(ascii=args.ascii),
-                             "shape": list(values.shape)})
-    return _Report("hessian", _input_sections(data, args) + [section], _common_json(data, "hessian"))
+    pairs = [(w, v) for w in firsts for v in seconds]
+    for wrt, wrt2 in pairs:
+        _check_bytes(f"the Hessian block d²{of}/d{wrt}d{wrt2}", data.shapes[wrt] + data.shapes[wrt2],
+                     data.dtype.itemsize, args.max_bytes, "ask for fewer or smaller blocks with --wrt and --wrt2")
+    sections = _input_sections(data, args)
+    for wrt, wrt2 in pairs:
+        symbolic = symbolic_hessian(program, wrt, wrt2, of)
+        values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes,
+                         memory_limit=args.max_bytes)
+        shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
+        sections.append(_Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
+                                 [("shape", shape), ("inputs", data.sources())], np.asarray(values),
+                                 json={"wrt": wrt, "wrt2": wrt2, "hessian": symbolic.to_text(ascii=args.ascii),
+                                       "shape": list(values.shape)},
+                                 key=wrt if len(pairs) == 1 else f"{wrt},{wrt2}"))
+    return _Report("hessian", sections, _common_json(data, "hessian"))
 
 
 def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -951,9 +1281,12 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
         for part in item.split(","):
             name, equals, dims = (x.strip() for x in part.partition("="))
             parts = [d.strip() for d in dims.split("x")] if dims else []
-            if not equals or not _IDENTIFIER.match(name) or not all(d.isdigit() for d in parts):
+            if not equals or not _IDENTIFIER.match(name) or not all(_COUNT.match(d) for d in parts):
                 raise CommandLineError(f"--shapes: expected NAME=AxB pairs such as W=2x3,b=3, got {part.strip()!r}")
-            shapes[name] = tuple(int(d) for d in parts)
+            try:
+                shapes[name] = tuple(_integer(d) for d in parts)
+            except CommandLineError as error:
+                raise CommandLineError(f"--shapes {name}: {error}") from None
     return shapes
 
 
@@ -961,7 +1294,7 @@ def _run_codegen(args: argparse.Namespace) -> None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     text = codegen(program, wrts, of=of, shapes=_parse_shapes(args.shapes) or None,
-                   sizes=parse_sizes(args.sizes) or None, hessian=args.hessian)
+                   sizes=_program_sizes(args.sizes, program) or None, hessian=args.hessian)
     args.format = "text"
     _emit(text, args, sys.stdout)
     return None
@@ -970,7 +1303,8 @@ def _run_codegen(args: argparse.Namespace) -> None:
 def _run_explain(args: argparse.Namespace) -> None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
-    derivation = explain(program, wrts, of, differentials=args.differentials, sizes=parse_sizes(args.sizes) or None)
+    derivation = explain(program, wrts, of, differentials=args.differentials,
+                         sizes=_program_sizes(args.sizes, program) or None)
     text = to_latex(derivation) if args.format == "latex" else str(derivation)
     _emit(text.rstrip("\n") + "\n", args, sys.stdout)
     return None
@@ -979,6 +1313,7 @@ def _run_explain(args: argparse.Namespace) -> None:
 def _run_eval(args: argparse.Namespace) -> _Report:
     program, of = _load_program(args)
     data = _load_data(args, program, of, ())
+    _check_bytes(f"the value of '{of}'", data.output_shape(), data.dtype.itemsize, args.max_bytes, "lower --sizes")
     if data.symbolic:
         from .symbolic import symbolic_value
         value = symbolic_value(program, data.shapes, of=of, sizes=data.sizes, values=data.given)
@@ -999,29 +1334,58 @@ def _run_eval(args: argparse.Namespace) -> _Report:
 
 # ---------------------------------------------------------------- main
 
-def _render(report: _Report, args: argparse.Namespace) -> str | None:
+def _render(report: _Report, args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The text to print (None when written already, as npy) and a note for standard error, if any."""
     fmt = args.format
     if fmt == "npy":
         if not args.output:
             raise CommandLineError("--format npy writes binary data: give a file with --output FILE")
         _write_npy(report, args)
-        return None
+        return None, None
+    summarise, note = _output_plan(report, args)
     if fmt == "json":
-        return _render_json(report)
+        return _render_json(report), note
     if fmt == "latex":
-        return _render_latex(report, args)
-    return _render_text(report, args)
+        return _render_latex(report, args), note
+    return _render_text(report, args, summarise), note
+
+
+class _StdoutError(EinderivError):
+    """Standard output cannot be written (a full disk, say)."""
+
+
+def _write_stdout(stream: TextIO, text: str) -> None:
+    """Write and flush, so that a failure shows here and not at exit."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except UnicodeEncodeError as error:
+        raise CommandLineError(f"standard output cannot show {error.object[error.start]!r} (its encoding is "
+                               f"{error.encoding}); use --ascii, --output FILE or PYTHONIOENCODING=utf-8") from None
+    except OSError as error:
+        raise _StdoutError(f"cannot write to standard output: {error.strerror or error}") from None
+
+
+def _discard_stdout(stream: TextIO) -> None:
+    """Point the process's standard output at the null device, so that the final flush at exit cannot fail."""
+    if stream is not sys.__stdout__:
+        return
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
 
 
 def _emit(text: str, args: argparse.Namespace, stdout: TextIO) -> None:
     if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise CommandLineError(f"cannot write '{args.output}': {error.strerror or error}") from None
+        write_atomically(args.output, lambda handle: handle.write(text.encode("utf-8")))
     else:
-        stdout.write(text)
+        _write_stdout(stdout, text)
 
 
 def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
@@ -1029,8 +1393,27 @@ def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
+def _command_line_message(error: BaseException) -> str:
+    """An error for standard error: the library's terms turned into the command line's."""
+    if isinstance(error, MemoryError):
+        return "out of memory; lower --sizes or --max-bytes"
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply"
+    message = str(error) or type(error).__name__
+    if isinstance(error, EinderivError):
+        message = _command_line_terms(message)
+        message = re.sub(r"over the memory limit of ([0-9,]+) bytes", r"over --max-bytes \1", message)
+        message = re.sub(r"\buse (?:hvp|vjp|jvp)\b[^;]*?(?=, or raise memory_limit)", "lower --sizes", message)
+        message = message.replace("raise memory_limit", "raise --max-bytes")
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, or 2 for bad input).
+
+    Writes to ``sys.stdout`` and ``sys.stderr`` as they are at the call, so
+    tests can run it in-process. A reader that goes away (``einderiv … | head``)
+    ends the run quietly with status 1.
 
     >>> main(["eval", "y[i] = 2 x[i]", "--input", "x=[1,2]"])
     y[i] = 2 x[i]
@@ -1044,23 +1427,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 2
-    if args.command == "demo":
-        return _demo()
     stdout, stderr = sys.stdout, sys.stderr
     error: str | None = None
+    notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            if args.command == "demo":
+                return _demo()
             report = args.run(args)
-            text = None if report is None else _render(report, args)
+            text, note = (None, None) if report is None else _render(report, args)
+            notes += [note] if note else []
             if text is not None:
                 _emit(text, args, stdout)
         except BrokenPipeError:        # the reader went away (einderiv … | head): stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+            _discard_stdout(stdout)
             return 1
-        except (EinderivError, OSError) as exc:
-            error = str(exc) or type(exc).__name__
-    for line in _warning_lines(caught):
+        except _StdoutError as exc:
+            _discard_stdout(stdout)
+            error = str(exc)
+        except (EinderivError, OSError, MemoryError, RecursionError) as exc:
+            error = _command_line_message(exc)
+    for line in _warning_lines(caught) + [f"{PROG}: note: {n}" for n in notes]:
         print(line, file=stderr)
     if error is not None:
         print(f"{PROG}: error: {error}", file=stderr)

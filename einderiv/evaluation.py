@@ -188,6 +188,10 @@ def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
     return np.result_type(*floats) if floats else np.dtype(np.float64)
 
 
+#: The largest index size: numpy's axis lengths are signed machine integers.
+_MAX_SIZE = int(np.iinfo(np.intp).max)
+
+
 def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
     if sizes is None:
         return ()
@@ -197,6 +201,9 @@ def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
     for k, v in sizes.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ShapeError(f"size of index '{k}' must be a non-negative integer, got {v!r}")
+        if v > _MAX_SIZE:
+            raise ShapeError(f"size of index '{k}' is too large (about 2**{int(v).bit_length()}); "
+                             f"an array axis holds at most {_MAX_SIZE:,} entries")
         items.append((str(k), int(v)))
     return tuple(sorted(items))
 

@@ -1,13 +1,18 @@
-"""The ``einderiv`` command line, driven as a user drives it: ``python -m einderiv`` in a subprocess.
+"""The ``einderiv`` command line, driven as a user drives it, through ``main(argv)`` in this process.
 
 Expected numbers come from textbook identities and an independent numpy
-implementation, never from einderiv itself. Pure helpers of the CLI, the LaTeX
-printer and the SymPy evaluator are tested in-process (fast).
+implementation, never from einderiv itself. ``main`` writes to ``sys.stdout``
+and ``sys.stderr`` as they are at the call, so :func:`cli` runs it in-process
+(no interpreter start-up); the real ``python -m einderiv`` runs only in a few
+smoke tests (:func:`command`), and in tests/test_cli_input.py where a real
+process is the point (broken pipes, /dev/full, file-size limits, FIFOs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -42,11 +47,24 @@ L = (Z[n,c] - T[n,c])^2 / (2 N)
 """
 
 
-def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m einderiv ARGS`` from the repository root."""
+def command(*args: str, stdin: str | None = None, env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    """Run the real ``python -m einderiv ARGS`` from the repository root (slow: keep these few)."""
     environment = {**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}
     return subprocess.run([sys.executable, "-m", "einderiv", *args], input=stdin, capture_output=True,
-                          text=True, encoding="utf-8", cwd=REPO, env=environment, timeout=120)
+                          text=True, encoding="utf-8", cwd=REPO, env=environment, timeout=120, **options)
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``main(ARGS)`` in this process, as ``einderiv ARGS`` would run, ``stdin`` as standard input."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode("utf-8")), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(list(args))
+    finally:
+        sys.stdin = saved
+    return subprocess.CompletedProcess(list(args), status, out.getvalue(), err.getvalue())
 
 
 def ok(*args: str, **kwargs) -> str:
@@ -291,12 +309,9 @@ def test_symbolic_grad_substitutes_given_inputs():
     assert result["values"] == ["2*x1 + 2*x2", "2*x1 + 6*x2"]
 
 
-def test_symbolic_without_sympy_is_a_clear_error(tmp_path):
-    fake = tmp_path / "sympy"
-    fake.mkdir()
-    (fake / "__init__.py").write_text("raise ImportError('no sympy here')\n")
-    message = failure("grad", "L = x[i] x[i]", "--wrt", "x", "--sizes", "i=2", "--symbolic",
-                      env={"PYTHONPATH": str(tmp_path)})
+def test_symbolic_without_sympy_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sympy", None)          # import sympy now raises ImportError
+    message = failure("grad", "L = x[i] x[i]", "--wrt", "x", "--sizes", "i=2", "--symbolic")
     assert "pip install 'einderiv[symbolic]'" in message
 
 
@@ -365,13 +380,13 @@ def test_pickled_npy_is_refused(tmp_path):
 
 
 def test_every_subcommand_has_help_with_examples(capsys):
-    result = cli("jacobian", "--help")
+    result = command("jacobian", "--help")                   # smoke test: the real command starts
     assert result.returncode == 0 and result.stderr == ""
     assert "examples:\n  einderiv jacobian" in result.stdout and "layouts:" in result.stdout
-    for command in ("diff", "grad", "eval"):
-        status, out, err = in_process(capsys, command, "--help")
+    for name in ("diff", "grad", "eval"):
+        status, out, err = in_process(capsys, name, "--help")
         assert (status, err) == (0, "")
-        assert "examples:\n  einderiv " + command in out and "--format" in out
+        assert "examples:\n  einderiv " + name in out and "--format" in out
     status, out, _ = in_process(capsys, "--help")
     assert status == 0 and "einderiv diff" in out and "einderiv grad" in out
 
