@@ -56,13 +56,10 @@ import numpy as np
 
 from . import ir
 from .errors import EinderivError, MemoryLimitError, ProgramError, ShapeError, UnsupportedError
-from .codegen import codegen
 from .evaluation import evaluate, grad, jacobian, vjp
-from .explanation import adjoint, explain
 from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from .printing import format_expr, format_ref
 from .program import Derivative, Program, parse
-from .second_order import hessian, symbolic_hessian
 from .semantics import dependencies, resolve_sizes
 from .simplification import simplify
 
@@ -145,6 +142,11 @@ _EXAMPLES["explain"] = """examples:
   einderiv explain "F[i,k] = W[i,j] X[j,k]" --wrt W --differentials
   einderiv explain @network.ein --wrt W1,b1 --sizes n=4,d=3,h=5,c=2"""
 
+_EXAMPLES["plan"] = """examples:
+  einderiv plan "L = A[i,j] B[j,k] C[k,l] D[l,i]" --wrt A,B,C,D --shapes A=50x60,B=60x70,C=70x80,D=80x50
+  einderiv plan @network.ein --wrt W1,W2 --shapes X=4096x512,W1=512x1024,b1=1024,W2=1024x10,b2=10,T=4096x10,N=
+  einderiv plan "y[i] = A[i,j] x[j]" --shapes A=1000x1000,x=1000 --mode value"""
+
 _EXAMPLES["demo"] = """examples:
   einderiv demo"""
 
@@ -158,7 +160,7 @@ newlines or ';'), @PATH to read it from a file, or - to read standard input."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its four subcommands.
+    """The argument parser with its subcommands.
 
     >>> build_parser().parse_args(["diff", "y[i] = A[i,j] x[j]", "--wrt", "x"]).command
     'diff'
@@ -251,6 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--hessian", action="store_true", help="also define hessian(**inputs)")
     gen.add_argument("--output", metavar="FILE", help="write the module to FILE instead of standard output")
     gen.set_defaults(run=_run_codegen)
+
+    pln = add("plan", "print the steps a gradient (or value) will take for inputs of given shapes: what each "
+                      "computes, its shape, bytes and FLOPs; nothing is computed", [program])
+    pln.add_argument("--wrt", metavar="W[,V…]", help="input(s) of the gradient (omit with --mode value)")
+    pln.add_argument("--shapes", metavar="NAME=AxB,…", action="append", default=[], required=True,
+                     help="input shapes (e.g. W1=512x1024,b1=1024; s= for a scalar)")
+    pln.add_argument("--sizes", metavar="i=N,…", action="append", default=[],
+                     help="index sizes by name, for indices no input fixes")
+    pln.add_argument("--mode", choices=("grad", "vjp", "jacobian", "value"),
+                     help="what to plan (default: grad with --wrt, else value)")
+    pln.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                     help="floating-point type of the inputs (default: float64)")
+    pln.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
+                     help="the memory limit the plan is checked against (e.g. 64MiB, the default; 1GiB)")
+    pln.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    pln.set_defaults(run=_run_plan)
 
     exp = add("explain", "print a step-by-step derivation of the gradient, each step with its rule",
               [program])
@@ -1204,6 +1222,7 @@ def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, 
 
 
 def _run_grad(args: argparse.Namespace) -> _Report | None:
+    from .explanation import adjoint
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     if args.explain:
@@ -1243,6 +1262,7 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
 
 def _run_hessian(args: argparse.Namespace) -> _Report:
     """Every block ``d²of / d w d v`` for ``w`` in ``--wrt`` and ``v`` in ``--wrt2`` (default: ``--wrt``)."""
+    from .second_order import hessian, symbolic_hessian
     program, of = _load_program(args)
     firsts = _split_names(args.wrt, "--wrt")
     seconds = _split_names(args.wrt2, "--wrt2") if args.wrt2 else firsts
@@ -1291,6 +1311,7 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _run_codegen(args: argparse.Namespace) -> None:
+    from .codegen import codegen      # imported here: most commands never need it
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     text = codegen(program, wrts, of=of, shapes=_parse_shapes(args.shapes) or None,
@@ -1300,7 +1321,22 @@ def _run_codegen(args: argparse.Namespace) -> None:
     return None
 
 
+def _run_plan(args: argparse.Namespace) -> None:
+    from .plan_report import plan
+    program, of = _load_program(args)
+    mode = args.mode or ("grad" if args.wrt else "value")
+    if mode != "value" and not args.wrt:
+        raise CommandLineError(f"--mode {mode} needs --wrt")
+    wrts = _split_names(args.wrt, "--wrt") if args.wrt and mode != "value" else None
+    report = plan(program, wrts, _parse_shapes(args.shapes), of=of, mode=mode,
+                  sizes=_program_sizes(args.sizes, program) or None, dtype=args.dtype, memory_limit=args.max_bytes)
+    args.format = "text"
+    _emit(str(report) + "\n", args, sys.stdout)
+    return None
+
+
 def _run_explain(args: argparse.Namespace) -> None:
+    from .explanation import explain
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     derivation = explain(program, wrts, of, differentials=args.differentials,

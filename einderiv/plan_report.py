@@ -54,6 +54,15 @@ class PlanReport:
     title: str
     dtype: str
     steps: tuple[PlanStep, ...]
+    memory_limit: int
+
+    @property
+    def over_limit(self) -> tuple[int, ...]:
+        """1-based numbers of the steps whose result or largest intermediate exceeds the memory limit
+        (a call with these shapes would raise :class:`~einderiv.MemoryLimitError`)."""
+        itemsize = np.dtype(self.dtype).itemsize
+        return tuple(k for k, s in enumerate(self.steps, 1)
+                     if max(s.nbytes, s.largest * itemsize) > self.memory_limit)
 
     @property
     def flops(self) -> int:
@@ -81,6 +90,9 @@ class PlanReport:
                                    enumerate(zip(r, widths))).rstrip())
         lines.append(f"total: {len(self.steps)} steps, {self.flops:,} FLOPs; largest tensor {self.largest_bytes:,} bytes; "
                      f"all results together {self.stored_bytes:,} bytes")
+        if self.over_limit:
+            lines.append(f"over the memory limit of {self.memory_limit:,} bytes (a call would be refused): step"
+                         f"{'s' if len(self.over_limit) > 1 else ''} {', '.join(map(str, self.over_limit))}")
         return "\n".join(lines)
 
 
@@ -106,7 +118,8 @@ def plan(program: Program | str, wrt: str | Sequence[str] | None, shapes: Mappin
         ctx = _ev._context(program, checked, _ev._sizes_key(sizes), order, _ev._memory_limit(memory_limit), "")
         table = _ev._lowered(program, order, ctx)
         specs = _ev._forward_specs(table, [s.name for s in table.statements], ctx)
-        return PlanReport(f"value of {of}", type_.name, tuple(_step("forward", spec) for spec in specs))
+        return PlanReport(f"value of {of}", type_.name, tuple(_step("forward", spec) for spec in specs),
+                          ctx.memory_limit)
     if mode not in ("grad", "vjp", "jacobian"):
         raise ShapeError(f"mode must be one of 'grad', 'vjp', 'jacobian', 'value'; got {mode!r}")
     names, _ = _ev._names(wrt if wrt is not None else ())
@@ -122,7 +135,7 @@ def plan(program: Program | str, wrt: str | Sequence[str] | None, shapes: Mappin
     title = f"{kind} of {of} with respect to {', '.join(names)}"
     labels = {w: f"d{of}/d{w}" if mode == "jacobian" else f"g{w}" for w in names}
     return PlanReport(title, type_.name, tuple(_step("adjoint" if ":" in s[0] else "forward", s) for s in steps)
-                      + tuple(_step("result", s, labels[s[0]]) for s in results))
+                      + tuple(_step("result", s, labels[s[0]]) for s in results), request.memory_limit)
 
 
 def _placeholder(name: str, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:

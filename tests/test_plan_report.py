@@ -58,3 +58,30 @@ def test_planning_allocates_nothing_of_the_input_sizes():
     r = einderiv.plan("L = x[i] x[i]", "x", {"x": (10 ** 12,)}, memory_limit=10 ** 14)
     assert r.steps[-1].shape == (10 ** 12,)
     assert np.dtype(r.dtype) == np.float64
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    from einderiv.cli import main
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_the_plan_command_prints_the_steps_of_a_gradient(capsys):
+    status, out, err = _main(capsys, "plan", "L = A[i,j] B[j,k] C[k,i]", "--wrt", "A,B,C",
+                             "--shapes", "A=4x5,B=5x6,C=6x4")
+    assert status == 0 and err == ""
+    assert out.startswith("gradient of L with respect to A, B, C (float64)")
+    assert sum(line.split()[1] == "result" for line in out.splitlines()[2:-1]) == 3
+
+
+def test_the_plan_command_says_which_steps_the_memory_limit_refuses(capsys):
+    status, out, _ = _main(capsys, "plan", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W", "--mode", "jacobian",
+                           "--shapes", "W=1000x1000,X=1000x1000")
+    assert status == 0
+    assert "over the memory limit of 67,108,864 bytes (a call would be refused): step 1" in out
+
+
+def test_the_plan_command_refuses_a_gradient_mode_without_wrt(capsys):
+    status, out, err = _main(capsys, "plan", "y[i] = x[i]", "--shapes", "x=3", "--mode", "vjp")
+    assert status == 2 and out == "" and err.strip() == "einderiv: error: --mode vjp needs --wrt"
