@@ -1424,11 +1424,6 @@ def _emit(text: str, args: argparse.Namespace, stdout: TextIO) -> None:
         _write_stdout(stdout, text)
 
 
-def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
-    lines = [f"{PROG}: warning: {w.message}" for w in caught]
-    return list(dict.fromkeys(lines))
-
-
 def _command_line_message(error: BaseException) -> str:
     """An error for standard error: the library's terms turned into the command line's."""
     if isinstance(error, MemoryError):
@@ -1466,8 +1461,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     error: str | None = None
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
+    warned: set[str] = set()
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # at once, before any output (the summation-trap warning must come before the numbers it concerns)
+        text = f"{PROG}: warning: {message}"
+        if text not in warned:
+            warned.add(text)
+            print(text, file=stderr, flush=True)
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = show_warning
         try:
             if args.command == "demo":
                 return _demo()
@@ -1484,8 +1489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             error = str(exc)
         except (EinderivError, OSError, MemoryError, RecursionError) as exc:
             error = _command_line_message(exc)
-    for line in _warning_lines(caught) + [f"{PROG}: note: {n}" for n in notes]:
-        print(line, file=stderr)
+    for note in notes:
+        print(f"{PROG}: note: {note}", file=stderr)
     if error is not None:
         print(f"{PROG}: error: {error}", file=stderr)
         return 2

@@ -286,6 +286,14 @@ def test_summation_trap_warns_on_stderr_and_still_succeeds():
     assert result.stderr.startswith("einderiv: warning: in statement 1") and "Traceback" not in result.stderr
 
 
+def test_the_summation_trap_warning_comes_before_any_output():
+    merged = subprocess.run([sys.executable, "-m", "einderiv", "eval", "L = (X[n,i] W[i,j] - Y[n,j])^2",
+                             "--sizes", "n=2,i=2,j=2"], capture_output=False, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert merged.returncode == 0
+    assert merged.stdout.startswith("einderiv: warning: in statement 1")
+
+
 # ---------------------------------------------------------------------------
 # --symbolic
 # ---------------------------------------------------------------------------
