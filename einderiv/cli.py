@@ -135,7 +135,7 @@ _EXAMPLES["hessian"] = """examples:
   einderiv hessian "R[n,j] = X[n,i] W[i,j] - Y[n,j]; L = R[n,j]^2" --wrt W --sizes n=4,i=2,j=2"""
 
 _EXAMPLES["codegen"] = """examples:
-  einderiv codegen @network.ein --wrt W1,b1,W2,b2 --shapes X=4096x512,W1=512x1024,b1=1024,W2=1024x10,b2=10,T=4096x10
+  einderiv codegen @network.ein --wrt W1,b1,W2,b2 --shapes X=4096x512,W1=512x1024,b1=1024,W2=1024x10,b2=10,T=4096x10,N=
   einderiv codegen "L = x[i] A[i,j] x[j]" --wrt x --hessian --output quadratic.py"""
 
 _EXAMPLES["explain"] = """examples:
@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen = add("codegen", "print a standalone Python module computing the value and gradients", [program])
     gen.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
     gen.add_argument("--shapes", metavar="NAME=AxB,…", action="append", default=[],
-                     help="input shapes (e.g. W1=512x1024,b1=1024): contraction paths are then precomputed")
+                     help="input shapes (e.g. W1=512x1024,b1=1024; N= for a scalar input): contraction paths "
+                          "are then precomputed")
     gen.add_argument("--sizes", metavar="i=N,…", action="append", default=[],
                      help="index sizes by name, for indices no input fixes")
     gen.add_argument("--hessian", action="store_true", help="also define hessian(**inputs)")

@@ -551,3 +551,25 @@ def test_grad_explain_prints_the_backprop_equations(tmp_path):
     assert "gb2 = 1ᵀ gZ" in out
     assert "gH3[n,c] = gZ[n,c]" in out
     assert "gH2 = gH3 W2ᵀ" in out
+
+
+# ---------------------------------------------------------------------------
+# every example that --help prints runs as printed, from the examples folder
+
+
+def _help_examples() -> list[str]:
+    from einderiv.cli import _EXAMPLES
+    return [line.strip() for text in _EXAMPLES.values() for line in text.splitlines()
+            if line.strip().startswith("einderiv ")]
+
+
+@pytest.mark.parametrize("command", _help_examples())
+def test_every_help_example_runs_as_printed(command, capsys, tmp_path, monkeypatch):
+    import shutil
+    import shlex
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    shutil.copytree(examples, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path / "examples")
+    status = main(shlex.split(command)[1:])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
