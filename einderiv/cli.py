@@ -76,8 +76,10 @@ LAYOUTS = ("tensor", "numerator", "denominator", "vec")
 DEFAULT_MAX_BYTES = 64 * 1024 ** 2
 #: The largest program file (or standard input) read, in bytes.
 PROGRAM_MAX_BYTES = 10 * 1024 ** 2
-#: Text output estimated above this many bytes is summarised unless ``--full`` is given.
+#: Text output estimated above this many bytes, or with more numbers than ``PRINT_THRESHOLD_ENTRIES``
+#: (a 100×100 matrix: more is not read on a terminal), is summarised unless ``--full`` is given.
 PRINT_THRESHOLD_BYTES = 1024 ** 2
+PRINT_THRESHOLD_ENTRIES = 10_000
 #: The largest index size: numpy's axis lengths are signed machine integers.
 MAX_SIZE = int(np.iinfo(np.intp).max)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -175,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     program = _Parser(add_help=False)
     program.add_argument("program", metavar="PROGRAM", help="program text, @PATH, or - for standard input")
-    program.add_argument("--of", metavar="NAME", help="the output to differentiate (default: the last statement)")
+    program.add_argument("--of", metavar="NAME", help="the statement whose value (eval) or derivative "
+                         "(the other commands) is asked for (default: the last statement)")
     program.add_argument("--ascii", action="store_true", help="write delta(i,a) instead of δ[i,a]")
 
     data = _Parser(add_help=False)
@@ -887,7 +890,8 @@ def _output_plan(report: _Report, args: argparse.Namespace) -> tuple[bool, str |
     fmt, limit = args.format, getattr(args, "max_bytes", DEFAULT_MAX_BYTES)
     asked = getattr(args, "summarize", False)
     estimate = _estimated_bytes(report, fmt, getattr(args, "precision", 4))
-    summarise = fmt == "text" and (asked or (estimate > PRINT_THRESHOLD_BYTES and not getattr(args, "full", False)))
+    large = estimate > PRINT_THRESHOLD_BYTES or _entries(report) > PRINT_THRESHOLD_ENTRIES
+    summarise = fmt == "text" and (asked or (large and not getattr(args, "full", False)))
     if not summarise and estimate > limit:
         raise MemoryLimitError(f"the {fmt} output would take about {estimate:,} bytes "
                                f"({_entries(report):,} numbers), over --max-bytes {limit:,}; save the "
@@ -979,10 +983,14 @@ def _write_npy(report: _Report, args: argparse.Namespace) -> None:
                                "use --format text, json or latex")
     arrays = {s.key or s.json.get("wrt", s.json.get("name", f"array{k}")): s.array
               for k, s in enumerate(report.sections) if s.array is not None and not s.is_input}
-    if len(arrays) == 1:
+    if len(arrays) == 1 and not args.output.endswith(".npz"):
         write_atomically(args.output, lambda handle: np.save(handle, next(iter(arrays.values())), allow_pickle=False))
-    else:
+    elif args.output.endswith(".npz"):
         write_atomically(args.output, lambda handle: np.savez(handle, **arrays))
+    else:
+        raise CommandLineError(f"there are {len(arrays)} results ({', '.join(arrays)}): name an .npz file "
+                               f"(--output {os.path.splitext(args.output)[0]}.npz) to save them together, "
+                               f"or ask for one at a time")
 
 
 def write_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:

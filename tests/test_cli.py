@@ -573,3 +573,27 @@ def test_every_help_example_runs_as_printed(command, capsys, tmp_path, monkeypat
     status = main(shlex.split(command)[1:])
     captured = capsys.readouterr()
     assert status == 0, captured.err
+
+
+def test_several_results_go_to_npz_only_when_the_name_says_npz(capsys, tmp_path):
+    target = tmp_path / "grads.npy"
+    status, _, err = in_process(capsys, "grad", "L = x[i] y[i]", "--wrt", "x,y", "--sizes", "i=2",
+                                "--format", "npy", "--output", str(target))
+    assert status == 2 and not target.exists()
+    assert "there are 2 results (x, y): name an .npz file" in err
+    archive = tmp_path / "grads.npz"
+    status, _, _ = in_process(capsys, "grad", "L = x[i] y[i]", "--wrt", "x,y", "--sizes", "i=2",
+                              "--format", "npy", "--output", str(archive))
+    assert status == 0 and sorted(np.load(archive).files) == ["x", "y"]
+
+
+def test_a_200_by_200_result_is_summarised_unless_full(capsys):
+    status, out, err = in_process(capsys, "eval", "C[i,j] = A[i,j]", "--sizes", "i=200,j=200")
+    assert status == 0 and "..." in out and "printed in summary" in err
+    status, out, err = in_process(capsys, "eval", "C[i,j] = A[i,j]", "--sizes", "i=200,j=200", "--full")
+    assert status == 0 and "..." not in out and err == ""
+
+
+def test_eval_help_says_what_of_means(capsys):
+    assert main(["eval", "--help"]) == 0
+    assert "whose value (eval)" in " ".join(capsys.readouterr().out.split())
