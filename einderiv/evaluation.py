@@ -89,7 +89,13 @@ def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with depth_guard("the program"):
         for name, runner in plan.steps:
             env[name] = runner(env)
-        return _owned({name: runner(env) for name, runner in plan.results}, given)
+        results = {name: runner(env) for name, runner in plan.results}
+    # A fresh runner returns a buffer of its own (see _compile_plan); any other result may be an
+    # input, a view of one, or a buffer another result returned.
+    borrowed = {name: results[name] for name, runner in plan.results if not getattr(runner, "fresh", False)}
+    if borrowed:
+        results.update(_owned(borrowed, given))
+    return results
 
 
 def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
