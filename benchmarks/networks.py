@@ -654,7 +654,8 @@ def _plot(plt, path: str, results: dict[int, list[Result]], plan: Sequence[Plann
     for k, lib in enumerate(libraries):
         values = [r.ratio(lib) or 0.0 for r in rs]
         xs = [i + (k - 1) * width for i in range(len(rs))]
-        ax.bar(xs, values, width, label=lib if lib != "einderiv" else "einderiv ÷ opt_einsum forward")
+        label = "einderiv ÷ opt_einsum forward" if lib == "einderiv" else f"{lib} ÷ its own forward"
+        ax.bar(xs, values, width, label=label)
     ax.axhline(RATIO_TARGET, color="grey", linestyle="--", linewidth=1, label=f"{RATIO_TARGET:g}× target")
     ax.set_xticks(range(len(rs)))
     ax.set_xticklabels([f"{r.network.name}\n({r.network.operands})" for r in rs], fontsize=7)
