@@ -29,6 +29,7 @@ MODULES = {
     "grad": "benchmarks.gradients",
     "hessian": "benchmarks.hessians",
     "overhead": "benchmarks.overhead",
+    "networks": "benchmarks.networks",
 }
 
 
