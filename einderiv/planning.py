@@ -488,6 +488,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
     if len(sublists) != 2:
         return None
     a, b = sublists
+    if any(i not in b and i not in out for i in a) or any(i not in a and i not in out for i in b):
+        return _reduced_first(a, b, out, shapes)
     shared = [i for i in a if i in b]
     if not (set(a) | set(b)) - set(shared) <= set(out):
         return None
@@ -505,6 +507,24 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         align_b = _aligner(b, out, shapes[1])
         return lambda x, y: np.multiply(align_a(x), align_b(y))
     return None
+
+
+def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> Callable | None:
+    """Sum away the indices only one operand has (and the output lacks) before the product:
+    ``Σ_b x[b,c] y[a]`` is ``(Σ_b x[b,c]) y[a]``, a sum and an outer product instead of an einsum."""
+    lone_a = tuple(k for k, i in enumerate(a) if i not in b and i not in out)
+    lone_b = tuple(k for k, i in enumerate(b) if i not in a and i not in out)
+    a2 = [i for k, i in enumerate(a) if k not in lone_a]
+    b2 = [i for k, i in enumerate(b) if k not in lone_b]
+    shapes2 = [tuple(n for k, n in enumerate(shapes[0]) if k not in lone_a),
+               tuple(n for k, n in enumerate(shapes[1]) if k not in lone_b)]
+    inner = _direct([a2, b2], out, shapes2)
+    if inner is None:
+        return None
+
+    def product(x, y):
+        return inner(np.sum(x, axis=lone_a) if lone_a else x, np.sum(y, axis=lone_b) if lone_b else y)
+    return product
 
 
 def _matmul(a: list[int], b: list[int], k: int, out: list[int]) -> Callable:

@@ -117,3 +117,16 @@ def test_a_jacobian_term_with_more_indices_than_einsum_letters_follows_a_planned
     inputs = {f"M{k}": rng.uniform(0.4, 0.6, (2, 2)) for k in range(n)}
     np.testing.assert_allclose(einderiv.jacobian(program, "M17", inputs), einderiv.grad(program, "M17", inputs),
                                rtol=1e-10)
+
+
+def test_an_index_only_one_operand_has_is_summed_before_the_outer_product():
+    # Σ_b x[b,c] y[a] = (Σ_b x[b,c]) y[a]: a sum and a broadcast product, no einsum over (a, b, c)
+    from einderiv import ir
+    from einderiv.planning import Context, compile_expr
+    ctx = Context(sizes={"a": 3, "b": 4, "c": 5}, shapes={"x": (4, 5), "y": (3,)}, dtype=np.dtype(float))
+    expr = ir.summation(["b"], ir.mul(ir.ref("x", ["b", "c"]), ir.ref("y", ["a"])))
+    run = compile_expr(expr, ("c", "a"), ctx, "test")
+    assert ctx.paths == []
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((4, 5)), rng.standard_normal(3)
+    np.testing.assert_allclose(run({"x": x, "y": y}), np.einsum("bc,a->ca", x, y), rtol=1e-12)
