@@ -7,7 +7,7 @@ dF[i,k]/dW[a,b] = δ[i,a] X[b,k]
 """
 
 from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
-                     UnsupportedError)
+                     SingularMatrixError, UnsupportedError)
 from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
 from .planning import set_memory_limit
 from .codegen import codegen
@@ -26,5 +26,5 @@ __all__ = [
     "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
     "clear_cache", "cache_info", "set_memory_limit", "to_latex",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
-    "EinderivWarning",
+    "SingularMatrixError", "EinderivWarning",
 ]

@@ -1,0 +1,390 @@
+"""Matrix functions: ``inv(M)[p,q]``, ``det(M)`` and ``logdet(M)``.
+
+The language (see the README, "Matrix functions"): the argument ``M`` is a
+tensor name with two axes (``inv(A)``) or a parenthesised index expression
+whose *matrix indices* are its free indices in Einstein's sense — an index
+written once in a term is a row or column index, an index written twice in
+one term is summed over that term (``inv(X[k,i] X[k,j])[i,j]`` is (XᵀX)⁻¹).
+The free indices of all its terms together must be exactly two, and no term
+may sum over one of them. Every index inside the argument is local to the
+call (as in ``sum[...]``; the same name outside must have the same size).
+Rows are the free index written first, unless the indices after ``inv(…)``
+are the argument's two free indices: then the argument reads like a statement
+with that left side, so ``inv(A[j,i])[i,j]`` is (Aᵀ)⁻¹.
+
+``logdet(M)`` is ``log |det M|`` (numpy's ``slogdet``): ``log det M`` for a
+matrix of positive determinant, and the same derivative ``M⁻ᵀ`` for any
+invertible matrix.
+
+Derivatives (:func:`partial_factor`), with ``dM`` the derivative of the argument::
+
+    d inv(M)[p,q] = - inv(M)[p,r] dM[r,c] inv(M)[c,q]      (d(M⁻¹) = -M⁻¹ dM M⁻¹)
+    d det(M)      = det(M) inv(M)[c,r] dM[r,c]            (Jacobi's formula)
+    d logdet(M)   = inv(M)[c,r] dM[r,c]                   (d log det M = tr(M⁻¹ dM))
+
+so ``∂inv(A)[i,j]/∂A[a,b] = -inv(A)[i,a] inv(A)[b,j]`` once the deltas are gone.
+
+Numerics (:func:`compile_factor`, :func:`solve_operands`): each distinct
+matrix is evaluated once per run and kept with what was computed from it (its
+inverse, its ``slogdet``); ``inv(A)[i,j] x[j]`` is a solve, never an explicit
+inverse, unless the inverse was needed anyway (then it is a product with it).
+numpy exposes no reusable LU factors, so a run does at most one LAPACK
+factorisation for the solves or the inverse and one for ``slogdet``.
+A singular matrix raises :class:`SingularMatrixError` naming it; a badly
+conditioned one warns (:class:`EinderivWarning`) with its condition number.
+
+>>> from einderiv import evaluate
+>>> float(evaluate("L = logdet(A)", {"A": [[2.0, 0.0], [0.0, 3.0]]}))  # doctest: +ELLIPSIS
+1.79175...
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import ir
+from .errors import EinderivWarning, ProgramError, ShapeError, SingularMatrixError
+from .ir import MATRIX_FUNCTIONS, Expr, MatFn, Ref, Term
+
+__all__ = ["MATRIX_FUNCTIONS", "make", "bare_name", "lower_call", "partial_factor", "compile_factor",
+           "solve_operands", "describe"]
+
+
+# ---------------------------------------------------------------- construction
+
+def _slot(name: str, axis: int) -> str:
+    """The bound index of axis ``axis`` of a bare-name argument (its size is that axis')."""
+    return f"{('row', 'col')[axis]}@{name}.{axis}"
+
+
+def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> Expr:
+    """``fn(arg)[indices]`` as an expression; a lone ``A[rows,cols]`` argument becomes the bare form ``fn(A)``.
+
+    >>> e = make("inv", ir.ref("A", ("i", "j")), "i", "j", ("p", "q"))
+    >>> e.terms[0].factors[0].rows
+    'row@A.0'
+    """
+    name = _lone_ref(arg, rows, cols)
+    if name is not None:
+        rows, cols = _slot(name, 0), _slot(name, 1)
+        arg = ir.ref(name, (rows, cols))
+    return Expr((Term(1.0, (), (MatFn(fn, arg, rows, cols, tuple(indices)),)),))
+
+
+def _lone_ref(arg: Expr, rows: str, cols: str) -> str | None:
+    if len(arg.terms) != 1:
+        return None
+    (term,) = arg.terms
+    if term.coeff != 1.0 or term.summed or len(term.factors) != 1:
+        return None
+    (factor,) = term.factors
+    if isinstance(factor, Ref) and factor.indices == (rows, cols):
+        return factor.name
+    return None
+
+
+def bare_name(factor: MatFn) -> str | None:
+    """The tensor name when the argument is a bare name (``inv(A)``), else None."""
+    name = _lone_ref(factor.arg, factor.rows, factor.cols)
+    return name if name is not None and factor.rows == _slot(name, 0) else None
+
+
+def describe(factor: MatFn) -> str:
+    """``inv(A)`` or ``det(A[i,j] + B[i,j])``: the call as the user would write it, for messages."""
+    from .printing import format_expr
+    name = bare_name(factor)
+    if name is not None:
+        return f"{factor.fn}({name})"
+    return f"{factor.fn}({format_expr(factor.arg)})"
+
+
+# ---------------------------------------------------------------- lowering (syntax tree → IR)
+
+def lower_call(node, scope) -> Expr:
+    """Lower ``inv(…)[p,q]``, ``det(…)`` or ``logdet(…)`` (a :class:`~einderiv.parsing.CallNode`)."""
+    from . import semantics as sem
+    from .parsing import Name
+
+    def error(message: str) -> ProgramError:
+        return sem._located(ProgramError, message, scope.text, node.line, node.column)
+
+    fn, outer_names = node.fn, node.indices
+    if len(node.args) != 1:
+        raise error(f"'{fn}' takes one argument, a square matrix, got {len(node.args)}")
+    if fn == "inv":
+        if outer_names is None or len(outer_names) != 2:
+            raise error("inv(...) is a matrix: index it with two indices after the call, as in inv(A)[i,j]")
+    elif outer_names is not None:
+        raise error(f"{fn}(...) is a scalar: write no indices after the call")
+    outer = tuple(scope.index(n) for n in outer_names or ())
+    (arg,) = node.args
+    if isinstance(arg, Name) and arg.indices is None:
+        hidden = ("\0row", "\0col")
+        scope.bound = scope.bound + ({hidden[0]: _slot(arg.name, 0), hidden[1]: _slot(arg.name, 1)},)
+        try:
+            matrix = sem._lower_name(Name(arg.name, hidden, arg.line, arg.column), scope)
+        finally:
+            scope.bound = scope.bound[:-1]
+        for axis, index in enumerate(outer):
+            scope.occurrences.setdefault(sem.Occurrence(ir.index_root(index), arg.name, axis))
+        return make(fn, matrix, _slot(arg.name, 0), _slot(arg.name, 1), outer)
+    return _lower_expression(node, arg, outer_names or (), outer, scope, error)
+
+
+def _occurrences(node, free_names: Callable) -> list[str]:
+    """Indices a factor of an argument term shows at its own level, with repeats for a reference."""
+    from .parsing import CallNode, Name
+    if isinstance(node, Name):
+        return list(node.indices or ())
+    if isinstance(node, CallNode) and node.fn in MATRIX_FUNCTIONS:
+        return list(node.indices or ())
+    return sorted(free_names(node, frozenset()))
+
+
+def _lower_expression(node, arg, outer_names: tuple[str, ...], outer: tuple[str, ...], scope, error) -> Expr:
+    from . import semantics as sem
+    fn = node.fn
+    terms = sem._expand(arg)
+    counted: list[dict[str, int]] = []
+    free: dict[str, None] = {}
+    for _, factors in terms:
+        counts: dict[str, int] = {}
+        for factor in factors:
+            for index in _occurrences(factor, sem._free_names):
+                counts[index] = counts.get(index, 0) + 1
+        for index, count in counts.items():
+            if count > 2:
+                raise error(f"index '{index}' is written {count} times in one term of the argument of {fn}(...); "
+                            f"inside a matrix argument an index written once is a row or column index and one "
+                            f"written twice is summed")
+            if count == 1:
+                free.setdefault(index)
+        counted.append(counts)
+    if len(free) != 2:
+        listed = ", ".join(f"'{i}'" for i in free) or "none"
+        raise error(f"the argument of {fn}(...) must have exactly two free indices (each written once in a term: "
+                    f"the rows and the columns); it has {len(free)}: {listed}")
+    for counts in counted:
+        for index in free:
+            if counts.get(index) == 2:
+                raise error(f"index '{index}' is a row or column index of the argument of {fn}(...) but is "
+                            f"written twice (summed) in one of its terms")
+    rows_name, cols_name = tuple(free)
+    if len(set(outer_names)) == 2 and set(outer_names) == set(free):
+        rows_name, cols_name = outer_names
+    summed = [i for counts in counted for i in counts if i not in free]
+    frame = scope.bind(tuple(dict.fromkeys(summed)))
+    if fn == "inv":     # the argument's rows and columns have the sizes of the result's
+        for name, index in ((rows_name, outer[0]), (cols_name, outer[1])):
+            scope.counter += 1
+            frame[name] = f"{ir.index_root(index)}~{scope.counter}"
+    else:
+        frame.update(scope.bind((rows_name, cols_name)))
+    rows, cols = frame[rows_name], frame[cols_name]
+    scope.bound = scope.bound + (frame,)
+    lowered = []
+    try:
+        for coeff, factors in terms:
+            term = ir.scale(ir.mul(*(sem._lower(f, scope) for f in factors)), coeff)
+            implicit = tuple(i for i in ir.free_indices(term) if i not in (rows, cols))
+            lowered.append(ir.summation(implicit, term))
+    finally:
+        scope.bound = scope.bound[:-1]
+    return make(fn, ir.add(*lowered), rows, cols, outer)
+
+
+# ---------------------------------------------------------------- derivatives
+
+def _names_in(expr: Expr) -> set[str]:
+    names: set[str] = set()
+    for term in expr.terms:
+        names |= ir._all_names_of(term)
+    return names
+
+
+def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...], partial: Callable) -> Expr:
+    """``∂ fn(M) / ∂ name[slots]`` by the chain rule through ``dM = ∂M/∂name[slots]``.
+
+    ``d(M⁻¹) = -M⁻¹ dM M⁻¹``; ``d det M = det M tr(M⁻¹ dM)``; ``d log|det M| = tr(M⁻¹ dM)``.
+
+    >>> from einderiv.simplification import simplify
+    >>> from einderiv.printing import format_expr
+    >>> (f,) = make("logdet", ir.ref("A", ("i", "j")), "i", "j", ()).terms[0].factors
+    >>> format_expr(simplify(partial_factor(f, "A", ("a", "b"), _partial)))
+    'inv(A)[b,a]'
+    """
+    d_arg = partial(factor.arg, name, slots)
+    if not d_arg.terms:
+        return ir.ZERO
+    taken = _names_in(d_arg) | _names_in(factor.arg) | set(factor.indices) | set(slots) | {factor.rows, factor.cols}
+    r = ir.fresh_variant(factor.rows, taken)
+    c = ir.fresh_variant(factor.cols, taken | {r})
+    d_matrix = ir.rename(d_arg, {factor.rows: r, factor.cols: c})
+
+    def inverse(p: str, q: str) -> Expr:
+        return Expr((Term(1.0, (), (MatFn("inv", factor.arg, factor.rows, factor.cols, (p, q)),)),))
+
+    if factor.fn == "inv":
+        p, q = factor.indices
+        return ir.neg(ir.summation((r, c), ir.mul(inverse(p, r), d_matrix, inverse(c, q))))
+    trace = ir.summation((r, c), ir.mul(inverse(c, r), d_matrix))
+    if factor.fn == "det":
+        return ir.mul(Expr((Term(1.0, (), (factor,)),)), trace)
+    return trace
+
+
+def _partial(expr: Expr, name: str, slots: tuple[str, ...]) -> Expr:
+    from .differentiation import partial
+    return partial(expr, name, slots)
+
+
+# ---------------------------------------------------------------- numerics
+
+class _Factored:
+    """One matrix of one run and what has been computed from it (each at most once)."""
+
+    def __init__(self, matrix: np.ndarray, what: str):
+        self.matrix = np.asarray(matrix)
+        self.what = what
+        self._inverse: np.ndarray | None = None
+        self._slogdet: tuple[float, float] | None = None
+        self._warned = False
+
+    def _singular(self, detail: str = "") -> SingularMatrixError:
+        return SingularMatrixError(f"{self.what} is singular{detail}: it has no inverse "
+                                   f"(and logdet would be -inf); check the input or regularise it")
+
+    def _check_condition(self, condition: float, exact: bool) -> None:
+        eps = np.finfo(self.matrix.dtype if self.matrix.dtype.kind == "f" else np.float64).eps
+        if not np.isfinite(condition) or condition * eps >= 1.0:
+            if exact:
+                raise self._singular(f" to working precision (condition number {condition:.3g})")
+        if condition * np.sqrt(eps) >= 1.0 and not self._warned:
+            self._warned = True
+            bound = "" if exact else " at least"
+            warnings.warn(f"{self.what} is nearly singular: its condition number is{bound} {condition:.3g}, "
+                          f"so results may have lost about {int(np.log10(max(condition, 1.0)))} digits",
+                          EinderivWarning, stacklevel=2)
+
+    def inverse(self) -> np.ndarray:
+        if self._inverse is None:
+            try:
+                inverse = np.linalg.inv(self.matrix)
+            except np.linalg.LinAlgError:
+                raise self._singular() from None
+            norm = np.abs(self.matrix).sum(axis=0).max()
+            self._check_condition(float(norm * np.abs(inverse).sum(axis=0).max()), True)
+            inverse.flags.writeable = False    # shared by every use in the run
+            self._inverse = inverse
+        return self._inverse
+
+    def solve(self, rhs: np.ndarray, transpose: bool) -> np.ndarray:
+        """``M⁻¹ rhs`` (``M⁻ᵀ rhs`` when ``transpose``) for ``rhs`` of shape (n, k)."""
+        if self._inverse is not None:
+            return (self._inverse.T if transpose else self._inverse) @ rhs
+        try:
+            solution = np.linalg.solve(self.matrix.T if transpose else self.matrix, rhs)
+        except np.linalg.LinAlgError:
+            raise self._singular() from None
+        rhs_norm = np.abs(rhs).sum(axis=0).max() if rhs.size else 0.0
+        if rhs_norm > 0:     # ‖M‖ ‖M⁻¹b‖ / ‖b‖ is a lower bound of the condition number
+            bound = np.abs(self.matrix).sum(axis=0 if not transpose else 1).max() * \
+                np.abs(solution).sum(axis=0).max() / rhs_norm
+            self._check_condition(float(bound), False)
+        return solution
+
+    def slogdet(self) -> tuple[float, float]:
+        if self._slogdet is None:
+            sign, logabs = np.linalg.slogdet(self.matrix)
+            if sign == 0 or not np.isfinite(logabs):
+                raise self._singular()
+            self._slogdet = (float(sign), float(logabs))
+        return self._slogdet
+
+
+def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable) -> Callable:
+    """env → the run's :class:`_Factored` of the factor's matrix (computed at its first use)."""
+    what = describe(factor)
+    n, m = index_size(factor.rows, ctx), index_size(factor.cols, ctx)
+    if n != m:
+        name = bare_name(factor)
+        matrix = f"'{name}'" if name is not None else f"its argument {describe(factor)[len(factor.fn):]}"
+        raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {matrix} is {n}×{m}")
+    run = compile_expr(factor.arg, (factor.rows, factor.cols), ctx, f"the argument of {what}")
+    key = ("einderiv.matfun", factor.arg, factor.rows, factor.cols)
+    subject = f"'{bare_name(factor)}'" if bare_name(factor) is not None else f"the matrix of {what}"
+
+    def factored(env: Mapping) -> _Factored:
+        found = env.get(key) if isinstance(env, dict) else None
+        if found is None:
+            found = _Factored(run(env), subject)
+            if isinstance(env, dict):
+                env[key] = found
+        return found
+    return factored
+
+
+def compile_factor(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable):
+    """``(runner, indices)``: the factor's value over its distinct free indices."""
+    factored = _matrix(factor, ctx, compile_expr, index_size)
+    indices = tuple(dict.fromkeys(factor.indices))
+    dtype = ctx.dtype
+    if factor.fn == "inv":
+        if len(indices) == 1:
+            return (lambda env: np.diagonal(factored(env).inverse()).copy()), indices
+        return (lambda env: factored(env).inverse()), indices
+    if factor.fn == "det":
+        def det(env):
+            sign, logabs = factored(env).slogdet()
+            return np.array(sign * np.exp(logabs), dtype)
+        return det, ()
+    return (lambda env: np.array(factored(env).slogdet()[1], dtype)), ()
+
+
+def solve_operands(term: Term, target: tuple[str, ...], ctx, compile_expr: Callable, index_size: Callable):
+    """``(factors left, operands)``: each ``inv(M)[p,q] X[…q…]`` summed over ``q`` becomes one solve.
+
+    ``Σ_q inv(M)[p,q] X[q,k]`` is ``solve(M, X)[p,k]`` and ``Σ_p X[p,k] inv(M)[p,q]``
+    is ``solve(Mᵀ, X)[q,k]``: the inverse is never formed for them. Only when the
+    summed index occurs in just those two factors and ``X`` is a tensor reference.
+    """
+    counts: dict[str, int] = {}
+    for factor in term.factors:
+        for index in ir.factor_indices(factor):
+            counts[index] = counts.get(index, 0) + 1
+    left = list(term.factors)
+    operands = []
+    for factor in term.factors:
+        if not (isinstance(factor, MatFn) and factor.fn == "inv" and len(set(factor.indices)) == 2):
+            continue
+        p, q = factor.indices
+        for other in left:
+            if not isinstance(other, Ref) or len(set(other.indices)) != len(other.indices):
+                continue
+            for summed, kept, transpose in ((q, p, False), (p, q, True)):
+                if summed in term.summed and summed not in target and counts.get(summed) == 2 \
+                        and summed in other.indices and kept not in other.indices:
+                    operands.append(_solve(factor, other, summed, kept, transpose, ctx, compile_expr, index_size))
+                    left.remove(factor)
+                    left.remove(other)
+                    break
+            else:
+                continue
+            break
+    return tuple(left), operands
+
+
+def _solve(factor: MatFn, other: Ref, summed: str, kept: str, transpose: bool, ctx, compile_expr, index_size):
+    factored = _matrix(factor, ctx, compile_expr, index_size)
+    axis = other.indices.index(summed)
+    name = other.name
+    rest = tuple(i for i in other.indices if i != summed)
+
+    def solve(env):
+        x = np.moveaxis(np.asarray(env[name]), axis, 0)
+        y = factored(env).solve(x.reshape(x.shape[0], -1), transpose)
+        return y.reshape(x.shape)
+    return solve, (kept,) + rest
