@@ -56,8 +56,10 @@ __all__ = ["MATRIX_FUNCTIONS", "make", "bare_name", "lower_call", "partial_facto
 # ---------------------------------------------------------------- construction
 
 def _slot(name: str, axis: int) -> str:
-    """The bound index of axis ``axis`` of a bare-name argument (its size is that axis')."""
-    return f"{('row', 'col')[axis]}@{name}.{axis}"
+    """The bound index of axis ``axis`` of a bare-name argument: its size is that axis' (the
+    ``x@T.k`` form), and the ``~m`` variant mark keeps it apart from every slot index the
+    derivatives make (``row@A.0``, say, from a user's index ``row``) and from their variants."""
+    return f"{('row', 'col')[axis]}@{name}.{axis}~m"
 
 
 def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> Expr:
@@ -65,7 +67,7 @@ def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> 
 
     >>> e = make("inv", ir.ref("A", ("i", "j")), "i", "j", ("p", "q"))
     >>> e.terms[0].factors[0].rows
-    'row@A.0'
+    'row@A.0~m'
     """
     name = _lone_ref(arg, rows, cols)
     if name is not None:
@@ -124,10 +126,13 @@ def lower_call(node, scope) -> Expr:
     if isinstance(arg, Name) and arg.indices is None:
         hidden = ("\0row", "\0col")
         scope.bound = scope.bound + ({hidden[0]: _slot(arg.name, 0), hidden[1]: _slot(arg.name, 1)},)
+        before = set(scope.occurrences)
         try:
             matrix = sem._lower_name(Name(arg.name, hidden, arg.line, arg.column), scope)
         finally:
             scope.bound = scope.bound[:-1]
+        for occurrence in set(scope.occurrences) - before:   # bound inside the call: no index of the statement
+            del scope.occurrences[occurrence]
         for axis, index in enumerate(outer):
             scope.occurrences.setdefault(sem.Occurrence(ir.index_root(index), arg.name, axis))
         return make(fn, matrix, _slot(arg.name, 0), _slot(arg.name, 1), outer)
