@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
                       help="refuse to build a tensor larger than this (e.g. 64MiB, the default; 1GiB)")
     data.add_argument("--show-inputs", action="store_true", help="also print the input arrays used")
+    data.add_argument("--symmetric", metavar="S[,T…]", action="append", default=[],
+                      help="matrix inputs constrained to be symmetric: derivatives are sym(G) = (G + Gᵀ)/2, "
+                           "and random ones are drawn symmetric positive definite (repeatable)")
 
     def output(formats: Sequence[str]) -> _Parser:
         out = _Parser(add_help=False)
@@ -487,6 +490,13 @@ class _Data:
         return shapes[self.of]
 
 
+def _symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, ...]:
+    """The inputs named by ``--symmetric`` (checked: matrix inputs of the program)."""
+    from .symmetric import symmetric_names
+    names = [n for item in getattr(args, "symmetric", []) for n in _split_names(item, "--symmetric")]
+    return symmetric_names(program, names)
+
+
 def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequence[str]) -> _Data:
     ranks = dict(program.inputs)
     sizes = parse_sizes(args.sizes)
@@ -515,6 +525,7 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
     shapes = infer_shapes(program, {n: a.shape for n, a in given.items()}, sizes, needed)
     rng = np.random.default_rng(args.seed)
     symbolic = getattr(args, "symbolic", False)
+    symmetric = _symmetric_inputs(args, program)
     arrays, random = {}, []
     for name in needed:
         if name in given:
@@ -523,6 +534,9 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
             random.append(name)
             arrays[name] = np.zeros(shapes[name], dtype) if symbolic else \
                 rng.standard_normal(shapes[name]).astype(dtype)
+            if name in symmetric and not symbolic:     # R Rᵀ/n + I: symmetric positive definite
+                n = max(shapes[name][0], 1)
+                arrays[name] = (arrays[name] @ arrays[name].T / n + np.diagflat(np.ones(n))).astype(dtype)
     data = _Data(program, of, arrays, shapes, sizes, given, random, args.seed, symbolic, dtype)
     try:
         data.output_shape()
@@ -838,7 +852,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         wrt_shape = data.shapes[wrt]
         if upstream is not None:
             name, G = upstream
-            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                         symmetric=_symmetric_inputs(args, program))
             text, latex = _vjp_text(d, name, args.ascii)
             heading = [text]
             meta = [("shape", f"{wrt_shape} = shape({wrt})"),
@@ -856,7 +871,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
             from .symbolic import symbolic_jacobian
             J = symbolic_jacobian(program, wrt, data.shapes, of=of, sizes=data.sizes, values=data.given)
         else:
-            J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+            J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                         symmetric=_symmetric_inputs(args, program))
         values = flatten_jacobian(J, len(out_shape), args.layout)
         matrix = values.shape if args.layout != "tensor" else ()
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
@@ -910,11 +926,15 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
         results = {w: symbolic_jacobian(program, w, data.shapes, of=of, sizes=data.sizes, values=data.given)
                    for w in wrts}
     else:
-        results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+        results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                       symmetric=_symmetric_inputs(args, program))
     for wrt in wrts:
         d = program.derivative(wrt, of)
         shape = data.shapes[wrt]
-        sections.append(_Section(_derivative_text(d, args), [to_latex(d)], [("shape", f"{shape} = shape({wrt})")],
+        meta = [("shape", f"{shape} = shape({wrt})")]
+        if wrt in _symmetric_inputs(args, program):
+            meta.append(("symmetric", f"{wrt} is symmetric: the values are sym(G) = (G + Gᵀ)/2 of the G printed"))
+        sections.append(_Section(_derivative_text(d, args), [to_latex(d)], meta,
                                  np.asarray(results[wrt]),
                                  json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "shape": list(shape)}))
     return _Report("grad", sections, document, data.symbolic)
@@ -931,7 +951,8 @@ def _run_hessian(args: argparse.Namespace) -> _Report:
     if data.symbolic:
         raise CommandLineError("hessian has no --symbolic mode; use 'einderiv diff' for the index form")
     symbolic = symbolic_hessian(program, wrt, wrt2, of)
-    values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+    values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                     symmetric=_symmetric_inputs(args, program))
     shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
     section = _Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
                        [("shape", shape), ("inputs", data.sources())], np.asarray(values),

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import evaluation as _ev
 from . import ir
+from . import symmetric as _symmetric
 from .differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
                               numeric_inline, reverse_program, tangent_name)
 from .errors import ProgramError, ShapeError
@@ -339,7 +340,8 @@ def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[lis
 
 
 def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | None = None, of: str | None = None,
-            sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+            sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+            symmetric: Sequence[str] = ()) -> np.ndarray:
     """The Hessian ``d²of / d wrt d wrt2`` of a scalar output, of shape ``shape(wrt) + shape(wrt2)``.
 
     ``wrt2`` defaults to ``wrt``; a different input gives a mixed block. The
@@ -356,6 +358,12 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
     program = as_program(program)
     of = program.resolve_output(of)
     wrt2 = wrt if wrt2 is None else wrt2
+    sym = _symmetric.symmetric_names(program, symmetric)
+    if sym:     # P H P: sym on the first input's axes, then on the second's
+        _symmetric.check_inputs(sym, inputs)
+        H = hessian(program, wrt, inputs, wrt2=wrt2, of=of, sizes=sizes, memory_limit=memory_limit)
+        H = _symmetric.sym(H, 0) if wrt in sym else H
+        return _symmetric.sym(H, program.rank(wrt)) if wrt2 in sym else H
     order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
     memory_limit = _ev._memory_limit(memory_limit)
     key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
@@ -379,7 +387,7 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
 
 def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Mapping[str, ArrayLike], *,
         of: str | None = None, sizes: Mapping[str, int] | None = None,
-        memory_limit: int | None = None) -> np.ndarray:
+        memory_limit: int | None = None, symmetric: Sequence[str] = ()) -> np.ndarray:
     """The Hessian–vector product ``Σ_b d²of/d wrt[a] d wrt[b] · vector[b]``, shaped like ``wrt``.
 
     Forward mode over the gradient program: the directional derivative of the
@@ -393,6 +401,12 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
     program = as_program(program)
     of = program.resolve_output(of)
     tangents = dict(vector) if isinstance(vector, Mapping) else {wrt: vector}
+    sym = _symmetric.symmetric_names(program, symmetric)
+    if sym:     # P H P v: the symmetric part of each tangent in, the symmetric part of the result out
+        _symmetric.check_inputs(sym, inputs)
+        result = hvp(program, wrt, inputs, _symmetric.project_tangents(sym, tangents), of=of, sizes=sizes,
+                     memory_limit=memory_limit)
+        return _symmetric.sym(result, 0) if wrt in sym else result
     if not tangents:
         raise ShapeError("vector must be an array shaped like the input, or map input names to such arrays")
     sources = tuple(tangents)
