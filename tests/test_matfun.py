@@ -263,3 +263,28 @@ def test_no_summation_trap_warning_inside_a_matrix_argument():
     with warnings.catch_warnings():
         warnings.simplefilter("error", EinderivWarning)
         einderiv.parse("L = logdet(X[k,i] X[k,j])")
+
+
+# ---------------------------------------------------------------- SymPy
+
+def test_symbolic_entries_agree_with_sympy_differentiation():
+    # d logdet(A)/dA = A⁻ᵀ and d inv(A)/dA, entry by entry, against sympy.diff of the symbolic value
+    sympy = pytest.importorskip("sympy")
+    from einderiv.symbolic import symbolic_jacobian, symbolic_value
+    for text in ["L = logdet(A)", "L = det(A)", "Y[i,j] = inv(A)[i,j]", "y[i] = inv(A[i,j] + B[i,j])[i,j] x[j]"]:
+        program = einderiv.parse(text)
+        shapes = {"A": (2, 2), "B": (2, 2), "x": (2,)}
+        shapes = {n: shapes[n] for n, _ in program.inputs}
+        value = np.asarray(symbolic_value(program, shapes), dtype=object)
+        J = symbolic_jacobian(program, "A", shapes)
+        symbols = np.asarray(symbolic_value(einderiv.parse("Z[i,j] = A[i,j]"), {"A": (2, 2)}), dtype=object)
+        for out in np.ndindex(*value.shape):
+            for entry in np.ndindex(2, 2):
+                assert sympy.simplify(J[out + entry] - sympy.diff(value[out], symbols[entry])) == 0, text
+
+
+def test_symbolic_singular_matrix_is_a_clear_error():
+    pytest.importorskip("sympy")
+    from einderiv.symbolic import symbolic_value
+    with pytest.raises(SingularMatrixError, match=r"the matrix of inv\(A\) is singular: its determinant is 0"):
+        symbolic_value(einderiv.parse("Y[i,j] = inv(A)[i,j]"), {"A": (2, 2)}, values={"A": np.ones((2, 2))})
