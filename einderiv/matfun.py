@@ -251,9 +251,10 @@ def _partial(expr: Expr, name: str, slots: tuple[str, ...]) -> Expr:
 class _Factored:
     """One matrix of one run and what has been computed from it (each at most once)."""
 
-    def __init__(self, matrix: np.ndarray, what: str):
+    def __init__(self, matrix: np.ndarray, what: str, wants_inverse: bool = False):
         self.matrix = np.asarray(matrix)
         self.what = what
+        self.wants_inverse = wants_inverse      # the plan forms the inverse anyway: solves multiply by it
         self._inverse: np.ndarray | None = None
         self._slogdet: tuple[float, float] | None = None
         self._warned = False
@@ -288,6 +289,8 @@ class _Factored:
 
     def solve(self, rhs: np.ndarray, transpose: bool) -> np.ndarray:
         """``M⁻¹ rhs`` (``M⁻ᵀ rhs`` when ``transpose``) for ``rhs`` of shape (n, k)."""
+        if self.wants_inverse:
+            self.inverse()
         if self._inverse is not None:
             return (self._inverse.T if transpose else self._inverse) @ rhs
         try:
@@ -310,8 +313,13 @@ class _Factored:
         return self._slogdet
 
 
-def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable) -> Callable:
-    """env → the run's :class:`_Factored` of the factor's matrix (computed at its first use)."""
+def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable, inverse: bool = False) -> Callable:
+    """env → the run's :class:`_Factored` of the factor's matrix (computed at its first use).
+
+    ``inverse``: this use needs the explicit inverse. The plan notes it (``ctx.matrices``,
+    one dict per plan), so that every solve of the same matrix in the plan multiplies by
+    that inverse instead of factoring the matrix again.
+    """
     what = describe(factor)
     n, m = index_size(factor.rows, ctx), index_size(factor.cols, ctx)
     if n != m:
@@ -321,11 +329,14 @@ def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable) ->
     run = compile_expr(factor.arg, (factor.rows, factor.cols), ctx, f"the argument of {what}")
     key = ("einderiv.matfun", factor.arg, factor.rows, factor.cols)
     subject = f"'{bare_name(factor)}'" if bare_name(factor) is not None else f"the matrix of {what}"
+    notes = getattr(ctx, "matrices", {})
+    if inverse:
+        notes[key] = "inverse"
 
     def factored(env: Mapping) -> _Factored:
         found = env.get(key) if isinstance(env, dict) else None
         if found is None:
-            found = _Factored(run(env), subject)
+            found = _Factored(run(env), subject, notes.get(key) == "inverse")
             if isinstance(env, dict):
                 env[key] = found
         return found
@@ -334,7 +345,7 @@ def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable) ->
 
 def compile_factor(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable):
     """``(runner, indices)``: the factor's value over its distinct free indices."""
-    factored = _matrix(factor, ctx, compile_expr, index_size)
+    factored = _matrix(factor, ctx, compile_expr, index_size, inverse=factor.fn == "inv")
     indices = tuple(dict.fromkeys(factor.indices))
     dtype = ctx.dtype
     if factor.fn == "inv":

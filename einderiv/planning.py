@@ -76,6 +76,7 @@ class Context:
     optimize: str = "auto"
     hint: str = "use vjp or jvp, which never build the full Jacobian"
     paths: list = field(default_factory=list)
+    matrices: dict = field(default_factory=dict)    # matfun: what the plan needs of each matrix (its inverse?)
 
 
 def index_size(index: str, ctx: Context) -> int:

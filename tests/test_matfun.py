@@ -288,3 +288,22 @@ def test_symbolic_singular_matrix_is_a_clear_error():
     from einderiv.symbolic import symbolic_value
     with pytest.raises(SingularMatrixError, match=r"the matrix of inv\(A\) is singular: its determinant is 0"):
         symbolic_value(einderiv.parse("Y[i,j] = inv(A)[i,j]"), {"A": (2, 2)}, values={"A": np.ones((2, 2))})
+
+
+def test_a_plan_that_needs_the_inverse_factors_once(inputs, monkeypatch):
+    # the Gaussian gradient needs S⁻¹ itself (gS), so its solves multiply by it: one inverse, no solve
+    calls = {"inv": 0, "solve": 0}
+    real_inv, real_solve = np.linalg.inv, np.linalg.solve
+
+    def inv(m):
+        calls["inv"] += 1
+        return real_inv(m)
+
+    def solve(m, b):
+        calls["solve"] += 1
+        return real_solve(m, b)
+    monkeypatch.setattr(np.linalg, "inv", inv)
+    monkeypatch.setattr(np.linalg, "solve", solve)
+    einderiv.clear_cache()
+    einderiv.grad(GAUSSIAN, ["x", "S"], {"S": inputs["S"], "x": inputs["x"]})
+    assert calls == {"inv": 1, "solve": 0}
