@@ -954,8 +954,13 @@ def _run_hessian(args: argparse.Namespace) -> _Report:
     values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
                      symmetric=_symmetric_inputs(args, program))
     shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
+    meta = [("shape", shape), ("inputs", data.sources())]
+    projected = [w for w in dict.fromkeys((wrt, wrt2)) if w in _symmetric_inputs(args, program)]
+    if projected:
+        meta.append(("symmetric", f"{', '.join(projected)} symmetric: the values are projected by "
+                                  f"sym(G) = (G + Gᵀ)/2 on {'its' if len(projected) == 1 else 'their'} axes (P H P)"))
     section = _Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
-                       [("shape", shape), ("inputs", data.sources())], np.asarray(values),
+                       meta, np.asarray(values),
                        json={"wrt": wrt, "wrt2": wrt2, "hessian": symbolic.to_text(ascii=args.ascii),
                              "shape": list(values.shape)})
     return _Report("hessian", _input_sections(data, args) + [section], _common_json(data, "hessian"))
