@@ -275,14 +275,23 @@ class _Factored:
                           f"so results may have lost about {int(np.log10(max(condition, 1.0)))} digits",
                           EinderivWarning, stacklevel=2)
 
+    @property
+    def checked(self) -> bool:
+        """Whether singularity is checked: not for an empty matrix, nor for one with NaN or ±inf
+        entries (those propagate, as everywhere in einderiv)."""
+        if not hasattr(self, "_checked"):
+            self._checked = bool(self.matrix.size) and bool(np.isfinite(self.matrix).all())
+        return self._checked
+
     def inverse(self) -> np.ndarray:
         if self._inverse is None:
             try:
                 inverse = np.linalg.inv(self.matrix)
             except np.linalg.LinAlgError:
                 raise self._singular() from None
-            norm = np.abs(self.matrix).sum(axis=0).max()
-            self._check_condition(float(norm * np.abs(inverse).sum(axis=0).max()), True)
+            if self.checked:
+                norm = np.abs(self.matrix).sum(axis=0).max()
+                self._check_condition(float(norm * np.abs(inverse).sum(axis=0).max()), True)
             inverse.flags.writeable = False    # shared by every use in the run
             self._inverse = inverse
         return self._inverse
@@ -298,7 +307,7 @@ class _Factored:
         except np.linalg.LinAlgError:
             raise self._singular() from None
         rhs_norm = np.abs(rhs).sum(axis=0).max() if rhs.size else 0.0
-        if rhs_norm > 0:     # ‖M‖ ‖M⁻¹b‖ / ‖b‖ is a lower bound of the condition number
+        if self.checked and np.isfinite(rhs_norm) and rhs_norm > 0:     # ‖M‖ ‖M⁻¹b‖ / ‖b‖ is a lower bound of the condition number
             bound = np.abs(self.matrix).sum(axis=0 if not transpose else 1).max() * \
                 np.abs(solution).sum(axis=0).max() / rhs_norm
             self._check_condition(float(bound), False)
@@ -306,8 +315,9 @@ class _Factored:
 
     def slogdet(self) -> tuple[float, float]:
         if self._slogdet is None:
-            sign, logabs = np.linalg.slogdet(self.matrix)
-            if sign == 0 or not np.isfinite(logabs):
+            with np.errstate(invalid="ignore"):
+                sign, logabs = np.linalg.slogdet(self.matrix)
+            if self.checked and (sign == 0 or not np.isfinite(logabs)):
                 raise self._singular()
             self._slogdet = (float(sign), float(logabs))
         return self._slogdet

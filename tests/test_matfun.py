@@ -29,6 +29,9 @@ PROGRAMS = [
     ("M[i,j] = A[i,k] B[k,j]; L = det(M) + inv(M)[i,i]", ["A", "B"]),
     ("L = exp(0.1 logdet(A)) + sum[i,j](inv(A)[i,j] x[j])^2", ["A", "x"]),
     (GAUSSIAN, ["S", "x"]),
+    ("L = logdet(inv(A)[i,j] + B[i,j])", ["A", "B"]),
+    ("t = inv(A[i,j] + B[i,j])[k,k]", ["A"]),
+    ("y[k] = inv(A[j,i] + B[i,j])[k,l] x[l]", ["A", "x"]),
 ]
 
 
@@ -307,3 +310,23 @@ def test_a_plan_that_needs_the_inverse_factors_once(inputs, monkeypatch):
     einderiv.clear_cache()
     einderiv.grad(GAUSSIAN, ["x", "S"], {"S": inputs["S"], "x": inputs["x"]})
     assert calls == {"inv": 1, "solve": 0}
+
+
+def test_empty_and_non_finite_matrices_propagate_like_numpy():
+    # a 0×0 matrix: det 1, logdet 0, an empty inverse; NaN entries give NaN, not a singularity error
+    empty = np.zeros((0, 0))
+    assert einderiv.evaluate("L = logdet(A)", {"A": empty}) == 0.0
+    assert einderiv.evaluate("L = det(A)", {"A": empty}) == 1.0
+    assert einderiv.grad("L = logdet(A)", "A", {"A": empty}).shape == (0, 0)
+    bad = np.array([[np.nan, 1.0], [0.0, 1.0]])
+    assert np.isnan(einderiv.evaluate("L = logdet(A)", {"A": bad}))
+    assert np.isnan(einderiv.evaluate("Y[i,j] = inv(A)[i,j]", {"A": bad})).any()
+
+
+def test_float32_stays_float32(inputs):
+    A = inputs["A"].astype(np.float32)
+    x = inputs["x"].astype(np.float32)
+    y = einderiv.evaluate("y[i] = inv(A)[i,j] x[j]", {"A": A, "x": x})
+    g = einderiv.grad("L = logdet(A)", "A", {"A": A})
+    assert y.dtype == np.float32 and g.dtype == np.float32
+    assert_close(g, np.linalg.inv(inputs["A"]).T, rtol=1e-4, atol=1e-5)
