@@ -177,6 +177,8 @@ def test_explanation_latex_and_matrix_forms():
     assert "gA = -A⁻ᵀ gY A⁻ᵀ" in str(einderiv.adjoint("Y[i,j] = inv(A)[i,j]", "A"))
     assert str(einderiv.to_matrix(einderiv.parse("L = det(A)").derivative("A"))) == "det(A) A⁻ᵀ"
     assert str(einderiv.to_matrix(einderiv.parse("L = logdet(A)").derivative("A"))) == "A⁻ᵀ"
+    # d vec(A⁻¹) = −(A⁻ᵀ ⊗ A⁻¹) d vec(A)
+    assert str(einderiv.kronecker_form(einderiv.parse("Y[i,j] = inv(A)[i,j]").derivative("A"))) == "-A⁻ᵀ ⊗ A⁻¹"
     assert einderiv.to_latex(einderiv.parse("L = logdet(A)").derivative("A")) == \
         r"\frac{\partial L}{\partial A_{ab}} = \left(A^{-1}\right)_{ba}"
 
