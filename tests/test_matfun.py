@@ -236,6 +236,13 @@ def test_nearly_singular_matrix_warns_with_its_condition_number():
         einderiv.evaluate("Y[i,j] = inv(A)[i,j]", {"A": A})
 
 
+def test_well_conditioned_matrices_do_not_warn(inputs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EinderivWarning)
+        einderiv.evaluate("L = logdet(A) + det(A)", {"A": inputs["A"]})
+        einderiv.grad(GAUSSIAN, ["S", "x"], {"S": inputs["S"], "x": inputs["x"]})
+
+
 def test_non_square_matrix_is_a_shape_error_naming_it():
     with pytest.raises(ShapeError, match=r"det\(\.\.\.\) needs a square matrix, but 'A' is 2×3"):
         einderiv.evaluate("L = det(A)", {"A": np.ones((2, 3))})
