@@ -339,3 +339,18 @@ def test_float32_stays_float32(inputs):
     g = einderiv.grad("L = logdet(A)", "A", {"A": A})
     assert y.dtype == np.float32 and g.dtype == np.float32
     assert_close(g, np.linalg.inv(inputs["A"]).T, rtol=1e-4, atol=1e-5)
+
+
+def test_a_symmetric_argument_takes_its_log_determinant_from_cholesky(monkeypatch):
+    # logdet(XᵀX) = 2 Σ log L[i,i] with XᵀX = L Lᵀ; a symmetric indefinite argument falls back to slogdet
+    rng = np.random.default_rng(8)
+    X, A = rng.normal(size=(6, 3)), rng.normal(size=(3, 3))
+    expected = np.linalg.slogdet(X.T @ X)[1]
+    calls = []
+    real = np.linalg.slogdet
+    monkeypatch.setattr(np.linalg, "slogdet", lambda m: calls.append(1) or real(m))
+    einderiv.clear_cache()
+    assert_close(einderiv.evaluate("L = logdet(X[k,i] X[k,j])", {"X": X}), expected)
+    assert calls == []
+    assert_close(einderiv.evaluate("L = logdet(A[i,j] + A[j,i])", {"A": A}), np.log(abs(np.linalg.det(A + A.T))))
+    assert calls == [1]
