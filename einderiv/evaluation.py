@@ -378,6 +378,8 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     Free Kronecker deltas are written into diagonal views of a zeroed array;
     nothing else is computed. Refuses (:class:`MemoryLimitError`) above
     ``memory_limit`` bytes (default 2 GiB).
+    ``symmetric`` names matrix inputs constrained to be symmetric: their axes of the
+    Jacobian are projected by ``sym`` (see :mod:`einderiv.symmetric`).
 
     >>> import numpy as np
     >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": [[1, 2], [3, 4]], "x": np.ones(2)})
@@ -463,6 +465,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
 
     ``tangents`` maps input names to arrays shaped like the inputs; the result,
     shaped like the output, is ``Σ_W (d of / d W) · tangents[W]``.
+    The tangent of an input named in ``symmetric`` is replaced by its symmetric part.
 
     >>> jvp("y[i] = A[i,j] x[j]", {"x": [1.0, 0.0]}, {"A": [[1, 2], [3, 4]], "x": [0, 0]}).tolist()
     [1.0, 3.0]

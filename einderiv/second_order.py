@@ -348,6 +348,8 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
     symbolic Hessian (:func:`symbolic_hessian`) is planned like any derivative:
     free deltas become writes into diagonal views of a zeroed array. Refuses
     (:class:`MemoryLimitError`) above ``memory_limit`` bytes (default 2 GiB).
+    An input named in ``symmetric`` has its axes projected by ``sym`` on each side
+    (``P H P``, see :mod:`einderiv.symmetric`).
 
     >>> import numpy as np
     >>> hessian("L = x[i] x[i] y", "x", {"x": np.ones(2), "y": 3.0}).tolist()
@@ -393,6 +395,7 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
     Forward mode over the gradient program: the directional derivative of the
     gradient along ``vector``; the Hessian is never built. ``vector`` may also
     map input names to tangents (``{"V": v}``), giving ``Σ_V (d²of/d wrt dV) · v``.
+    With ``symmetric``, tangents and the result of symmetric inputs are projected by ``sym``.
 
     >>> import numpy as np
     >>> hvp("L = x[i] A[i,j] x[j]", "x", {"x": np.ones(2), "A": [[1., 2.], [3., 4.]]}, [1., 0.]).tolist()
