@@ -212,8 +212,8 @@ def _matrix_function(evaluator: "_Evaluator", factor: ir.MatFn, at: dict[str, in
             raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {describe(factor)} has a "
                              f"{entries.shape[0]}×{entries.shape[1]} argument")
         matrix = sympy.Matrix(entries.tolist())
-        det = sympy.simplify(matrix.det())
-        if det == 0:
+        det = matrix.det()
+        if det.is_zero:
             raise SingularMatrixError(f"the matrix of {describe(factor)} is singular: its determinant is 0")
         cache[key] = {"matrix": matrix, "det": det}
     found = cache[key]
