@@ -28,10 +28,9 @@ Numerics (:func:`compile_factor`, :func:`solve_operands`): each distinct
 matrix is evaluated once per run and kept with what was computed from it (its
 inverse, its ``slogdet``); ``inv(A)[i,j] x[j]`` is a solve, never an explicit
 inverse, unless the inverse was needed anyway (then it is a product with it).
-numpy exposes no reusable LU factors, so a run does at most one LAPACK
-factorisation for the solves or the inverse and one for the determinant; a
-plan that needs the inverse anyway forms it first and multiplies by it for its
-solves. An argument symmetric as written (``X[k,i] X[k,j]``) takes its
+A plan that needs the inverse forms it first and multiplies by it for every
+solve of the same matrix; numpy exposes no reusable LU factors, so otherwise
+each solve is its own LAPACK call, and the determinant one more. An argument symmetric as written (``X[k,i] X[k,j]``) takes its
 determinant from a Cholesky factor when it is positive definite.
 A singular matrix raises :class:`SingularMatrixError` naming it; a badly
 conditioned one warns (:class:`EinderivWarning`) with its condition number.
