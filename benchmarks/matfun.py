@@ -11,7 +11,9 @@ Two gradients, each checked against a closed form before it is timed:
 Contenders: einderiv (cached plan, warm), hand-written numpy (the closed form,
 one ``inv`` and one ``slogdet``: the physical limit with numpy's LAPACK calls) and
 ``jax.jit(jax.grad(...))`` in float64 (skipped, with a note, when jax is absent).
-Times are the minimum over repeats (:func:`benchmarks.common.best`).
+Times are the minimum over repeats (:func:`benchmarks.common.best`). On a shared
+machine run it single-threaded (``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1``):
+spinning BLAS threads otherwise make minima jump a hundredfold.
 """
 
 from __future__ import annotations
@@ -50,9 +52,8 @@ def _numpy_logdet(A):
 
 
 def _numpy_gaussian(S, x):
-    inverse = np.linalg.inv(S)
+    inverse = np.linalg.inv(S)      # the gradient alone, like the others: no value, so no slogdet
     u = inverse @ x
-    np.linalg.slogdet(S)     # the value needs it too
     return u, 0.5 * (inverse - np.outer(u, u))
 
 
