@@ -427,14 +427,16 @@ class _Writer:
                 raise UnsupportedError(f"codegen has no numpy code for the function '{factor.fn}'; "
                                        f"known: {', '.join(NUMPY_CODE)}")
             return template.format(*(self.inline(a, indices) for a in factor.args)), indices, False
-        if isinstance(factor, ir.MatFn):    # one numpy.linalg call on the argument, laid out as (rows, cols)
-            matrix = self.inline(factor.arg, (factor.rows, factor.cols))
+        if isinstance(factor, ir.MatFn):    # one numpy.linalg call on the argument, laid out as (batch…, rows, cols)
+            batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+            matrix = self.inline(factor.arg, batch + (factor.rows, factor.cols))
             if factor.fn == "det":
                 return f"np.linalg.det({matrix})", indices, False
             if factor.fn == "logdet":
                 return f"np.linalg.slogdet({matrix})[1]", indices, False
             code = f"np.linalg.inv({matrix})"
-            return (code if len(indices) == 2 else f"np.diagonal({code})"), indices, False
+            diagonal = factor.indices[-1] == factor.indices[-2]
+            return (f"np.diagonal({code}, axis1=-2, axis2=-1)" if diagonal else code), indices, False
         base = self.inline(factor.base, indices)
         p = ir.constant_value(factor.exponent)
         if p is None:

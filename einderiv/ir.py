@@ -295,8 +295,10 @@ def _rename_factor(factor: Factor, mapping: Mapping[str, str]) -> Factor:
         return Delta(mapping.get(factor.first, factor.first), mapping.get(factor.second, factor.second))
     if isinstance(factor, Size):
         return factor
-    if isinstance(factor, MatFn):   # rows and cols are bound inside: only the result's indices rename
-        return MatFn(factor.fn, factor.arg, factor.rows, factor.cols, tuple(mapping.get(i, i) for i in factor.indices))
+    if isinstance(factor, MatFn):   # rows and cols are bound inside; batch indices are free there too
+        batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+        arg = rename(factor.arg, {k: v for k, v in mapping.items() if k in batch})
+        return MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(mapping.get(i, i) for i in factor.indices))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(rename(a, mapping) for a in factor.args))
     return Power(rename(factor.base, mapping), rename(factor.exponent, mapping))

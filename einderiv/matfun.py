@@ -12,6 +12,10 @@ Rows are the free index written first, unless the indices after ``inv(…)``
 are the argument's two free indices: then the argument reads like a statement
 with that left side, so ``inv(A[j,i])[i,j]`` is (Aᵀ)⁻¹.
 
+A tensor name may carry leading batch indices: ``inv(C)[b,i,j]``, ``det(C)[b]``
+for a three-index ``C`` (the batch indices are the statement's own, free in the
+argument ``C[b,row,col]`` too; see :func:`batch_of`).
+
 ``logdet(M)`` is ``log |det M|`` (numpy's ``slogdet``): ``log det M`` for a
 matrix of positive determinant, and the same derivative ``M⁻ᵀ`` for any
 invertible matrix.
@@ -48,20 +52,29 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import ir
-from .errors import EinderivWarning, ProgramError, ShapeError, SingularMatrixError
+from .errors import EinderivWarning, ProgramError, ShapeError, SingularMatrixError, UnsupportedError
 from .ir import MATRIX_FUNCTIONS, Expr, MatFn, Ref, Term
 
-__all__ = ["MATRIX_FUNCTIONS", "make", "bare_name", "lower_call", "partial_factor", "compile_factor",
+__all__ = ["MATRIX_FUNCTIONS", "make", "batch_of", "bare_name", "lower_call", "partial_factor", "compile_factor",
            "solve_operands", "describe"]
 
 
 # ---------------------------------------------------------------- construction
 
-def _slot(name: str, axis: int) -> str:
-    """The bound index of axis ``axis`` of a bare-name argument: its size is that axis' (the
+def _slot(name: str, axis: int, which: str) -> str:
+    """The bound index of axis ``axis`` (the rows, or one more: the columns) of a bare-name
+    argument: its size is that axis' (the
     ``x@T.k`` form), and the ``~m`` variant mark keeps it apart from every slot index the
     derivatives make (``row@A.0``, say, from a user's index ``row``) and from their variants."""
-    return f"{('row', 'col')[axis]}@{name}.{axis}~m"
+    return f"{which}@{name}.{axis}~m"
+
+
+def batch_of(factor: MatFn) -> tuple[str, ...]:
+    """The leading (batch) indices: those of ``inv(A)[b,i,j]`` before the last two, all of ``det(A)[b]``.
+
+    A batch index is free in the argument too (``A[b,row,col]``); rows and columns are bound.
+    """
+    return factor.indices[:-2] if factor.fn == "inv" else factor.indices
 
 
 def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> Expr:
@@ -71,29 +84,32 @@ def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> 
     >>> e.terms[0].factors[0].rows
     'row@A.0~m'
     """
-    name = _lone_ref(arg, rows, cols)
+    indices = tuple(indices)
+    batch = indices[:-2] if fn == "inv" else indices
+    name = _lone_ref(arg, rows, cols, batch)
     if name is not None:
-        rows, cols = _slot(name, 0), _slot(name, 1)
-        arg = ir.ref(name, (rows, cols))
-    return Expr((Term(1.0, (), (MatFn(fn, arg, rows, cols, tuple(indices)),)),))
+        rows, cols = _slot(name, len(batch), "row"), _slot(name, len(batch) + 1, "col")
+        arg = ir.ref(name, batch + (rows, cols))
+    return Expr((Term(1.0, (), (MatFn(fn, arg, rows, cols, indices),)),))
 
 
-def _lone_ref(arg: Expr, rows: str, cols: str) -> str | None:
+def _lone_ref(arg: Expr, rows: str, cols: str, batch: tuple[str, ...] = ()) -> str | None:
     if len(arg.terms) != 1:
         return None
     (term,) = arg.terms
     if term.coeff != 1.0 or term.summed or len(term.factors) != 1:
         return None
     (factor,) = term.factors
-    if isinstance(factor, Ref) and factor.indices == (rows, cols):
+    if isinstance(factor, Ref) and factor.indices == batch + (rows, cols):
         return factor.name
     return None
 
 
 def bare_name(factor: MatFn) -> str | None:
     """The tensor name when the argument is a bare name (``inv(A)``), else None."""
-    name = _lone_ref(factor.arg, factor.rows, factor.cols)
-    return name if name is not None and factor.rows == _slot(name, 0) else None
+    batch = batch_of(factor)
+    name = _lone_ref(factor.arg, factor.rows, factor.cols, batch)
+    return name if name is not None and factor.rows == _slot(name, len(batch), "row") else None
 
 
 def describe(factor: MatFn) -> str:
@@ -115,30 +131,38 @@ def lower_call(node, scope) -> Expr:
     def error(message: str) -> ProgramError:
         return sem._located(ProgramError, message, scope.text, node.line, node.column)
 
-    fn, outer_names = node.fn, node.indices
+    fn, written = node.fn, tuple(node.indices or ())
     if len(node.args) != 1:
         raise error(f"'{fn}' takes one argument, a square matrix, got {len(node.args)}")
-    if fn == "inv":
-        if outer_names is None or len(outer_names) != 2:
-            raise error("inv(...) is a matrix: index it with two indices after the call, as in inv(A)[i,j]")
-    elif outer_names is not None:
-        raise error(f"{fn}(...) is a scalar: write no indices after the call")
-    outer = tuple(scope.index(n) for n in outer_names or ())
     (arg,) = node.args
-    if isinstance(arg, Name) and arg.indices is None:
+    bare = isinstance(arg, Name) and arg.indices is None
+    if fn == "inv" and len(written) < 2:
+        raise error("inv(...) is a matrix: index it with two indices after the call, as in inv(A)[i,j] "
+                    "(or inv(A)[b,i,j] for a batch of matrices)")
+    batch_names = written[:-2] if fn == "inv" else written
+    if batch_names and not bare:
+        example = "inv(A)[b,i,j]" if fn == "inv" else f"{fn}(A)[b]"
+        raise error(f"{fn}(...) of an expression is {'a matrix: index it with two indices' if fn == 'inv' else 'a scalar: write no indices after the call'}"
+                    f"; a batch of matrices ({example}) takes a tensor name: define the expression in a statement first")
+    if len(set(batch_names)) != len(batch_names) or set(batch_names) & set(written[len(batch_names):]):
+        raise error(f"the batch indices of {fn}(...) must differ from each other and from its row and column indices")
+    outer = tuple(scope.index(n) for n in written)
+    if bare:
+        k = len(batch_names)
+        rows, cols = _slot(arg.name, k, "row"), _slot(arg.name, k + 1, "col")
         hidden = ("\0row", "\0col")
-        scope.bound = scope.bound + ({hidden[0]: _slot(arg.name, 0), hidden[1]: _slot(arg.name, 1)},)
-        before = set(scope.occurrences)
+        scope.bound = scope.bound + ({hidden[0]: rows, hidden[1]: cols},)
         try:
-            matrix = sem._lower_name(Name(arg.name, hidden, arg.line, arg.column), scope)
+            matrix = sem._lower_name(Name(arg.name, batch_names + hidden, arg.line, arg.column), scope)
         finally:
             scope.bound = scope.bound[:-1]
-        for occurrence in set(scope.occurrences) - before:   # bound inside the call: no index of the statement
+        bound_roots = {ir.index_root(rows), ir.index_root(cols)}
+        for occurrence in [o for o in scope.occurrences if o.root in bound_roots]:   # no index of the statement
             del scope.occurrences[occurrence]
-        for axis, index in enumerate(outer):
+        for axis, index in enumerate(outer[k:], start=k):
             scope.occurrences.setdefault(sem.Occurrence(ir.index_root(index), arg.name, axis))
-        return make(fn, matrix, _slot(arg.name, 0), _slot(arg.name, 1), outer)
-    return _lower_expression(node, arg, outer_names or (), outer, scope, error)
+        return make(fn, matrix, rows, cols, outer)
+    return _lower_expression(node, arg, written, outer, scope, error)
 
 
 def _occurrences(node, free_names: Callable) -> list[str]:
@@ -231,11 +255,13 @@ def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...], partial: Ca
     c = ir.fresh_variant(factor.cols, taken | {r})
     d_matrix = ir.rename(d_arg, {factor.rows: r, factor.cols: c})
 
+    batch = batch_of(factor)
+
     def inverse(p: str, q: str) -> Expr:
-        return Expr((Term(1.0, (), (MatFn("inv", factor.arg, factor.rows, factor.cols, (p, q)),)),))
+        return Expr((Term(1.0, (), (MatFn("inv", factor.arg, factor.rows, factor.cols, batch + (p, q)),)),))
 
     if factor.fn == "inv":
-        p, q = factor.indices
+        p, q = factor.indices[-2:]
         return ir.neg(ir.summation((r, c), ir.mul(inverse(p, r), d_matrix, inverse(c, q))))
     trace = ir.summation((r, c), ir.mul(inverse(c, r), d_matrix))
     if factor.fn == "det":
@@ -287,14 +313,15 @@ class _Factored:
         return self._checked
 
     def inverse(self) -> np.ndarray:
+        """The inverse (of each matrix of a batch), with κ₁ = ‖M‖₁ ‖M⁻¹‖₁ checked (the largest of a batch)."""
         if self._inverse is None:
             try:
                 inverse = np.linalg.inv(self.matrix)
             except np.linalg.LinAlgError:
                 raise self._singular() from None
             if self.checked:
-                norm = np.abs(self.matrix).sum(axis=0).max()
-                self._check_condition(float(norm * np.abs(inverse).sum(axis=0).max()), True)
+                norms = np.abs(self.matrix).sum(axis=-2).max(axis=-1) * np.abs(inverse).sum(axis=-2).max(axis=-1)
+                self._check_condition(float(np.max(norms)), True)
             inverse.flags.writeable = False    # shared by every use in the run
             self._inverse = inverse
         return self._inverse
@@ -316,17 +343,19 @@ class _Factored:
             self._check_condition(float(bound), False)
         return solution
 
-    def slogdet(self) -> tuple[float, float]:
+    def slogdet(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(sign, log|det|)`` (arrays over a batch)."""
         if self._slogdet is None:
             factor = self._cholesky() if self.symmetric and self.checked else None
             if factor is not None:      # log det = 2 Σ log L[i,i]: half the flops of an LU
-                sign, logabs = 1.0, 2.0 * float(np.sum(np.log(np.diagonal(factor))))
+                logabs = 2.0 * np.sum(np.log(np.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
+                sign = np.ones_like(logabs)
             else:
                 with np.errstate(invalid="ignore"):
                     sign, logabs = np.linalg.slogdet(self.matrix)
-            if self.checked and (sign == 0 or not np.isfinite(logabs)):
+            if self.checked and (np.any(sign == 0) or not np.all(np.isfinite(logabs))):
                 raise self._singular()
-            self._slogdet = (float(sign), float(logabs))
+            self._slogdet = (np.asarray(sign), np.asarray(logabs))
         return self._slogdet
 
 
@@ -366,7 +395,11 @@ def _matrix(factor: MatFn, ctx, compile_expr: Callable, index_size: Callable, in
         name = bare_name(factor)
         matrix = f"'{name}'" if name is not None else f"its argument {describe(factor)[len(factor.fn):]}"
         raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {matrix} is {n}×{m}")
-    run = compile_expr(factor.arg, (factor.rows, factor.cols), ctx, f"the argument of {what}")
+    batch = batch_of(factor)
+    if len(set(batch)) != len(batch) or set(batch) & set(factor.indices[len(batch):]):
+        raise UnsupportedError(f"{what} with a batch index equal to another of its indices (a diagonal over the "
+                               f"batch) is not supported; compute the batch in its own statement first")
+    run = compile_expr(factor.arg, batch + (factor.rows, factor.cols), ctx, f"the argument of {what}")
     key = ("einderiv.matfun", factor.arg, factor.rows, factor.cols)
     subject = f"'{bare_name(factor)}'" if bare_name(factor) is not None else f"the matrix of {what}"
     notes = getattr(ctx, "matrices", {})
@@ -390,15 +423,15 @@ def compile_factor(factor: MatFn, ctx, compile_expr: Callable, index_size: Calla
     indices = tuple(dict.fromkeys(factor.indices))
     dtype = ctx.dtype
     if factor.fn == "inv":
-        if len(indices) == 1:
-            return (lambda env: np.diagonal(factored(env).inverse()).copy()), indices
+        if len(indices) < len(factor.indices):      # inv(A)[i,i]: the diagonal of the inverse
+            return (lambda env: np.diagonal(factored(env).inverse(), axis1=-2, axis2=-1).copy()), indices
         return (lambda env: factored(env).inverse()), indices
     if factor.fn == "det":
         def det(env):
             sign, logabs = factored(env).slogdet()
-            return np.array(sign * np.exp(logabs), dtype)
-        return det, ()
-    return (lambda env: np.array(factored(env).slogdet()[1], dtype)), ()
+            return np.asarray(sign * np.exp(logabs), dtype)
+        return det, indices
+    return (lambda env: np.asarray(factored(env).slogdet()[1], dtype)), indices
 
 
 def solve_operands(term: Term, target: tuple[str, ...], ctx, compile_expr: Callable, index_size: Callable):
@@ -415,7 +448,8 @@ def solve_operands(term: Term, target: tuple[str, ...], ctx, compile_expr: Calla
     left = list(term.factors)
     operands = []
     for factor in term.factors:
-        if not (isinstance(factor, MatFn) and factor.fn == "inv" and len(set(factor.indices)) == 2):
+        if not (isinstance(factor, MatFn) and factor.fn == "inv" and len(factor.indices) == 2
+                and len(set(factor.indices)) == 2):
             continue
         p, q = factor.indices
         for other in left:

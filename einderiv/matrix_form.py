@@ -329,6 +329,8 @@ def _factor_item(factor, ctx: _Ctx) -> _Item:
         args = tuple(_convert_expr(a, (row, col), ctx) for a in factor.args)
         return _Item(Func(row, col, factor.fn, args), row, col)
     if isinstance(factor, ir.MatFn):
+        if len(factor.indices) != (2 if factor.fn == "inv" else 0):
+            raise _NoForm("a batch of matrices")
         matrix = _convert_expr(factor.arg, (factor.rows, factor.cols), ctx)
         if factor.fn != "inv":
             return _Item(MatrixFn(None, None, factor.fn, matrix), None, None)

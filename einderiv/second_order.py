@@ -97,8 +97,10 @@ def _relabel_factor(factor: Factor, tag: str, tensors: Mapping[str, str]) -> Fac
         return Size(_suffixed(factor.index, tag))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(_relabel(a, tag, tensors) for a in factor.args))
-    if isinstance(factor, ir.MatFn):    # its argument's indices are bound inside it: only the result's relabel
-        return ir.MatFn(factor.fn, factor.arg, factor.rows, factor.cols, tuple(_suffixed(i, tag) for i in factor.indices))
+    if isinstance(factor, ir.MatFn):    # rows and columns are bound inside it; its batch indices relabel with it
+        batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+        arg = ir.rename(factor.arg, {b: _suffixed(b, tag) for b in batch})
+        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(_suffixed(i, tag) for i in factor.indices))
     return Power(_relabel(factor.base, tag, tensors), _relabel(factor.exponent, tag, tensors))
 
 

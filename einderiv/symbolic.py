@@ -201,17 +201,18 @@ def _matrix_function(evaluator: "_Evaluator", factor: ir.MatFn, at: dict[str, in
     its determinant; the inverse is the adjugate over the determinant, so a 2×2 gives
     the textbook ``d/(ad − bc)``. ``logdet`` is ``log(det M)`` (positive determinant).
     """
+    from .matfun import batch_of, describe
     sympy = evaluator.sympy
     cache = evaluator.__dict__.setdefault("matrices", {})
-    key = (factor.arg, factor.rows, factor.cols)
+    batch = {b: at[b] for b in batch_of(factor)}       # one matrix of a batch: the batch indices fixed
+    key = (factor.arg, factor.rows, factor.cols, tuple(batch.items()))
     if key not in cache:
         from .errors import SingularMatrixError
-        from .matfun import describe
-        entries = evaluator.tensor(factor.arg, (factor.rows, factor.cols), f"the argument of {describe(factor)}")
-        if entries.shape[0] != entries.shape[1]:
-            raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {describe(factor)} has a "
-                             f"{entries.shape[0]}×{entries.shape[1]} argument")
-        matrix = sympy.Matrix(entries.tolist())
+        n, m = index_size(factor.rows, evaluator.ctx), index_size(factor.cols, evaluator.ctx)
+        if n != m:
+            raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {describe(factor)} has a {n}×{m} argument")
+        _check_entries((n, m), f"the argument of {describe(factor)}")
+        matrix = sympy.Matrix(n, m, lambda r, c: evaluator.expr(factor.arg, {**batch, factor.rows: r, factor.cols: c}))
         det = matrix.det()
         if det.is_zero:
             raise SingularMatrixError(f"the matrix of {describe(factor)} is singular: its determinant is 0")
@@ -223,7 +224,7 @@ def _matrix_function(evaluator: "_Evaluator", factor: ir.MatFn, at: dict[str, in
         return sympy.log(found["det"])
     if "inverse" not in found:
         found["inverse"] = found["matrix"].adjugate() / found["det"]
-    return found["inverse"][tuple(at[i] for i in factor.indices)]
+    return found["inverse"][tuple(at[i] for i in factor.indices[-2:])]
 
 
 def _check_entries(shape: Shape, what: str) -> None:
