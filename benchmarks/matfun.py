@@ -63,7 +63,8 @@ def _rows(n: int, jax, repeats: int) -> list[tuple[str, str, float]]:
     rows = []
     # logdet
     expected = np.linalg.inv(A).T
-    contenders = {"einderiv": lambda: einderiv.grad(LOGDET, "A", {"A": A}), "numpy (closed form)": lambda: _numpy_logdet(A)}
+    contenders = {"einderiv": lambda: einderiv.grad(LOGDET, "A", {"A": A}),
+                  "numpy (closed form)": lambda: _numpy_logdet(A)}
     if jax is not None:
         jnp = jax.numpy
         f = jax.jit(jax.grad(lambda M: jnp.linalg.slogdet(M)[1]))

@@ -34,8 +34,9 @@ inverse, its ``slogdet``); ``inv(A)[i,j] x[j]`` is a solve, never an explicit
 inverse, unless the inverse was needed anyway (then it is a product with it).
 A plan that needs the inverse forms it first and multiplies by it for every
 solve of the same matrix; numpy exposes no reusable LU factors, so otherwise
-each solve is its own LAPACK call, and the determinant one more. An argument symmetric as written (``X[k,i] X[k,j]``) takes its
-determinant from a Cholesky factor when it is positive definite.
+each solve is its own LAPACK call, and the determinant one more. An argument
+symmetric as written (``X[k,i] X[k,j]``) takes its determinant from a Cholesky
+factor when it is positive definite.
 A singular matrix raises :class:`SingularMatrixError` naming it; a badly
 conditioned one warns (:class:`EinderivWarning`) with its condition number.
 
@@ -142,8 +143,9 @@ def lower_call(node, scope) -> Expr:
     batch_names = written[:-2] if fn == "inv" else written
     if batch_names and not bare:
         example = "inv(A)[b,i,j]" if fn == "inv" else f"{fn}(A)[b]"
-        raise error(f"{fn}(...) of an expression is {'a matrix: index it with two indices' if fn == 'inv' else 'a scalar: write no indices after the call'}"
-                    f"; a batch of matrices ({example}) takes a tensor name: define the expression in a statement first")
+        kind = "a matrix: index it with two indices" if fn == "inv" else "a scalar: write no indices after the call"
+        raise error(f"{fn}(...) of an expression is {kind}; a batch of matrices ({example}) takes a tensor name: "
+                    f"define the expression in a statement first")
     if len(set(batch_names)) != len(batch_names) or set(batch_names) & set(written[len(batch_names):]):
         raise error(f"the batch indices of {fn}(...) must differ from each other and from its row and column indices")
     outer = tuple(scope.index(n) for n in written)
@@ -287,6 +289,7 @@ class _Factored:
         self._inverse: np.ndarray | None = None
         self._slogdet: tuple[float, float] | None = None
         self._warned = False
+        self._checked: bool | None = None
 
     def _singular(self, detail: str = "") -> SingularMatrixError:
         return SingularMatrixError(f"{self.what} is singular{detail}: it has no inverse "
@@ -308,12 +311,12 @@ class _Factored:
     def checked(self) -> bool:
         """Whether singularity is checked: not for an empty matrix, nor for one with NaN or ±inf
         entries (those propagate, as everywhere in einderiv)."""
-        if not hasattr(self, "_checked"):
+        if self._checked is None:
             self._checked = bool(self.matrix.size) and bool(np.isfinite(self.matrix).all())
         return self._checked
 
     def inverse(self) -> np.ndarray:
-        """The inverse (of each matrix of a batch), with κ₁ = ‖M‖₁ ‖M⁻¹‖₁ checked (the largest of a batch)."""
+        """The inverse (of each matrix of a batch); κ₁ = ‖M‖₁ ‖M⁻¹‖₁ is checked (a batch's largest)."""
         if self._inverse is None:
             try:
                 inverse = np.linalg.inv(self.matrix)
@@ -337,7 +340,8 @@ class _Factored:
         except np.linalg.LinAlgError:
             raise self._singular() from None
         rhs_norm = np.abs(rhs).sum(axis=0).max() if rhs.size else 0.0
-        if self.checked and np.isfinite(rhs_norm) and rhs_norm > 0:     # ‖M‖ ‖M⁻¹b‖ / ‖b‖ is a lower bound of the condition number
+        if self.checked and np.isfinite(rhs_norm) and rhs_norm > 0:
+            # ‖M‖ ‖M⁻¹b‖ / ‖b‖ is a lower bound of the condition number
             bound = np.abs(self.matrix).sum(axis=0 if not transpose else 1).max() * \
                 np.abs(solution).sum(axis=0).max() / rhs_norm
             self._check_condition(float(bound), False)
@@ -354,10 +358,11 @@ class _Factored:
                 with np.errstate(invalid="ignore"):
                     sign, logabs = np.linalg.slogdet(self.matrix)
             if self.checked and (np.any(sign == 0) or not np.all(np.isfinite(logabs))):
-                raise self._singular()
+                where = np.argwhere((sign == 0) | ~np.isfinite(logabs))
+                at = f" (matrix {tuple(int(k) for k in where[0])} of the batch)" if np.ndim(sign) else ""
+                raise self._singular(at)
             self._slogdet = (np.asarray(sign), np.asarray(logabs))
         return self._slogdet
-
 
     def _cholesky(self) -> np.ndarray | None:
         """The Cholesky factor, or None when the (symmetric) matrix is not positive definite."""

@@ -809,7 +809,7 @@ def _wrap(node: Node, style: _Style, at_least: int) -> str:
 
 
 def _render_matrix_fn(node: MatrixFn, s: _Style, transposed: bool = False) -> tuple[str, int]:
-    """``A⁻¹``, ``A⁻ᵀ`` (``(A⁻¹)ᵀ`` or ``(Aᵀ)⁻¹``), ``det(A)``, ``log det(A)`` in the style's notation."""
+    """``A⁻¹``, ``A⁻ᵀ`` (for ``(A⁻¹)ᵀ`` and ``(Aᵀ)⁻¹``), ``det(A)``, ``log det(A)`` in the style."""
     if node.fn == "inv":
         matrix = node.arg
         if isinstance(matrix, Transpose):
