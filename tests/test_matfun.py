@@ -235,6 +235,12 @@ def test_inverse_times_vector_is_a_solve_not_an_inverse(inputs, monkeypatch):
     assert_close(einderiv.evaluate(GAUSSIAN, {"S": inputs["S"], "x": x}),
                  0.5 * (x @ np.linalg.solve(inputs["S"], x) + np.linalg.slogdet(inputs["S"])[1]))
     assert_close(einderiv.grad(GAUSSIAN, "x", {"S": inputs["S"], "x": x}), np.linalg.solve(inputs["S"], x))
+    # derivatives too: vjp −A⁻ᵀg (A⁻¹x)ᵀ and jvp −A⁻¹ T A⁻¹x are solves
+    g, T = np.arange(float(N)), np.ones((N, N))
+    inverse = np.linalg.solve(A, np.diagflat(np.ones(N)))
+    assert_close(einderiv.vjp("y[i] = inv(A)[i,j] x[j]", "A", {"A": A, "x": x}, g),
+                 -np.outer(inverse.T @ g, inverse @ x))
+    assert_close(einderiv.jvp("y[i] = inv(A)[i,j] x[j]", {"A": T}, {"A": A, "x": x}), -inverse @ T @ inverse @ x)
 
 
 def test_each_matrix_is_factored_once_per_run(inputs, monkeypatch):
