@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
-                     UnsupportedError)
+                     SingularMatrixError, UnsupportedError)
 
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ _HOMES = {
     "evaluate": "evaluation", "jacobian": "evaluation", "grad": "evaluation", "vjp": "evaluation",
     "jvp": "evaluation", "value_and_grad": "evaluation", "clear_cache": "evaluation", "cache_info": "evaluation",
     "hessian": "second_order", "hvp": "second_order", "symbolic_hessian": "second_order", "Hessian": "second_order",
-    "codegen": "codegen",
+    "codegen": "code_generation",
     "to_matrix": "matrix_form", "kronecker_form": "matrix_form", "MatrixForm": "matrix_form",
     "adjoint": "explanation", "AdjointProgram": "explanation", "explain": "explanation", "Explanation": "explanation",
     "set_memory_limit": "planning", "to_latex": "latex",
@@ -39,7 +39,7 @@ __all__ = [
     "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
     "clear_cache", "cache_info", "set_memory_limit", "to_latex", "plan", "PlanReport",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
-    "EinderivWarning",
+    "SingularMatrixError", "EinderivWarning",
 ]
 
 
@@ -57,7 +57,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eagerly
-    from .codegen import codegen
+    from .code_generation import codegen
     from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
     from .explanation import AdjointProgram, Explanation, adjoint, explain
     from .latex import to_latex

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
                       help="refuse to build a tensor larger than this (e.g. 64MiB, the default; 1GiB)")
     data.add_argument("--show-inputs", action="store_true", help="also print the input arrays used")
+    data.add_argument("--symmetric", metavar="S[,T…]", action="append", default=[],
+                      help="matrix inputs constrained to be symmetric: derivatives are sym(G) = (G + Gᵀ)/2, "
+                           "and random ones are drawn symmetric positive definite (repeatable)")
 
     def output(formats: Sequence[str]) -> _Parser:
         out = _Parser(add_help=False)
@@ -718,6 +721,13 @@ class _Data:
         return shapes[self.of]
 
 
+def _symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, ...]:
+    """The inputs named by ``--symmetric`` (checked: matrix inputs of the program)."""
+    from .symmetric import symmetric_names
+    names = [n for item in getattr(args, "symmetric", []) for n in _split_names(item, "--symmetric")]
+    return symmetric_names(program, names)
+
+
 def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequence[str]) -> _Data:
     ranks = dict(program.inputs)
     sizes = _program_sizes(args.sizes, program)
@@ -750,6 +760,7 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
                          "lower --sizes")
     rng = np.random.default_rng(args.seed)
     symbolic = getattr(args, "symbolic", False)
+    symmetric = _symmetric_inputs(args, program)
     arrays, random = {}, []
     for name in needed:
         if name in given:
@@ -758,6 +769,9 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
             random.append(name)
             arrays[name] = np.zeros(shapes[name], dtype) if symbolic else \
                 rng.standard_normal(shapes[name]).astype(dtype)
+            if name in symmetric and not symbolic:     # R Rᵀ/n + I: symmetric positive definite
+                n = max(shapes[name][0], 1)
+                arrays[name] = (arrays[name] @ arrays[name].T / n + np.diagflat(np.ones(n))).astype(dtype)
     data = _Data(program, of, arrays, shapes, sizes, given, random, args.seed, symbolic, dtype)
     try:
         data.output_shape()
@@ -1186,7 +1200,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         wrt_shape = data.shapes[wrt]
         if upstream is not None:
             name, G = upstream
-            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                         symmetric=_symmetric_inputs(args, program))
             text, latex = _vjp_text(d, name, args.ascii)
             heading = [text]
             meta = [("shape", f"{wrt_shape} = shape({wrt})"),
@@ -1204,7 +1219,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
             from .symbolic import symbolic_jacobian
             J = symbolic_jacobian(program, wrt, data.shapes, of=of, sizes=data.sizes, values=data.given)
         else:
-            J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+            J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                         symmetric=_symmetric_inputs(args, program))
         values = flatten_jacobian(J, len(out_shape), args.layout)
         matrix = values.shape if args.layout != "tensor" else ()
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
@@ -1259,11 +1275,15 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
         results = {w: symbolic_jacobian(program, w, data.shapes, of=of, sizes=data.sizes, values=data.given)
                    for w in wrts}
     else:
-        results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes)
+        results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                       symmetric=_symmetric_inputs(args, program))
     for wrt in wrts:
         d = program.derivative(wrt, of)
         shape = data.shapes[wrt]
-        sections.append(_Section(_derivative_text(d, args), [to_latex(d)], [("shape", f"{shape} = shape({wrt})")],
+        meta = [("shape", f"{shape} = shape({wrt})")]
+        if wrt in _symmetric_inputs(args, program):
+            meta.append(("symmetric", f"{wrt} is symmetric: the values are sym(G) = (G + Gᵀ)/2 of the G printed"))
+        sections.append(_Section(_derivative_text(d, args), [to_latex(d)], meta,
                                  np.asarray(results[wrt]),
                                  json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "shape": list(shape)}))
     return _Report("grad", sections, document, data.symbolic)
@@ -1285,14 +1305,19 @@ def _run_hessian(args: argparse.Namespace) -> _Report:
     for wrt, wrt2 in pairs:
         _check_bytes(f"the Hessian block d²{of}/d{wrt}d{wrt2}", data.shapes[wrt] + data.shapes[wrt2],
                      data.dtype.itemsize, args.max_bytes, "ask for fewer or smaller blocks with --wrt and --wrt2")
+    symmetric = _symmetric_inputs(args, program)
     sections = _input_sections(data, args)
     for wrt, wrt2 in pairs:
         symbolic = symbolic_hessian(program, wrt, wrt2, of)
         values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes,
-                         memory_limit=args.max_bytes)
-        shape = f"{values.shape} = shape({wrt}) + shape({wrt2})"
+                         memory_limit=args.max_bytes, symmetric=symmetric)
+        meta = [("shape", f"{values.shape} = shape({wrt}) + shape({wrt2})"), ("inputs", data.sources())]
+        projected = [w for w in dict.fromkeys((wrt, wrt2)) if w in symmetric]
+        if projected:
+            meta.append(("symmetric", f"{', '.join(projected)} symmetric: the values are projected by "
+                                      f"sym(G) = (G + Gᵀ)/2 on {'its' if len(projected) == 1 else 'their'} axes (P H P)"))
         sections.append(_Section(symbolic.to_text(ascii=args.ascii).split("\n"), [to_latex(symbolic)],
-                                 [("shape", shape), ("inputs", data.sources())], np.asarray(values),
+                                 meta, np.asarray(values),
                                  json={"wrt": wrt, "wrt2": wrt2, "hessian": symbolic.to_text(ascii=args.ascii),
                                        "shape": list(values.shape)},
                                  key=wrt if len(pairs) == 1 else f"{wrt},{wrt2}"))
@@ -1320,7 +1345,7 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _run_codegen(args: argparse.Namespace) -> None:
-    from .codegen import codegen      # imported here: most commands never need it
+    from .code_generation import codegen      # imported here: most commands never need it
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     text = codegen(program, wrts, of=of, shapes=_parse_shapes(args.shapes) or None,

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from . import ir
+from . import ir, matfun
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from .semantics import Statement, dependencies
@@ -84,6 +84,8 @@ def _partial_factor(factor: Factor, name: str, slots: tuple[str, ...]) -> Expr:
         return ir.mul(*(ir.delta(x, a) for x, a in zip(factor.indices, slots)))
     if isinstance(factor, (Delta, Size)):
         return ir.ZERO
+    if isinstance(factor, ir.MatFn):
+        return matfun.partial_factor(factor, name, slots, partial)
     if isinstance(factor, Call):
         rule = FUNCTIONS[factor.fn]
         pieces = []

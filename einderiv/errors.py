@@ -17,6 +17,7 @@ __all__ = [
     "ShapeError",
     "UnsupportedError",
     "MemoryLimitError",
+    "SingularMatrixError",
     "EinderivWarning",
     "depth_guard",
 ]
@@ -54,6 +55,10 @@ class UnsupportedError(EinderivError):
 
 class MemoryLimitError(EinderivError):
     """A tensor would exceed the configured memory limit."""
+
+
+class SingularMatrixError(EinderivError):
+    """A matrix given to ``inv``, ``det`` or ``logdet`` is singular (to working precision)."""
 
 
 class EinderivWarning(UserWarning):

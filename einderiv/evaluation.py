@@ -31,6 +31,7 @@ import numpy as np
 from . import ir
 from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
 from . import planning, simplification
+from . import symmetric as _symmetric
 from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
 from .planning import Context, compile_expr, index_size
 from . import program as program_module
@@ -478,12 +479,15 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
 
 
 def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
-             sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+             sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+             symmetric: Sequence[str] = ()):
     """The full Jacobian ``d of / d wrt``, of shape ``shape(of) + shape(wrt)``.
 
     Free Kronecker deltas are written into diagonal views of a zeroed array;
     nothing else is computed. Refuses (:class:`MemoryLimitError`) above
     ``memory_limit`` bytes (default 2 GiB).
+    ``symmetric`` names matrix inputs constrained to be symmetric: their axes of the
+    Jacobian are projected by ``sym`` (see :mod:`einderiv.symmetric`).
 
     >>> import numpy as np
     >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": [[1, 2], [3, 4]], "x": np.ones(2)})
@@ -493,13 +497,21 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    result = _reverse(program, of, names, inputs, sizes, memory_limit, "jacobian")
+    sym = _symmetric.symmetric_names(program, symmetric)
+    _symmetric.check_inputs(sym, inputs)
+    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "jacobian"),
+                                names, sym, program.rank(of))
     return result[names[0]] if single else result
 
 
 def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
-         sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+         sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+         symmetric: Sequence[str] = ()):
     """The gradient of a scalar output, shaped like each input (reverse mode).
+
+    ``symmetric`` names matrix inputs constrained to be symmetric: their gradient is
+    ``sym(G) = (G + Gᵀ)/2``, the gradient for the Frobenius inner product on
+    symmetric matrices (see :mod:`einderiv.symmetric`).
 
     >>> grad("L = x[i] x[i]", "x", {"x": [1.0, 2.0]}).tolist()
     [2.0, 4.0]
@@ -507,15 +519,20 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    result = _reverse(program, of, names, inputs, sizes, memory_limit, "grad")
+    sym = _symmetric.symmetric_names(program, symmetric)
+    _symmetric.check_inputs(sym, inputs)
+    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "grad"), names, sym, 0)
     return result[names[0]] if single else result
 
 
 def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotangent: ArrayLike, *,
-        of: str | None = None, sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+        of: str | None = None, sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+        symmetric: Sequence[str] = ()):
     """The vector–Jacobian product ``Σ cotangent[o] d of[o] / d wrt``, shaped like the input.
 
     The Jacobian is never built: this is reverse mode over the statements.
+    ``symmetric`` names matrix inputs constrained to be symmetric: their results
+    are ``sym(G) = (G + Gᵀ)/2`` (see :mod:`einderiv.symmetric`).
 
     >>> import numpy as np
     >>> W, X, G = np.ones((2, 3)), np.ones((3, 4)), np.ones((2, 4))
@@ -525,12 +542,16 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    result = _reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent)
+    sym = _symmetric.symmetric_names(program, symmetric)
+    _symmetric.check_inputs(sym, inputs)
+    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent),
+                                names, sym, 0)
     return result[names[0]] if single else result
 
 
 def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
-                   sizes: Mapping[str, int] | None = None, memory_limit: int | None = None):
+                   sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+                   symmetric: Sequence[str] = ()):
     """``(value, grad)`` of a scalar output in one pass.
 
     >>> value_and_grad("L = x[i] x[i]", "x", {"x": [3.0]})[0]
@@ -542,15 +563,17 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
     return (float(evaluate(program, inputs, of=of, sizes=sizes, memory_limit=memory_limit)),
-            grad(program, wrt, inputs, of=of, sizes=sizes, memory_limit=memory_limit))
+            grad(program, wrt, inputs, of=of, sizes=sizes, memory_limit=memory_limit, symmetric=symmetric))
 
 
 def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Inputs, *, of: str | None = None,
-        sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+        sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+        symmetric: Sequence[str] = ()) -> np.ndarray:
     """The Jacobian–vector product: tangents of inputs pushed forward to the output.
 
     ``tangents`` maps input names to arrays shaped like the inputs; the result,
     shaped like the output, is ``Σ_W (d of / d W) · tangents[W]``.
+    The tangent of an input named in ``symmetric`` is replaced by its symmetric part.
 
     >>> jvp("y[i] = A[i,j] x[j]", {"x": [1.0, 0.0]}, {"A": [[1, 2], [3, 4]], "x": [0, 0]}).tolist()
     [1.0, 3.0]
@@ -559,6 +582,10 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
     of = program.resolve_output(of)
     if not isinstance(tangents, Mapping) or not tangents:
         raise ShapeError("tangents must map one or more input names to arrays")
+    sym = _symmetric.symmetric_names(program, symmetric)
+    if sym:     # the tangent of a symmetric input: its symmetric part
+        _symmetric.check_inputs(sym, inputs)
+        tangents = _symmetric.project_tangents(sym, tangents)
     sources = tuple(tangents)
     for name in sources:
         if name in program.names:

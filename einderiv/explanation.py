@@ -491,6 +491,10 @@ def _rules(expr: Expr, tensor: str) -> list[str]:
                 for arg in (a for a in f.args if ir.depends_on(a, tensor)):
                     for r in _rules(arg, tensor):
                         rules.setdefault(r)
+            elif isinstance(f, ir.MatFn):
+                rules.setdefault(_MATRIX_RULES[f.fn])
+                for r in _rules(f.arg, tensor):
+                    rules.setdefault(r)
             elif isinstance(f, ir.Power):
                 p = ir.constant_value(f.exponent)
                 rules.setdefault("power rule" if p != -1 else "reciprocal rule")
@@ -517,7 +521,7 @@ def _first_ref(expr: Expr, tensor: str) -> Ref | None:
             if isinstance(f, Ref) and f.name == tensor:
                 return f
             for nested in (f.args if isinstance(f, ir.Call) else (f.base, f.exponent) if isinstance(f, ir.Power)
-                           else ()):
+                           else (f.arg,) if isinstance(f, ir.MatFn) else ()):
                 found = _first_ref(nested, tensor)
                 if found is not None:
                     return found
@@ -531,6 +535,14 @@ _LOCAL_DERIVATIVES = {
     "relu": "relu'(u) = [u > 0]", "abs": "abs'(u) = sign(u)",
     "max": "the gradient goes to a where a > b, else to b: [a > b], [a ≤ b]",
     "min": "the gradient goes to a where a < b, else to b: [a < b], [a ≥ b]",
+}
+
+
+# The differential identities behind the matrix functions' rules (einderiv/matfun.py).
+_MATRIX_RULES = {
+    "inv": "inverse rule: d(A⁻¹) = -A⁻¹ dA A⁻¹, so ∂inv(A)[i,j]/∂A[a,b] = -inv(A)[i,a] inv(A)[b,j]",
+    "det": "Jacobi's formula: d det A = det(A) tr(A⁻¹ dA), so ∂det(A)/∂A[a,b] = det(A) inv(A)[b,a]",
+    "logdet": "log-determinant rule: d logdet A = tr(A⁻¹ dA), so ∂logdet(A)/∂A[a,b] = inv(A)[b,a]",
 }
 
 

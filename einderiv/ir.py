@@ -31,7 +31,7 @@ __all__ = [
     "const", "ref", "delta", "size", "add", "mul", "neg", "scale", "summation",
     "power", "call", "rename", "free_indices", "term_indices", "factor_indices",
     "constant_value", "depends_on", "display_name", "index_root", "ZERO", "ONE",
-    "tensor_names", "common_factor",
+    "tensor_names", "common_factor", "MatFn", "MATRIX_FUNCTIONS",
 ]
 
 
@@ -86,7 +86,28 @@ class Power:
     exponent: "Expr"
 
 
-Factor = Union[Ref, Delta, Size, Call, Power]
+#: The matrix functions: ``inv`` is a matrix, ``det`` and ``logdet`` are scalars.
+MATRIX_FUNCTIONS = ("inv", "det", "logdet")
+
+
+@dataclass(frozen=True)
+class MatFn:
+    """A matrix function of a square two-index expression: ``inv(M)[p,q]``, ``det(M)``, ``logdet(M)``.
+
+    ``arg`` is the matrix ``M[rows, cols]``; ``rows`` and ``cols`` are bound by
+    this node (they are not free outside it), like the summed indices of a
+    term. ``indices`` are the free indices of the result: two for ``inv``, none
+    for ``det`` and ``logdet``. See :mod:`einderiv.matfun`.
+    """
+
+    fn: str
+    arg: "Expr"
+    rows: str
+    cols: str
+    indices: tuple[str, ...]
+
+
+Factor = Union[Ref, Delta, Size, Call, Power, MatFn]
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,8 @@ def factor_indices(factor: Factor) -> tuple[str, ...]:
         return (factor.first, factor.second)
     if isinstance(factor, Size):
         return ()
+    if isinstance(factor, MatFn):
+        return factor.indices
     if isinstance(factor, Call):
         return tuple(i for arg in factor.args for i in free_indices(arg))
     return free_indices(factor.base) + free_indices(factor.exponent)
@@ -187,6 +210,8 @@ def _nested(factor: Factor) -> tuple[Expr, ...]:
         return factor.args
     if isinstance(factor, Power):
         return (factor.base, factor.exponent)
+    if isinstance(factor, MatFn):
+        return (factor.arg,)
     return ()
 
 
@@ -270,6 +295,10 @@ def _rename_factor(factor: Factor, mapping: Mapping[str, str]) -> Factor:
         return Delta(mapping.get(factor.first, factor.first), mapping.get(factor.second, factor.second))
     if isinstance(factor, Size):
         return factor
+    if isinstance(factor, MatFn):   # rows and cols are bound inside; batch indices are free there too
+        batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+        arg = rename(factor.arg, {k: v for k, v in mapping.items() if k in batch})
+        return MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(mapping.get(i, i) for i in factor.indices))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(rename(a, mapping) for a in factor.args))
     return Power(rename(factor.base, mapping), rename(factor.exponent, mapping))

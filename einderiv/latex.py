@@ -198,10 +198,34 @@ def _factor(factor: Factor, names: dict[str, str], tensors: dict[str, str]) -> s
         return rf"\operatorname{{size}}({_escape(names[factor.index])})"
     if isinstance(factor, Call):
         return _call(factor, names, tensors)
+    if isinstance(factor, ir.MatFn):
+        return _matfn(factor, names, tensors)
     base = _operand(factor.base, names, tensors)
     p = ir.constant_value(factor.exponent)
     exponent = format_number(p) if p is not None else _sum(factor.exponent, names, tensors, top=False)
     return f"{base}^{{{exponent}}}"
+
+
+def _matfn(factor: ir.MatFn, names: dict[str, str], tensors: dict[str, str]) -> str:
+    """``(A^{-1})_{ia}``, ``\\det(A)``, ``\\log\\det(A)``; an expression argument is written with its own indices."""
+    from .matfun import bare_name
+    from .printing import distinct_names
+    from .matfun import batch_of
+    name = bare_name(factor)
+    batch = batch_of(factor)
+    if name is not None:
+        matrix = tensors.get(name, _name(name))
+        if batch:       # one matrix of a batch: A_{b}
+            matrix = f"{matrix}_{{{_subscript([names[i] for i in batch])}}}"
+    else:
+        inner = distinct_names([factor.rows, factor.cols], set(names.values()))
+        body = _sum(factor.arg, {**names, **inner}, tensors, top=False)
+        matrix = rf"\left[{body}\right]_{{{_subscript([inner[factor.rows], inner[factor.cols]])}}}"
+    if factor.fn == "inv":
+        return rf"\left({matrix}^{{-1}}\right)_{{{_subscript([names[i] for i in factor.indices[-2:]])}}}"
+    operator = r"\det" if factor.fn == "det" else r"\log\left\lvert\det"
+    closing = r"\right)" if factor.fn == "det" else r"\right)\right\rvert"
+    return rf"{operator}\left({matrix}{closing}"
 
 
 def _call(factor: Call, names: dict[str, str], tensors: dict[str, str]) -> str:

@@ -135,6 +135,14 @@ class Func(Node):
 
 
 @dataclass(frozen=True)
+class MatrixFn(Node):
+    """``A⁻¹`` (``fn`` "inv"), or the scalars ``det(A)`` and ``log det(A)`` (see :mod:`einderiv.matfun`)."""
+
+    fn: str = ""
+    arg: Node = None
+
+
+@dataclass(frozen=True)
 class HPower(Node):
     """The elementwise power ``X^∘p`` (an ordinary power for a scalar)."""
 
@@ -320,6 +328,16 @@ def _factor_item(factor, ctx: _Ctx) -> _Item:
     if isinstance(factor, Call):
         args = tuple(_convert_expr(a, (row, col), ctx) for a in factor.args)
         return _Item(Func(row, col, factor.fn, args), row, col)
+    if isinstance(factor, ir.MatFn):
+        if len(factor.indices) != (2 if factor.fn == "inv" else 0):
+            raise _NoForm("a batch of matrices")
+        matrix = _convert_expr(factor.arg, (factor.rows, factor.cols), ctx)
+        if factor.fn != "inv":
+            return _Item(MatrixFn(None, None, factor.fn, matrix), None, None)
+        p, q = factor.indices
+        if p == q:      # inv(A)[i,i]: the diagonal of the inverse
+            return _Item(DiagOf(p, None, MatrixFn(p, p, "inv", matrix)), p, None)
+        return _Item(MatrixFn(p, q, "inv", matrix), p, q)
     p = ir.constant_value(factor.exponent)
     if p is None:
         raise _NoForm("a power with a non-constant exponent")
@@ -790,6 +808,22 @@ def _wrap(node: Node, style: _Style, at_least: int) -> str:
     return text if level >= at_least else _paren(text, style)
 
 
+def _render_matrix_fn(node: MatrixFn, s: _Style, transposed: bool = False) -> tuple[str, int]:
+    """``A⁻¹``, ``A⁻ᵀ`` (for ``(A⁻¹)ᵀ`` and ``(Aᵀ)⁻¹``), ``det(A)``, ``log det(A)`` in the style."""
+    if node.fn == "inv":
+        matrix = node.arg
+        if isinstance(matrix, Transpose):
+            matrix, transposed = matrix.arg, not transposed
+        base = _wrap(matrix, s, _ATOM)
+        mark = {"text": ("⁻¹", "⁻ᵀ"), "ascii": ("^-1", "^-T")}.get(s.name, ("^{-1}", "^{-T}"))[transposed]
+        return base + mark, _POW
+    inner = _render(node.arg, s)
+    if s.name == "latex":
+        head = r"\det" if node.fn == "det" else r"\log\det"
+        return rf"{head}\left({inner}\right)", _ATOM
+    return f"{'det' if node.fn == 'det' else 'log det'}({inner})", _ATOM
+
+
 def _render(node: Node, style: _Style) -> str:
     return _render_level(node, style)[0]
 
@@ -805,6 +839,8 @@ def _render_level(node: Node, s: _Style) -> tuple[str, int]:
         return format_number(node.value), _ATOM if node.value >= 0 else _TERM
     if isinstance(node, SizeOf):
         return s.size(ir.display_name(node.index)), _ATOM
+    if isinstance(node, Transpose) and isinstance(node.arg, MatrixFn):
+        return _render_matrix_fn(node.arg, s, transposed=True)
     if isinstance(node, Transpose):
         return _wrap(node.arg, s, _ATOM) + s.transpose, _POW
     if isinstance(node, Product):
@@ -820,6 +856,8 @@ def _render_level(node: Node, s: _Style) -> tuple[str, int]:
     if isinstance(node, HPower):
         p = format_number(node.exponent)
         return s.power(_wrap(node.base, s, _ATOM), p, node.is_scalar), _POW
+    if isinstance(node, MatrixFn):
+        return _render_matrix_fn(node, s)
     if isinstance(node, Trace):
         return s.trace(_render(node.arg, s)), _ATOM
     if isinstance(node, (Diag, DiagOf)):
@@ -937,6 +975,12 @@ def _evaluate(node: Node, env: Mapping[str, np.ndarray], size: Callable[[str], i
     if isinstance(node, HPower):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.power(ev(node.base), node.exponent)
+    if isinstance(node, MatrixFn):
+        matrix = ev(node.arg)
+        if node.fn == "inv":
+            return np.linalg.inv(matrix)
+        value = np.linalg.det(matrix) if node.fn == "det" else np.linalg.slogdet(matrix)[1]
+        return np.full((1, 1), value)
     if isinstance(node, Trace):
         return np.full((1, 1), np.trace(ev(node.arg)))
     if isinstance(node, Diag):

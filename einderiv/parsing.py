@@ -48,10 +48,13 @@ class Name:
 
 @dataclass(frozen=True)
 class CallNode:
+    """``fn(args)``; ``indices`` are those written after the call (``inv(A)[i,j]``), else None."""
+
     fn: str
     args: tuple["Node", ...]
     line: int
     column: int
+    indices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,8 @@ class _ToAst(Transformer):
         return Name(str(name), indices, *_pos(meta))
 
     def call(self, meta, children):
-        fn, *args = children
-        return CallNode(str(fn), tuple(a for a in args if a is not None), *_pos(meta))
+        fn, *args, indices = children
+        return CallNode(str(fn), tuple(a for a in args if a is not None), *_pos(meta), indices)
 
     def explicit_sum(self, meta, children):
         indices, body = children

@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 import numpy as np
 import opt_einsum
 
-from . import ir
+from . import ir, matfun
 from .errors import MemoryLimitError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
@@ -76,6 +76,7 @@ class Context:
     optimize: str = "auto"
     hint: str = "use vjp or jvp, which never build the full Jacobian"
     paths: list = field(default_factory=list)
+    matrices: dict = field(default_factory=dict)    # matfun: what the plan needs of each matrix (its inverse?)
 
 
 def index_size(index: str, ctx: Context) -> int:
@@ -235,7 +236,10 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     coeff = term.coeff
     operands: list[tuple[Runner, tuple[str, ...]]] = []
     deltas: list[Delta] = []
-    for factor in term.factors:
+    factors = term.factors
+    if any(isinstance(f, ir.MatFn) for f in factors):     # inv(M)[p,q] X[q,k] → solve(M, X)[p,k]
+        factors, operands = matfun.solve_operands(term, target, ctx, compile_expr, index_size)
+    for factor in factors:
         if isinstance(factor, Ref):
             operands.append((_getter(factor.name), factor.indices))
         elif isinstance(factor, Delta):
@@ -554,6 +558,8 @@ def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...]) -> Callable
 
 def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ...]]:
     """A call or power as an operand: its value over its free indices."""
+    if isinstance(factor, ir.MatFn):
+        return matfun.compile_factor(factor, ctx, compile_expr, index_size)
     indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
     shape = tuple(index_size(i, ctx) for i in indices)
     check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")

@@ -152,6 +152,8 @@ def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, st
     if isinstance(factor, Call):
         args = ", ".join(_format_sum(a, names, ascii, tensors, top=False) for a in factor.args)
         return f"{factor.fn}({args})"
+    if isinstance(factor, ir.MatFn):
+        return _format_matfn(factor, names, ascii, tensors)
     base_text = _format_operand(factor.base, names, ascii, tensors)
     p = ir.constant_value(factor.exponent)
     exponent = format_number(p) if p is not None and p >= 0 else \
@@ -159,6 +161,23 @@ def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, st
     if p is not None and p >= 0 and not float(p).is_integer():
         exponent = format_number(p)
     return f"{base_text}^{exponent}"
+
+
+def _format_matfn(factor: ir.MatFn, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:
+    """``inv(A)[i,a]``, ``det(A)``, or ``inv(A[i,j] + B[i,j])[i,j]``: an argument's rows and columns
+    take the names of the result's indices when those differ, so the text reads back the same way."""
+    from .matfun import bare_name
+    outer = [names[i] for i in factor.indices]
+    after = f"[{','.join(outer)}]" if factor.indices else ""
+    name = bare_name(factor)
+    if name is not None:
+        return f"{factor.fn}({tensors.get(name, name)}){after}"
+    if len(outer) == 2 and outer[0] != outer[1]:
+        inner = {factor.rows: outer[0], factor.cols: outer[1]}
+    else:
+        inner = distinct_names([factor.rows, factor.cols], set(names.values()))
+    fixed = {**names, **inner}
+    return f"{factor.fn}({_format_sum(factor.arg, fixed, ascii, tensors, top=False)}){after}"
 
 
 def _format_operand(expr: Expr, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:

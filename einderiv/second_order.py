@@ -42,6 +42,7 @@ import numpy as np
 
 from . import evaluation as _ev
 from . import ir
+from . import symmetric as _symmetric
 from .differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
                               numeric_inline, reverse_program, tangent_name)
 from .errors import ProgramError, ShapeError
@@ -96,6 +97,10 @@ def _relabel_factor(factor: Factor, tag: str, tensors: Mapping[str, str]) -> Fac
         return Size(_suffixed(factor.index, tag))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(_relabel(a, tag, tensors) for a in factor.args))
+    if isinstance(factor, ir.MatFn):    # rows and columns are bound inside it; its batch indices relabel with it
+        batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+        arg = ir.rename(factor.arg, {b: _suffixed(b, tag) for b in batch})
+        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(_suffixed(i, tag) for i in factor.indices))
     return Power(_relabel(factor.base, tag, tensors), _relabel(factor.exponent, tag, tensors))
 
 
@@ -337,13 +342,16 @@ def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[lis
 
 
 def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | None = None, of: str | None = None,
-            sizes: Mapping[str, int] | None = None, memory_limit: int | None = None) -> np.ndarray:
+            sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
+            symmetric: Sequence[str] = ()) -> np.ndarray:
     """The Hessian ``d²of / d wrt d wrt2`` of a scalar output, of shape ``shape(wrt) + shape(wrt2)``.
 
     ``wrt2`` defaults to ``wrt``; a different input gives a mixed block. The
     symbolic Hessian (:func:`symbolic_hessian`) is planned like any derivative:
     free deltas become writes into diagonal views of a zeroed array. Refuses
     (:class:`MemoryLimitError`) above ``memory_limit`` bytes (default 2 GiB).
+    An input named in ``symmetric`` has its axes projected by ``sym`` on each side
+    (``P H P``, see :mod:`einderiv.symmetric`).
 
     >>> import numpy as np
     >>> hessian("L = x[i] x[i] y", "x", {"x": np.ones(2), "y": 3.0}).tolist()
@@ -354,6 +362,12 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
     program = as_program(program)
     of = program.resolve_output(of)
     wrt2 = wrt if wrt2 is None else wrt2
+    sym = _symmetric.symmetric_names(program, symmetric)
+    if sym:     # P H P: sym on the first input's axes, then on the second's
+        _symmetric.check_inputs(sym, inputs)
+        H = hessian(program, wrt, inputs, wrt2=wrt2, of=of, sizes=sizes, memory_limit=memory_limit)
+        H = _symmetric.sym(H, 0) if wrt in sym else H
+        return _symmetric.sym(H, program.rank(wrt)) if wrt2 in sym else H
     order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
     memory_limit = _ev._memory_limit(memory_limit)
     key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
@@ -377,12 +391,13 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
 
 def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Mapping[str, ArrayLike], *,
         of: str | None = None, sizes: Mapping[str, int] | None = None,
-        memory_limit: int | None = None) -> np.ndarray:
+        memory_limit: int | None = None, symmetric: Sequence[str] = ()) -> np.ndarray:
     """The Hessian–vector product ``Σ_b d²of/d wrt[a] d wrt[b] · vector[b]``, shaped like ``wrt``.
 
     Forward mode over the gradient program: the directional derivative of the
     gradient along ``vector``; the Hessian is never built. ``vector`` may also
     map input names to tangents (``{"V": v}``), giving ``Σ_V (d²of/d wrt dV) · v``.
+    With ``symmetric``, tangents and the result of symmetric inputs are projected by ``sym``.
 
     >>> import numpy as np
     >>> hvp("L = x[i] A[i,j] x[j]", "x", {"x": np.ones(2), "A": [[1., 2.], [3., 4.]]}, [1., 0.]).tolist()
@@ -391,6 +406,12 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
     program = as_program(program)
     of = program.resolve_output(of)
     tangents = dict(vector) if isinstance(vector, Mapping) else {wrt: vector}
+    sym = _symmetric.symmetric_names(program, symmetric)
+    if sym:     # P H P v: the symmetric part of each tangent in, the symmetric part of the result out
+        _symmetric.check_inputs(sym, inputs)
+        result = hvp(program, wrt, inputs, _symmetric.project_tangents(sym, tangents), of=of, sizes=sizes,
+                     memory_limit=memory_limit)
+        return _symmetric.sym(result, 0) if wrt in sym else result
     if not tangents:
         raise ShapeError("vector must be an array shaped like the input, or map input names to such arrays")
     sources = tuple(tangents)

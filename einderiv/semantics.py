@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from . import ir
+from . import ir, matfun
 from .errors import ProgramError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS, USER_FUNCTIONS
 from .ir import Expr
@@ -229,10 +229,15 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
 def _lower_call(node: CallNode, scope: _Scope) -> Expr:
     if node.fn == "sum":
         raise _located(ProgramError, "sum needs its indices: write sum[j](...)", scope.text, node.line, node.column)
+    if node.fn in ir.MATRIX_FUNCTIONS:
+        return matfun.lower_call(node, scope)
+    if node.indices is not None:
+        raise _located(ProgramError, f"'{node.fn}(...)' is elementwise: no indices follow the call "
+                       f"(only inv(...)[i,j] is indexed)", scope.text, node.line, node.column)
     if node.fn not in FUNCTIONS:   # the derivative helpers (step, le, ...) parse too: printed derivatives re-read
         hint = f" (for a product write '{node.fn} * (...)')" if len(node.args) == 1 else ""
         raise _located(ProgramError, f"unknown function '{node.fn}'{hint}; known functions: "
-                       f"{', '.join(USER_FUNCTIONS)}", scope.text, node.line, node.column)
+                       f"{', '.join(USER_FUNCTIONS + ir.MATRIX_FUNCTIONS)}", scope.text, node.line, node.column)
     arity = FUNCTIONS[node.fn].arity
     if len(node.args) != arity:
         raise _located(ProgramError, f"'{node.fn}' takes {arity} argument{'s' if arity > 1 else ''}, "
@@ -323,6 +328,8 @@ def _free_names(node: Node, bound: frozenset[str]) -> set[str]:
         return _free_names(node.operand, bound)
     if isinstance(node, Binary):
         return _free_names(node.left, bound) | _free_names(node.right, bound)
+    if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS:   # its argument's indices are its own
+        return {i for i in (node.indices or ()) if i not in bound}
     if isinstance(node, CallNode):
         return set().union(*(_free_names(a, bound) for a in node.args)) if node.args else set()
     return set()
@@ -352,6 +359,8 @@ def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], 
         _scan(node.right, opaque, bound, lhs, found)
     elif isinstance(node, Unary):
         _scan(node.operand, opaque, bound, lhs, found)
+    elif isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS:
+        return      # a matrix argument sums repeated indices itself (Einstein's convention): no trap there
     elif isinstance(node, CallNode):
         for arg in node.args:
             _scan(arg, f"function {node.fn}(...)", bound, lhs, found)

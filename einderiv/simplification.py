@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from . import ir
+from . import ir, matfun
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
@@ -66,6 +66,8 @@ def _simplify_factor(factor: Factor) -> Expr:
     if isinstance(factor, Power):
         base, exponent = simplify(factor.base), simplify(factor.exponent)
         return ir.power(base, exponent)
+    if isinstance(factor, ir.MatFn):
+        return matfun.make(factor.fn, simplify(factor.arg), factor.rows, factor.cols, factor.indices)
     return Expr((Term(1.0, (), (factor,)),))
 
 
@@ -215,6 +217,9 @@ def _plain_text(factor: Factor, names: dict[str, str]) -> str:
         return f"size({ir.index_root(factor.index)})"
     if isinstance(factor, Call):
         return f"{factor.fn}({';'.join(_expr_text(a, names) for a in factor.args)})"
+    if isinstance(factor, ir.MatFn):    # the bound rows and columns are hidden, like summed indices
+        inner = {**names, factor.rows: "<r>", factor.cols: "<c>"}
+        return f"{factor.fn}({_expr_text(factor.arg, inner)})[{','.join(n(i) for i in factor.indices)}]"
     return f"pow({_expr_text(factor.base, names)};{_expr_text(factor.exponent, names)})"
 
 

@@ -189,7 +189,42 @@ class _Evaluator:
             return fn(*(self.expr(a, at) for a in factor.args))
         if isinstance(factor, Power):
             return self.sympy.Pow(self.expr(factor.base, at), self.expr(factor.exponent, at))
+        if isinstance(factor, ir.MatFn):
+            return _matrix_function(self, factor, at)
         raise UnsupportedError(f"cannot evaluate {type(factor).__name__} symbolically")
+
+
+def _matrix_function(evaluator: "_Evaluator", factor: ir.MatFn, at: dict[str, int]) -> Any:
+    """An entry of ``inv(M)``, or ``det(M)``, or ``log(det(M))``, with SymPy.
+
+    The matrix is built once per evaluation (a ``sympy.Matrix`` of its entries), with
+    its determinant; the inverse is the adjugate over the determinant, so a 2×2 gives
+    the textbook ``d/(ad − bc)``. ``logdet`` is ``log(det M)`` (positive determinant).
+    """
+    from .matfun import batch_of, describe
+    sympy = evaluator.sympy
+    cache = evaluator.__dict__.setdefault("matrices", {})
+    batch = {b: at[b] for b in batch_of(factor)}       # one matrix of a batch: the batch indices fixed
+    key = (factor.arg, factor.rows, factor.cols, tuple(batch.items()))
+    if key not in cache:
+        from .errors import SingularMatrixError
+        n, m = index_size(factor.rows, evaluator.ctx), index_size(factor.cols, evaluator.ctx)
+        if n != m:
+            raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {describe(factor)} has a {n}×{m} argument")
+        _check_entries((n, m), f"the argument of {describe(factor)}")
+        matrix = sympy.Matrix(n, m, lambda r, c: evaluator.expr(factor.arg, {**batch, factor.rows: r, factor.cols: c}))
+        det = matrix.det()
+        if det.is_zero:
+            raise SingularMatrixError(f"the matrix of {describe(factor)} is singular: its determinant is 0")
+        cache[key] = {"matrix": matrix, "det": det}
+    found = cache[key]
+    if factor.fn == "det":
+        return found["det"]
+    if factor.fn == "logdet":
+        return sympy.log(found["det"])
+    if "inverse" not in found:
+        found["inverse"] = found["matrix"].adjugate() / found["det"]
+    return found["inverse"][tuple(at[i] for i in factor.indices[-2:])]
 
 
 def _check_entries(shape: Shape, what: str) -> None:

@@ -548,6 +548,17 @@ class _Writer:
                 raise UnsupportedError(f"codegen has no numpy code for the function '{factor.fn}'; "
                                        f"known: {', '.join(NUMPY_CODE)}")
             return build(*(self.inline(a, indices) for a in factor.args)), indices, False
+        if isinstance(factor, ir.MatFn):    # one numpy.linalg call on the argument, laid out as (batch…, rows, cols)
+            batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+            matrix = self.inline(factor.arg, batch + (factor.rows, factor.cols))
+            if factor.fn == "det":
+                return _call("np.linalg.det", [matrix]), indices, False
+            if factor.fn == "logdet":
+                return _subscript(_call("np.linalg.slogdet", [matrix]), "1"), indices, False
+            code = _call("np.linalg.inv", [matrix])
+            if factor.indices[-1] == factor.indices[-2]:            # inv(A)[i,i]: the diagonal
+                code = _call("np.diagonal", [code, _num(0), _num(-2), _num(-1)])
+            return code, indices, False
         base = self.inline(factor.base, indices)
         p = ir.constant_value(factor.exponent)
         if p is None:
@@ -808,7 +819,8 @@ def _function(name: str, doc: Sequence[str], lines: Sequence[str]) -> str:
 #: What the generated functions may read besides their own locals, call, and look up as attributes.
 _NUMPY_NAMES = frozenset({"exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sign", "maximum", "minimum",
                           "greater", "greater_equal", "less", "less_equal", "power", "zeros", "transpose",
-                          "float64", "inf", "nan"})
+                          "float64", "inf", "nan", "linalg", "diagonal"})
+_LINALG_NAMES = frozenset({"inv", "det", "slogdet"})
 _ARRAY_ATTRIBUTES = frozenset({"shape", "T", "astype", "copy"})
 _CALLABLE_GLOBALS = frozenset({"_array", "_diagonal", "float"})
 _EXPRESSION_NODES = (ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword, ast.BinOp, ast.UnaryOp,
@@ -919,7 +931,10 @@ def _disallowed_expression(expression: ast.AST, local: set[str], store: bool = F
                 return f"the constant {node.value!r}"
         elif isinstance(node, ast.Attribute):
             owner = node.value.id if isinstance(node.value, ast.Name) and node.value.id in ("np", "oe") else None
-            allowed = {"np": _NUMPY_NAMES, "oe": {"contract"}, None: _ARRAY_ATTRIBUTES}[owner]
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "linalg" \
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "np":
+                owner = "np.linalg"
+            allowed = {"np": _NUMPY_NAMES, "oe": {"contract"}, "np.linalg": _LINALG_NAMES, None: _ARRAY_ATTRIBUTES}[owner]
             if node.attr not in allowed:
                 return f"the attribute .{node.attr}"
         elif isinstance(node, ast.Call):
