@@ -122,12 +122,13 @@ def analyse(tree: ProgramNode) -> tuple[tuple[Statement, ...], dict[str, int], t
     first_use: dict[str, tuple[int, int]] = {}
     statements = []
     warnings: list[str] = []
+    later = dict(lines)            # statement tensors not defined yet (the current one included) → line
     for number, node in enumerate(tree.statements, start=1):
-        later = {name: line for name, line in lines.items() if name not in defined}
         statement = _lower_statement(node, number, text, defined, later, input_ranks, first_use)
         warnings.extend(_trap_warnings(node, statement))
         statements.append(statement)
         defined[node.name] = statement.rank
+        del later[node.name]       # one deletion per statement: linear in the program's length
     return tuple(statements), input_ranks, tuple(warnings)
 
 
