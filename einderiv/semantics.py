@@ -307,12 +307,17 @@ def _trap_warnings(node: StatementNode, statement: Statement) -> list[str]:
     ]
 
 
-def _product_operands(node: Node) -> list[Node]:
+def _product_operands(node: Node) -> list[tuple[Node, bool]]:
+    """The operands of a product, each with whether it is a denominator.
+
+    ``A[i,j] / x[j]`` is the product of ``A[i,j]`` and ``x[j]^-1``: both count
+    when looking for an index that occurs twice in one product.
+    """
     if isinstance(node, Binary) and node.op == "*":
         return _product_operands(node.left) + _product_operands(node.right)
     if isinstance(node, Binary) and node.op == "/":
-        return _product_operands(node.left)
-    return [node]
+        return _product_operands(node.left) + [(node.right, True)]
+    return [(node, False)]
 
 
 def _free_names(node: Node, bound: frozenset[str]) -> set[str]:
@@ -334,16 +339,14 @@ def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], 
         operands = _product_operands(node)
         if opaque is not None and len(operands) > 1:
             counts: dict[str, int] = {}
-            for operand in operands:
+            for operand, _ in operands:
                 for index in _free_names(operand, bound):
                     counts[index] = counts.get(index, 0) + 1
             for index in sorted(counts):
                 if counts[index] > 1 and index not in lhs:
                     found.setdefault(index, opaque)
-        for operand in operands:
-            _scan(operand, opaque, bound, lhs, found)
-        if node.op == "/":
-            _scan(node.right, "denominator", bound, lhs, found)
+        for operand, denominator in operands:
+            _scan(operand, "denominator" if denominator else opaque, bound, lhs, found)
         return
     if isinstance(node, Binary) and node.op == "^":
         _scan(node.left, "power", bound, lhs, found)
