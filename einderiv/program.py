@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 from . import ir
+from .caching import MAX_TEXT, bounded_cache
 from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
 from .errors import EinderivWarning, ProgramError, depth_guard
 from .ir import Expr
@@ -101,7 +102,7 @@ class Program:
         return self.text
 
 
-@functools.lru_cache(maxsize=512)
+@bounded_cache(max_entries=512, max_weight=MAX_TEXT)
 def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
     with depth_guard("the program"):
@@ -202,7 +203,7 @@ def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:
     return ir.mul(*(ir.delta(o, p) for o, p in zip(out, positions)))
 
 
-@functools.lru_cache(maxsize=256)
+@bounded_cache(max_entries=256, max_weight=MAX_TEXT)
 def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     rank = program.rank(wrt)
     if wrt in program.names:

@@ -460,6 +460,48 @@ def test_plan_cache_is_a_bounded_lru(monkeypatch):
     einderiv.clear_cache()
 
 
+def test_caches_are_bounded_by_program_text_too(monkeypatch):
+    # a long program's parse, derivatives and plans take ~300 bytes per character of its text:
+    # a cap on entries alone let 40 programs of 1,000 statements hold 500 MB
+    from einderiv import program as program_module
+    budget = 3_000
+    monkeypatch.setattr(evaluation, "_CACHE_TEXT", budget)
+    caches = [program_module._parse_cached, program_module._derivative, evaluation._ancestors, evaluation._request]
+    for cache in caches:
+        monkeypatch.setattr(cache, "max_weight", budget)
+    einderiv.clear_cache()
+    x0 = np.linspace(-1.0, 1.0, 4)
+    texts = [tanh_chain(40).replace("tanh(", f"tanh({k + 1} * ") for k in range(8)]
+    assert all(1_000 < len(t) < budget for t in texts)
+    for k, text in enumerate(texts):
+        program = einderiv.parse(text)
+        program.derivative("x0")
+        g = grad(program, "x0", {"x0": x0})
+        xs = [x0]
+        for _ in range(40):
+            xs.append(np.tanh((k + 1) * xs[-1]))
+        expected = 2 * xs[-1]
+        for n in range(40, 0, -1):
+            expected = expected * (1 - xs[n] ** 2) * (k + 1)
+        np.testing.assert_allclose(g, expected, rtol=1e-8)
+    info = einderiv.cache_info()
+    assert info["text"] <= budget and 1 <= info["size"] <= 2 and info["max_text"] == budget
+    for cache in caches:
+        held = cache.cache_info()
+        assert held["weight"] <= budget and 1 <= held["size"] <= 2, (cache.__name__, held)
+    einderiv.clear_cache()
+
+
+def test_one_entry_over_the_text_budget_is_still_cached(monkeypatch):
+    monkeypatch.setattr(evaluation, "_CACHE_TEXT", 10)
+    einderiv.clear_cache()
+    evaluate("y[i] = 2 x[i] + 1", {"x": np.ones(3)})
+    evaluate("y[i] = 2 x[i] + 1", {"x": np.ones(3)})
+    info = einderiv.cache_info()
+    assert info["size"] == 1 and info["hits"] == 1 and info["text"] == len("y[i] = 2 x[i] + 1")
+    einderiv.clear_cache()
+
+
 def test_results_are_fresh_arrays_not_cached_ones():
     first = evaluate("y = 2 * 3", {})
     first[...] = 99.0
