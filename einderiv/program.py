@@ -229,6 +229,7 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
 
 #: Temporaries are written out in place in a derivative while it keeps at most this many factors.
 SHORT_FACTORS = 40
+SHORT_TERMS = 8
 
 
 class _TooLong(Exception):
@@ -271,8 +272,13 @@ def _inline(expr: Expr, hidden: dict[str, Statement], budget: list[int]) -> Expr
     terms = []
     for term in expr.terms:
         pieces = [ir.const(term.coeff)] + [_inline_factor(f, hidden, budget) for f in term.factors]
-        terms.append(ir.summation(term.summed, ir.mul(*pieces)))
-    return simplify(ir.add(*terms))
+        count = 1
+        for piece in pieces:
+            count *= len(piece.terms)
+        if len(terms) + count > SHORT_TERMS:           # a temporary that is a sum would multiply out
+            raise _TooLong
+        terms.extend(ir.summation(term.summed, ir.mul(*pieces)).terms)
+    return simplify(Expr(tuple(terms)))
 
 
 def _inline_factor(factor: ir.Factor, hidden: dict[str, Statement], budget: list[int]) -> Expr:
