@@ -21,6 +21,7 @@ This is where the language's meaning lives:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -79,7 +80,7 @@ class _Scope:
     """Mutable state while lowering one statement."""
 
     text: str
-    number: str                            # the tag indices are named with: "2", or "2t1.1" in a temporary
+    number: str                            # the tag indices are named with: "2", or "2t1" in a temporary
     lhs_names: tuple[str, ...]
     defined: Mapping[str, int]             # statement tensors defined so far → rank
     later: Mapping[str, int]               # statement tensors defined later → line
@@ -166,8 +167,8 @@ class _Temporaries:
         self.count = 0
 
     def name(self, parent: str) -> str:
+        """A fresh name for a temporary of statement ``parent``; ``self.count`` numbers it."""
         if self._taken is None:          # only programs that need temporaries pay for this scan
-            import re
             self._taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", self._text))
         while True:
             self.count += 1
@@ -183,14 +184,15 @@ class _Hoist:
 
     parent: StatementNode
     names: _Temporaries
-    made: list[StatementNode] = field(default_factory=list)
+    made: list[tuple[StatementNode, str]] = field(default_factory=list)   # (definition, tag of its indices)
 
     def temporary(self, subtree: Node) -> Name:
         """Define a temporary for ``subtree`` over its free indices; a reference to it."""
         indices = tuple(_ordered_free_names(subtree, frozenset()))
         name = self.names.name(self.parent.name)
         line, column = _node_position(subtree)
-        self.made.append(StatementNode(name, indices or None, subtree, line, column, self.parent.source))
+        definition = StatementNode(name, indices or None, subtree, line, column, self.parent.source)
+        self.made.append((definition, f"t{self.names.count}"))
         return Name(name, indices or None, line, column)
 
 
@@ -207,13 +209,27 @@ def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: st
         rhs = _hoist_nested(rhs, False, hoist)
     expansion = _expand(rhs, hoist, frozenset(node.indices or ()))
     lowered: list[Statement] = []
-    for k, temporary in enumerate(hoist.made, start=1):
-        lowered.extend(_lower_with_temporaries(temporary, number, f"{tag}t{temporaries.count}.{k}", text, defined,
+    if hoist.made and not hidden:
+        _note_inputs(node.rhs, defined, later, input_ranks, first_use)
+    for temporary, serial in hoist.made:          # index k of statement 2's third temporary: "k#2t3"
+        lowered.extend(_lower_with_temporaries(temporary, number, f"{number}{serial}", text, defined,
                                                later, input_ranks, first_use, temporaries, hidden=True))
     statement = _lower_statement(node, number, tag, expansion, text, defined, later, input_ranks, first_use, hidden)
     defined[node.name] = statement.rank
     lowered.append(statement)
     return lowered
+
+
+def _note_inputs(node: Node, defined, later, input_ranks: dict[str, int], first_use: dict) -> None:
+    """Record the inputs ``node`` uses in the order written, as lowering it in place would
+    (its temporaries are lowered first); a mismatch of ranks is left for lowering to report."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Name) and current.name not in defined and current.name not in later:
+            input_ranks.setdefault(current.name, len(current.indices or ()))
+            first_use.setdefault(current.name, (current.line, current.column))
+        stack.extend(reversed(_children(current)))
 
 
 def _nesting(node: Node) -> int:

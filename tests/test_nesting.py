@@ -219,3 +219,9 @@ def test_broadcast_terms_of_a_kept_sum():
 def test_small_products_of_sums_are_multiplied_out_as_before():
     program = einderiv.parse("L = (a[i] + b[i]) (c[i] + d[i])")
     assert [s.name for s in program.statements] == ["L"] and len(program.statement("L").rhs.terms) == 4
+
+
+def test_temporaries_keep_the_inputs_in_the_order_written():
+    assert einderiv.parse("y = x^2 exp(exp(exp(exp(w[i]))))").inputs == (("x", 0), ("w", 1))
+    with pytest.raises(einderiv.ProgramError, match=r"input 'x' is used with 0 indices here but with 1 on line 1, column 5"):
+        einderiv.parse("y = x[i] exp(exp(exp(exp(x))))")
