@@ -207,6 +207,7 @@ def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: st
     rhs = node.rhs
     if _nesting(rhs) > MAX_NESTING:
         rhs = _hoist_nested(rhs, False, hoist)
+    rhs = _hoist_products(rhs, False, hoist)
     expansion = _expand(rhs, hoist, frozenset(node.indices or ()))
     lowered: list[Statement] = []
     if hoist.made and not hidden:
@@ -271,6 +272,46 @@ def _hoist_nested(node: Node, inside: bool, hoist: _Hoist) -> Node:
     if isinstance(node, SumNode):
         return SumNode(node.indices, _hoist_nested(node.body, inside, hoist), node.line, node.column)
     return node
+
+
+def _hoist_products(node: Node, inside: bool, hoist: _Hoist) -> Node:
+    """``node`` with the sums of a big product inside a function, power, denominator or
+    ``sum[...]`` made temporaries: there every value is pointwise, so a sum may stay whole.
+    (Products at the top are the business of :func:`_expand`, which follows the summation rule.)"""
+    if isinstance(node, Binary) and node.op == "*" and inside:
+        operands = _multiplicands(node)
+        counts = [_term_count(o) for o in operands]
+        if _product_size([[None] * c for c in counts]) > EXPAND_AT_MOST:
+            kept = [_hoist_products(o, True, hoist) for o in operands]
+            kept = [hoist.temporary(o) if c > 1 else o for o, c in zip(kept, counts)]
+            product = kept[0]
+            for operand in kept[1:]:
+                product = Binary("*", product, operand, node.line, node.column)
+            return product
+    if isinstance(node, Binary):
+        opaque = node.op == "^"
+        return Binary(node.op, _hoist_products(node.left, inside or opaque, hoist),
+                      _hoist_products(node.right, inside or opaque or node.op == "/", hoist), node.line, node.column)
+    if isinstance(node, Unary):
+        return Unary(node.op, _hoist_products(node.operand, inside, hoist), node.line, node.column)
+    if isinstance(node, CallNode):
+        return CallNode(node.fn, tuple(_hoist_products(a, True, hoist) for a in node.args), node.line, node.column)
+    if isinstance(node, SumNode):
+        return SumNode(node.indices, _hoist_products(node.body, True, hoist), node.line, node.column)
+    return node
+
+
+def _term_count(node: Node) -> int:
+    """How many terms ``node`` multiplies out to (as :func:`_expand` would)."""
+    if isinstance(node, Binary) and node.op in "+-":
+        return _term_count(node.left) + _term_count(node.right)
+    if isinstance(node, Binary) and node.op == "*":
+        return _term_count(node.left) * _term_count(node.right)
+    if isinstance(node, Binary) and node.op == "/":
+        return _term_count(node.left)
+    if isinstance(node, Unary):
+        return _term_count(node.operand)
+    return 1
 
 
 def _ordered_free_names(node: Node, bound: frozenset[str]) -> list[str]:
