@@ -25,8 +25,9 @@ from typing import Any, Callable
 __all__ = ["bounded_cache", "text_weight", "MAX_TEXT"]
 
 #: Program text, in characters, each cache keeps at most: derivatives and plans take some
-#: 300 bytes per character of their program, so about 75 MB a cache.
-MAX_TEXT = 250_000
+#: 300 bytes per character of their program, so about 30 MB a cache (four programs of 1,000
+#: statements; thousands of short ones, where the count of entries is the bound).
+MAX_TEXT = 100_000
 
 
 def text_weight(program: Any, *_: Any) -> int:
