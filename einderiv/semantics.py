@@ -11,7 +11,9 @@ This is where the language's meaning lives:
 * sizes: each statement's indices get internal names (``k`` of statement 2 is
   ``"k#2"``), every occurrence is recorded, and :func:`resolve_sizes` checks
   them against concrete arrays, naming the index, both sizes and their sources;
-* the summation trap warning.
+* the summation trap warning;
+* temporaries: deep nesting and big products of sums are lowered through
+  hidden statements that mean the same (see :class:`_Temporaries`).
 
 >>> from einderiv.parsing import parse_text
 >>> stmts, inputs, warns = analyse(parse_text("y[i] = A[i,j] x[j]"))
