@@ -21,17 +21,15 @@ are. Symbolic output (printed derivatives) never sees these statements.
 
 >>> from einderiv.program import parse
 >>> p = parse("L = A[i,j] B[j,k] C[k,l] D[l,i]")
->>> lowered = lower_products(p.statements, lambda index: 3, "auto")
->>> [s.name for s in lowered]
+>>> left_to_right = lambda operands, keep: [(0, 1)] * (len(operands) - 1)
+>>> [s.name for s in lower_products(p.statements, left_to_right)]
 ['L.1', 'L.2', 'L']
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
-
-import opt_einsum
+from typing import Callable, Sequence
 
 from . import ir
 from .ir import Expr, Ref, Term
@@ -62,19 +60,20 @@ class StatementTable:
         return self.by_name[name]
 
 
-def lower_products(statements: Sequence[Statement], size: Callable[[str], int], optimize: Any) -> tuple[Statement, ...]:
+def lower_products(statements: Sequence[Statement],
+                   path: Callable[[Sequence[Ref], set[str]], Sequence[Sequence[int]]]) -> tuple[Statement, ...]:
     """``statements`` with every product of three or more tensors split along its contraction path.
 
-    ``size`` gives the size of an index; ``optimize`` is an opt_einsum path
-    optimizer (a name such as ``"auto"``, or a ``PathOptimizer``), or a function
-    of the number of operands returning one.
+    ``path(operands, keep)`` gives the contraction order (opt_einsum's linear
+    path format) of the product of ``operands`` that keeps the ``keep`` indices:
+    :func:`einderiv.planning.product_path`, which also holds it to the memory limit.
     """
     lowered: list[Statement] = []
     for statement in statements:
         terms = []
         made = 0
         for term in statement.rhs.terms:
-            term, intermediates = _split_term(term, statement, size, optimize, made)
+            term, intermediates = _split_term(term, statement, path, made)
             lowered.extend(intermediates)
             made += len(intermediates)
             terms.append(term)
@@ -82,14 +81,14 @@ def lower_products(statements: Sequence[Statement], size: Callable[[str], int], 
     return tuple(lowered)
 
 
-def _split_term(term: Term, statement: Statement, size: Callable[[str], int], optimize: Any,
+def _split_term(term: Term, statement: Statement, path: Callable[[Sequence[Ref], set[str]], Sequence[Sequence[int]]],
                 counter: int) -> tuple[Term, list[Statement]]:
     operands = [f for f in term.factors if isinstance(f, Ref)]
     if len(operands) < MIN_OPERANDS:
         return term, []
     rest = [f for f in term.factors if not isinstance(f, Ref)]
     protected = set(statement.lhs).union(*(ir.factor_indices(f) for f in rest))
-    steps = _path(operands, protected, size, optimize(len(operands)) if callable(optimize) else optimize)
+    steps = path(operands, protected)
     current: list[Ref] = list(operands)
     intermediates: list[Statement] = []
     contracted: set[str] = set()
@@ -115,16 +114,3 @@ def _split_term(term: Term, statement: Statement, size: Callable[[str], int], op
         current.append(Ref(name, kept))
     final = Term(term.coeff, tuple(i for i in term.summed if i not in contracted), tuple(current) + tuple(rest))
     return final, intermediates
-
-
-def _path(operands: Sequence[Ref], protected: set[str], size: Callable[[str], int], optimize: Any) -> list[tuple[int, ...]]:
-    """opt_einsum's contraction path for the product of ``operands`` keeping ``protected`` indices."""
-    symbols: dict[str, str] = {}
-    for r in operands:
-        for i in r.indices:
-            symbols.setdefault(i, opt_einsum.get_symbol(len(symbols)))
-    out = "".join(symbols[i] for i in symbols if i in protected)
-    equation = ",".join("".join(symbols[i] for i in r.indices) for r in operands) + "->" + out
-    shapes = [tuple(size(i) for i in r.indices) for r in operands]
-    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimize)
-    return [tuple(step) for step in path]

@@ -20,7 +20,6 @@ statement) and ``sizes`` for indices no array fixes. The work is split in two:
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from . import ir
 from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
 from . import planning, simplification
 from . import symmetric as _symmetric
+from .caching import MAX_TEXT, bounded_cache
 from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
 from .planning import Context, compile_expr, index_size
 from . import program as program_module
@@ -45,9 +45,11 @@ ArrayLike = Any
 Inputs = Mapping[str, ArrayLike]
 
 _CACHE_SIZE = 128
+_CACHE_TEXT = MAX_TEXT           # and at most this much program text (a plan's size grows with its program's)
 _cache: "OrderedDict[tuple, _Plan]" = OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
+_weight = {"text": 0}
 
 
 _other_caches: list[Callable[[], None]] = []
@@ -67,6 +69,7 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _stats.update(hits=0, misses=0)
+        _weight.update(text=0)
     for clear in (_ancestors.cache_clear, _request.cache_clear, program_module._parse_cached.cache_clear,
                   program_module._derivative.cache_clear, ir._all_names_of.cache_clear,
                   simplification._nested_text.cache_clear, *_other_caches):
@@ -74,9 +77,10 @@ def clear_cache() -> None:
 
 
 def cache_info() -> dict[str, int]:
-    """Plan-cache statistics: hits, misses, current size and maximum size."""
+    """Plan-cache statistics: hits, misses, current and maximum size, in plans and in program text."""
     with _lock:
-        return {**_stats, "size": len(_cache), "maxsize": _CACHE_SIZE}
+        return {**_stats, "size": len(_cache), "maxsize": _CACHE_SIZE, "text": _weight["text"],
+                "max_text": _CACHE_TEXT}
 
 
 @dataclass(frozen=True)
@@ -151,13 +155,13 @@ def _as_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
     raise ShapeError(f"{role} '{name}' is not a numeric array (dtype {array.dtype})")
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_cache(max_entries=1024, max_weight=MAX_TEXT)
 def _ancestors(program: Program, of: str) -> tuple[str, ...]:
     """Statements ``of`` depends on, itself included, in program order (cached per program)."""
     return dependencies(program.statements, [of])
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_cache(max_entries=1024, max_weight=MAX_TEXT)
 def _request(program: Program, of: str, extra: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(statements to run, inputs to check) for output ``of`` plus the inputs in ``extra``."""
     order = _ancestors(program, of)
@@ -263,8 +267,8 @@ def _what(statement) -> str:
 def _lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTable:
     """The statements ``names`` with products of three or more tensors split along their
     contraction paths (:mod:`einderiv.contraction_tree`), for these shapes."""
-    statements = lower_products([program.statement(n) for n in names], lambda index: index_size(index, ctx),
-                                lambda operands: planning.path_optimizer(ctx, operands))
+    statements = lower_products([program.statement(n) for n in names],
+                                lambda operands, keep: planning.product_path(operands, keep, ctx))
     return StatementTable.of(statements)
 
 
@@ -339,6 +343,11 @@ def _referenced_statements(program: Program | StatementTable, exprs: Sequence[ir
     return list(dependencies(program.statements, roots))
 
 
+def _key_text(key: tuple) -> int:
+    """The weight of a plan: the length of its program's text (every key holds it second)."""
+    return len(key[1]) if len(key) > 1 and isinstance(key[1], str) else 0
+
+
 def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
     with _lock:
         plan = _cache.get(key)
@@ -350,10 +359,13 @@ def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
     with depth_guard("the program"):
         plan = build()
     with _lock:
+        if key not in _cache:
+            _weight["text"] += _key_text(key)
         _cache[key] = plan
         _cache.move_to_end(key)
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        while len(_cache) > 1 and (len(_cache) > _CACHE_SIZE or _weight["text"] > _CACHE_TEXT):
+            gone, _ = _cache.popitem(last=False)
+            _weight["text"] -= _key_text(gone)
     return plan
 
 

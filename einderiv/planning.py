@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import opt_einsum
@@ -35,7 +35,7 @@ from .errors import MemoryLimitError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["Context", "compile_expr", "path_optimizer", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
+__all__ = ["Context", "compile_expr", "path_optimizer", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
 
 #: Default limit, in bytes, on any one tensor einderiv allocates (read at each call;
@@ -335,9 +335,10 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     else:
         shapes = [tuple(index_size(i, ctx) for i in idx) for _, idx in operands]
         args = [x for pair in zip(shapes, sublists) for x in pair]
-        limit = max(ctx.memory_limit // ctx.dtype.itemsize, 1)
-        expression = opt_einsum.contract_expression(*args, out_ids, optimize=_optimizer(ctx, len(operands)),
-                                                    memory_limit=limit)
+        described = " ".join(f"{getattr(get, 'name', '(…)')}[{','.join(ir.display_name(i) for i in idx)}]"
+                             for get, idx in operands)
+        path = _path_within_limit(described, sublists, out_ids, shapes, ids, ctx)
+        expression = opt_einsum.contract_expression(*args, out_ids, optimize=path)
         ctx.paths.append(expression)
 
         def core(env, expression=expression, getters=getters):
@@ -371,6 +372,62 @@ def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], don
                 return np.multiply(mine, theirs, out=mine)
             return product
     return None
+
+
+#: A path that keeps within the memory limit may cost at most this many times the FLOPs of the best path.
+SLOWER_WITHIN_LIMIT = 8
+
+
+def product_path(operands: Sequence[Ref], keep: set[str], ctx: Context) -> list[tuple[int, ...]]:
+    """The contraction order of a product of tensor entries keeping the ``keep`` indices
+    (see :func:`_path_within_limit`): what :mod:`einderiv.contraction_tree` splits along.
+
+    >>> ctx = Context(sizes={"i": 2, "j": 3, "k": 4}, shapes={}, dtype=np.dtype(float))
+    >>> product_path([Ref("A", ("i", "j")), Ref("B", ("j", "k")), Ref("c", ("k",))], {"i"}, ctx)
+    [(1, 2), (0, 1)]
+    """
+    ids: dict[str, int] = {}
+    for r in operands:
+        for i in r.indices:
+            ids.setdefault(i, len(ids))
+    sublists = [[ids[i] for i in r.indices] for r in operands]
+    out = [ids[i] for i in ids if i in keep]
+    shapes = [tuple(index_size(i, ctx) for i in r.indices) for r in operands]
+    described = " ".join(f"{r.name}[{','.join(ir.display_name(i) for i in r.indices)}]" for r in operands)
+    return _path_within_limit(described, sublists, out, shapes, ids, ctx)
+
+
+def _path_within_limit(described: str, sublists: list[list[int]], out: list[int],
+                       shapes: list[tuple[int, ...]], ids: Mapping[str, int], ctx: Context) -> list[tuple[int, ...]]:
+    """The contraction order: the best one when its intermediates fit the memory limit.
+
+    Otherwise the best order whose intermediates fit, if it costs at most
+    :data:`SLOWER_WITHIN_LIMIT` times the FLOPs; else :class:`MemoryLimitError`
+    naming the intermediate the best order needs. (Capping the search alone would
+    fall back to one nested loop over every index: orders of magnitude slower.)
+    """
+    equation = ",".join("".join(opt_einsum.get_symbol(i) for i in sub) for sub in sublists)
+    equation += "->" + "".join(opt_einsum.get_symbol(i) for i in out)
+    itemsize = ctx.dtype.itemsize
+    best = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)))[1]
+    if max(best.size_list, default=1) * itemsize <= ctx.memory_limit:
+        return best.path
+    limit = max(ctx.memory_limit // itemsize, 1)
+    capped = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)),
+                                      memory_limit=limit)[1]
+    if max(capped.size_list, default=1) * itemsize <= ctx.memory_limit \
+            and capped.opt_cost <= SLOWER_WITHIN_LIMIT * max(best.opt_cost, 1):
+        return capped.path
+    step = max(range(len(best.size_list)), key=lambda k: best.size_list[k])
+    names = {opt_einsum.get_symbol(i): index for index, i in ids.items()}
+    indices = [names[c] for c in best.contraction_list[step][2].split("->")[1]]
+    shape = tuple(index_size(i, ctx) for i in indices)
+    raise MemoryLimitError(
+        f"the product {described} needs an intermediate over [{','.join(ir.display_name(i) for i in indices)}] "
+        f"of shape {shape}, {best.size_list[step] * itemsize:,} bytes, over the memory limit of "
+        f"{ctx.memory_limit:,} bytes; any order within the limit costs over {SLOWER_WITHIN_LIMIT}× the "
+        f"{best.opt_cost:,} operations of the best one: raise memory_limit or compute part of the product "
+        f"in a statement of its own")
 
 
 def _optimizer(ctx: Context, operands: int):

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import ir
+from .caching import MAX_TEXT, bounded_cache
 from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
 from .errors import EinderivWarning, ProgramError, depth_guard
 from .ir import Expr
 from .parsing import parse_text
 from .printing import format_expr, format_ref
 from .semantics import Statement, analyse
+from .simplification import simplify
 
 __all__ = ["Program", "Derivative", "parse", "as_program"]
 
@@ -101,7 +103,7 @@ class Program:
         return self.text
 
 
-@functools.lru_cache(maxsize=512)
+@bounded_cache(max_entries=512, max_weight=MAX_TEXT)
 def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
     with depth_guard("the program"):
@@ -150,6 +152,7 @@ class Derivative:
     wrt_indices: tuple[str, ...]
     expr: Expr
     chain: tuple[DerivedStatement, ...]
+    definitions: tuple[Statement, ...] = ()     # temporaries the text refers to, when not written out in place
 
     def _names(self) -> dict[str, str]:
         return {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
@@ -169,6 +172,10 @@ class Derivative:
         tensors = self._tensor_names()
         lines = []
         with depth_guard(f"the derivative of '{self.of}'"):
+            for s in self.definitions:
+                fixed = {i: ir.display_name(i) for i in s.lhs}
+                lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
+                             f"{format_expr(s.rhs, fixed, ascii=ascii)}")
             for s in self.chain:
                 fixed = {i: ir.display_name(i) for i in s.indices}
                 lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
@@ -202,7 +209,7 @@ def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:
     return ir.mul(*(ir.delta(o, p) for o, p in zip(out, positions)))
 
 
-@functools.lru_cache(maxsize=256)
+@bounded_cache(max_entries=256, max_weight=MAX_TEXT)
 def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     rank = program.rank(wrt)
     if wrt in program.names:
@@ -217,4 +224,73 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     seed = jacobian_seed(out, program.statement(of).lhs)
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
-    return Derivative(of, wrt, out, slots, expr, derived.statements)
+    return _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements))
+
+
+#: Temporaries are written out in place in a derivative while it keeps at most this many factors.
+SHORT_FACTORS = 40
+SHORT_TERMS = 8
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _shown(program: Program, d: Derivative) -> Derivative:
+    """``d`` with the program's temporaries written out in place where that stays short,
+    else with their definitions attached (printed first, as a chain)."""
+    hidden = {s.name: s for s in program.statements if s.hidden}
+    if not hidden:
+        return d
+    exprs = [s.expr for s in d.chain] + [d.expr]
+    if not any(name in hidden for e in exprs for name in ir.tensor_names(e)):
+        return d
+    try:
+        inlined = [_inline(e, hidden, [SHORT_FACTORS]) for e in exprs]
+    except _TooLong:
+        return replace(d, definitions=_definitions(exprs, hidden, program))
+    chain = tuple(replace(s, expr=e) for s, e in zip(d.chain, inlined))
+    return replace(d, expr=inlined[-1], chain=chain)
+
+
+def _definitions(exprs: list[Expr], hidden: dict[str, Statement], program: Program) -> tuple[Statement, ...]:
+    """The temporaries ``exprs`` refer to, and those they refer to in turn, in program order."""
+    needed: set[str] = set()
+    stack = [name for e in exprs for name in ir.tensor_names(e) if name in hidden]
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(t for t in ir.tensor_names(hidden[name].rhs) if t in hidden)
+    return tuple(s for s in program.statements if s.name in needed)
+
+
+def _inline(expr: Expr, hidden: dict[str, Statement], budget: list[int]) -> Expr:
+    """``expr`` with every temporary replaced by its definition; :class:`_TooLong` past ``budget`` factors."""
+    if not any(name in hidden for name in ir.tensor_names(expr)):
+        return expr
+    terms = []
+    for term in expr.terms:
+        pieces = [ir.const(term.coeff)] + [_inline_factor(f, hidden, budget) for f in term.factors]
+        count = 1
+        for piece in pieces:
+            count *= len(piece.terms)
+        if len(terms) + count > SHORT_TERMS:           # a temporary that is a sum would multiply out
+            raise _TooLong
+        terms.extend(ir.summation(term.summed, ir.mul(*pieces)).terms)
+    return simplify(Expr(tuple(terms)))
+
+
+def _inline_factor(factor: ir.Factor, hidden: dict[str, Statement], budget: list[int]) -> Expr:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLong
+    if isinstance(factor, ir.Ref) and factor.name in hidden:
+        definition = hidden[factor.name]
+        return ir.rename(_inline(definition.rhs, hidden, budget), dict(zip(definition.lhs, factor.indices)))
+    if isinstance(factor, ir.Call):
+        return ir.call(factor.fn, [_inline(a, hidden, budget) for a in factor.args])
+    if isinstance(factor, ir.Power):
+        return Expr((ir.Term(1.0, (), (ir.Power(_inline(factor.base, hidden, budget),
+                                                 _inline(factor.exponent, hidden, budget)),)),))
+    return Expr((ir.Term(1.0, (), (factor,)),))

@@ -11,7 +11,9 @@ This is where the language's meaning lives:
 * sizes: each statement's indices get internal names (``k`` of statement 2 is
   ``"k#2"``), every occurrence is recorded, and :func:`resolve_sizes` checks
   them against concrete arrays, naming the index, both sizes and their sources;
-* the summation trap warning.
+* the summation trap warning;
+* temporaries: deep nesting and big products of sums are lowered through
+  hidden statements that mean the same (see :class:`_Temporaries`).
 
 >>> from einderiv.parsing import parse_text
 >>> stmts, inputs, warns = analyse(parse_text("y[i] = A[i,j] x[j]"))
@@ -21,7 +23,8 @@ This is where the language's meaning lives:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import replace, dataclass, field
 from typing import Iterable, Mapping
 
 from . import ir, matfun
@@ -34,7 +37,7 @@ from .simplification import simplify
 __all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
 
 
-def statement_index(name: str, number: int) -> str:
+def statement_index(name: str, number: int | str) -> str:
     """Internal name of index ``name`` in statement ``number``."""
     return f"{name}#{number}"
 
@@ -60,6 +63,7 @@ class Statement:
     line: int
     roots: tuple[str, ...]           # every index of the statement, left side first
     occurrences: tuple[Occurrence, ...]
+    hidden: bool = False             # a temporary that einderiv introduced (see _Temporaries)
 
     @property
     def rank(self) -> int:
@@ -78,7 +82,7 @@ class _Scope:
     """Mutable state while lowering one statement."""
 
     text: str
-    number: int
+    number: str                            # the tag indices are named with: "2", or "2t1" in a temporary
     lhs_names: tuple[str, ...]
     defined: Mapping[str, int]             # statement tensors defined so far → rank
     later: Mapping[str, int]               # statement tensors defined later → line
@@ -122,16 +126,220 @@ def analyse(tree: ProgramNode) -> tuple[tuple[Statement, ...], dict[str, int], t
     first_use: dict[str, tuple[int, int]] = {}
     statements = []
     warnings: list[str] = []
+    later = dict(lines)            # statement tensors not defined yet (the current one included) → line
+    temporaries = _Temporaries(text)
     for number, node in enumerate(tree.statements, start=1):
-        later = {name: line for name, line in lines.items() if name not in defined}
-        statement = _lower_statement(node, number, text, defined, later, input_ranks, first_use)
+        lowered = _lower_with_temporaries(node, number, str(number), text, defined, later, input_ranks,
+                                          first_use, temporaries)
+        statement = lowered[-1]
         warnings.extend(_trap_warnings(node, statement))
-        statements.append(statement)
-        defined[node.name] = statement.rank
+        statements.extend(lowered)
+        del later[node.name]       # one deletion per statement: linear in the program's length
     return tuple(statements), input_ranks, tuple(warnings)
 
 
-def _lower_statement(node: StatementNode, number: int, text: str, defined, later, input_ranks, first_use) -> Statement:
+#: A statement whose functions and powers nest deeper than this is lowered through temporaries.
+MAX_NESTING = 3
+
+#: A product of sums that would multiply out to more terms than this keeps the sums it may keep whole.
+EXPAND_AT_MOST = 16
+
+
+class _Temporaries:
+    """Names for temporaries: statements einderiv introduces for parts of a user's statement.
+
+    Two kinds of part become temporaries, each as if the user had written it as
+    a statement of its own, on the left all the indices occurring (free) in it,
+    including those the enclosing term sums over — so the meaning is unchanged:
+
+    * in a statement nested more than :data:`MAX_NESTING` deep, every function
+      call or power inside another one (``exp(tanh(u))``: ``t = tanh(u)``,
+      then ``exp(t)``), so derivatives grow linearly with the nesting, not
+      exponentially;
+    * in a product of sums that would multiply out to more than
+      :data:`EXPAND_AT_MOST` terms, every sum whose terms all have the same
+      summed indices (multiplying it out would give the same sums).
+
+    A name is ``<statement>_<k>``, never a name the program text uses.
+    """
+
+    def __init__(self, text: str):
+        self._text = text
+        self._taken: set[str] | None = None
+        self.count = 0
+
+    def name(self, parent: str) -> str:
+        """A fresh name for a temporary of statement ``parent``; ``self.count`` numbers it."""
+        if self._taken is None:          # only programs that need temporaries pay for this scan
+            self._taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", self._text))
+        while True:
+            self.count += 1
+            candidate = f"{parent}_{self.count}"
+            if candidate not in self._taken:
+                self._taken.add(candidate)
+                return candidate
+
+
+@dataclass
+class _Hoist:
+    """The temporaries taken out of one statement, in the order they must be defined."""
+
+    parent: StatementNode
+    names: _Temporaries
+    made: list[tuple[StatementNode, str]] = field(default_factory=list)   # (definition, tag of its indices)
+
+    def temporary(self, subtree: Node) -> Name:
+        """Define a temporary for ``subtree`` over its free indices; a reference to it."""
+        indices = tuple(_ordered_free_names(subtree, frozenset()))
+        name = self.names.name(self.parent.name)
+        line, column = _node_position(subtree)
+        definition = StatementNode(name, indices or None, subtree, line, column, self.parent.source)
+        self.made.append((definition, f"t{self.names.count}"))
+        return Name(name, indices or None, line, column)
+
+
+def _node_position(node: Node) -> tuple[int, int]:
+    return getattr(node, "line", 1), getattr(node, "column", 1)
+
+
+def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: str, defined, later, input_ranks,
+                            first_use, temporaries: _Temporaries, hidden: bool = False) -> list[Statement]:
+    """The statement, after the temporaries it needs (each lowered the same way), in order."""
+    hoist = _Hoist(node, temporaries)
+    rhs = node.rhs
+    if _nesting(rhs) > MAX_NESTING:
+        rhs = _hoist_nested(rhs, False, hoist)
+    rhs = _hoist_products(rhs, False, hoist)
+    expansion = _expand(rhs, hoist, frozenset(node.indices or ()))
+    lowered: list[Statement] = []
+    if hoist.made and not hidden:
+        _note_inputs(node.rhs, defined, later, input_ranks, first_use)
+    for temporary, serial in hoist.made:          # index k of statement 2's third temporary: "k#2t3"
+        lowered.extend(_lower_with_temporaries(temporary, number, f"{number}{serial}", text, defined,
+                                               later, input_ranks, first_use, temporaries, hidden=True))
+    statement = _lower_statement(node, number, tag, expansion, text, defined, later, input_ranks, first_use, hidden)
+    defined[node.name] = statement.rank
+    lowered.append(statement)
+    return lowered
+
+
+def _note_inputs(node: Node, defined, later, input_ranks: dict[str, int], first_use: dict) -> None:
+    """Record the inputs ``node`` uses in the order written, as lowering it in place would
+    (its temporaries are lowered first); a mismatch of ranks is left for lowering to report."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Name) and current.name not in defined and current.name not in later:
+            input_ranks.setdefault(current.name, len(current.indices or ()))
+            first_use.setdefault(current.name, (current.line, current.column))
+        stack.extend(reversed(_children(current)))
+
+
+def _nesting(node: Node) -> int:
+    """How deep functions and powers nest in ``node`` (``exp(x^2)``: 2)."""
+    depth, stack = 0, [(node, 0)]
+    while stack:                       # no recursion: the parser's own limit decides what is too deep
+        current, level = stack.pop()
+        if isinstance(current, CallNode) or (isinstance(current, Binary) and current.op == "^"):
+            level += 1
+            depth = max(depth, level)
+        stack.extend((child, level) for child in _children(current))
+    return depth
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, CallNode):
+        return node.args
+    if isinstance(node, SumNode):
+        return (node.body,)
+    return ()
+
+
+def _hoist_nested(node: Node, inside: bool, hoist: _Hoist) -> Node:
+    """``node`` with every call or power inside another one replaced by a temporary.
+
+    A matrix function (``inv(A)[i,j]``, ``det(A)``) is a leaf here: its argument follows
+    rules of its own, and it is evaluated once per plan anyway."""
+    if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS:
+        return node
+    if isinstance(node, CallNode):
+        new = replace(node, args=tuple(_hoist_nested(a, True, hoist) for a in node.args))
+        return hoist.temporary(new) if inside else new
+    if isinstance(node, Binary):
+        opaque = node.op == "^"
+        new = Binary(node.op, _hoist_nested(node.left, inside or opaque, hoist),
+                     _hoist_nested(node.right, inside or opaque, hoist), node.line, node.column)
+        return hoist.temporary(new) if inside and opaque else new
+    if isinstance(node, Unary):
+        return Unary(node.op, _hoist_nested(node.operand, inside, hoist), node.line, node.column)
+    if isinstance(node, SumNode):
+        return SumNode(node.indices, _hoist_nested(node.body, inside, hoist), node.line, node.column)
+    return node
+
+
+def _hoist_products(node: Node, inside: bool, hoist: _Hoist) -> Node:
+    """``node`` with the sums of a big product inside a function, power, denominator or
+    ``sum[...]`` made temporaries: there every value is pointwise, so a sum may stay whole.
+    (Products at the top are the business of :func:`_expand`, which follows the summation rule.)"""
+    if isinstance(node, Binary) and node.op == "*" and inside:
+        operands = _multiplicands(node)
+        counts = [_term_count(o) for o in operands]
+        if _product_size([[None] * c for c in counts]) > EXPAND_AT_MOST:
+            kept = [_hoist_products(o, True, hoist) for o in operands]
+            kept = [hoist.temporary(o) if c > 1 else o for o, c in zip(kept, counts)]
+            product = kept[0]
+            for operand in kept[1:]:
+                product = Binary("*", product, operand, node.line, node.column)
+            return product
+    if isinstance(node, Binary):
+        opaque = node.op == "^"
+        return Binary(node.op, _hoist_products(node.left, inside or opaque, hoist),
+                      _hoist_products(node.right, inside or opaque or node.op == "/", hoist), node.line, node.column)
+    if isinstance(node, Unary):
+        return Unary(node.op, _hoist_products(node.operand, inside, hoist), node.line, node.column)
+    if isinstance(node, CallNode) and node.fn not in ir.MATRIX_FUNCTIONS:
+        return replace(node, args=tuple(_hoist_products(a, True, hoist) for a in node.args))
+    if isinstance(node, SumNode):
+        return SumNode(node.indices, _hoist_products(node.body, True, hoist), node.line, node.column)
+    return node
+
+
+def _term_count(node: Node) -> int:
+    """How many terms ``node`` multiplies out to (as :func:`_expand` would)."""
+    if isinstance(node, Binary) and node.op in "+-":
+        return _term_count(node.left) + _term_count(node.right)
+    if isinstance(node, Binary) and node.op == "*":
+        return _term_count(node.left) * _term_count(node.right)
+    if isinstance(node, Binary) and node.op == "/":
+        return _term_count(node.left)
+    if isinstance(node, Unary):
+        return _term_count(node.operand)
+    return 1
+
+
+def _ordered_free_names(node: Node, bound: frozenset[str]) -> list[str]:
+    """The index names occurring free in ``node``, first occurrence first."""
+    seen: dict[str, None] = {}
+    stack = [(node, bound)]
+    while stack:
+        current, names = stack.pop()
+        if isinstance(current, Name):
+            for i in current.indices or ():
+                if i not in names:
+                    seen.setdefault(i)
+        elif isinstance(current, SumNode):
+            stack.append((current.body, names | set(current.indices)))
+        else:
+            stack.extend((child, names) for child in reversed(_children(current)))
+    return list(seen)
+
+
+def _lower_statement(node: StatementNode, number: int, tag: str, expansion: list[tuple[float, list[Node]]],
+                     text: str, defined, later, input_ranks, first_use, hidden: bool = False) -> Statement:
     lhs_names = node.indices or ()
     seen: set[str] = set()
     for name in lhs_names:
@@ -139,43 +347,86 @@ def _lower_statement(node: StatementNode, number: int, text: str, defined, later
             raise _located(ProgramError, f"index '{name}' appears twice on the left of '{node.name}'"
                            " (write the diagonal on the right instead: d[i] = A[i,i])", text, node.line, node.column)
         seen.add(name)
-    scope = _Scope(text, number, lhs_names, defined, later, input_ranks, first_use)
+    scope = _Scope(text, tag, lhs_names, defined, later, input_ranks, first_use)
     lhs = tuple(scope.index(name) for name in lhs_names)
     terms = []
-    for coeff, factors in _expand(node.rhs):
+    for coeff, factors in expansion:
         term = ir.scale(ir.mul(*(_lower(f, scope) for f in factors)), coeff)
         implicit = tuple(i for i in ir.free_indices(term) if i not in lhs)
         terms.append(ir.summation(implicit, term))
     rhs = simplify(ir.add(*terms))
     return Statement(number, node.name, lhs, rhs, node.source, node.line,
-                     tuple(scope.roots), tuple(scope.occurrences))
+                     tuple(scope.roots), tuple(scope.occurrences), hidden)
 
 
-def _expand(node: Node) -> list[tuple[float, list[Node]]]:
+def _expand(node: Node, hoist: _Hoist | None = None, lhs: frozenset[str] = frozenset()) -> list[tuple[float, list[Node]]]:
     """The additive terms of the expanded right-hand side: (coefficient, factors).
 
     Products (and numerators) distribute over parenthesized sums; functions,
     powers, denominators and ``sum[...]`` stay whole, as single factors. The
-    summation rule then applies to each of these terms as a whole.
+    summation rule then applies to each of these terms as a whole. A product
+    that would multiply out to more than :data:`EXPAND_AT_MOST` terms keeps
+    whole (as temporaries of ``hoist``) the sums whose terms all sum over the
+    same indices (not in ``lhs``): for them, multiplying out changes nothing.
     """
     if isinstance(node, Binary) and node.op in "+-":
-        right = _expand(node.right)
+        right = _expand(node.right, hoist, lhs)
         if node.op == "-":
             right = [(-c, f) for c, f in right]
-        return _expand(node.left) + right
+        return _expand(node.left, hoist, lhs) + right
     if isinstance(node, Unary):
-        return [(-c, f) for c, f in _expand(node.operand)]
+        return [(-c, f) for c, f in _expand(node.operand, hoist, lhs)]
     if isinstance(node, Binary) and node.op == "*":
-        left, right = _expand(node.left), _expand(node.right)
-        if len(left) * len(right) > ir.MAX_TERMS:
+        operands = _multiplicands(node)
+        expanded = [_expand(operand, hoist, lhs) for operand in operands]
+        count = _product_size(expanded)
+        if count > EXPAND_AT_MOST and hoist is not None:
+            expanded = [[(1.0, [hoist.temporary(operand)])] if len(terms) > 1 and _same_summed(terms, lhs) else terms
+                        for operand, terms in zip(operands, expanded)]
+            count = _product_size(expanded)
+        if count > ir.MAX_TERMS:
             raise UnsupportedError(f"line {node.line}: multiplying out this product gives "
-                                   f"{len(left) * len(right):,} terms, more than {ir.MAX_TERMS:,}; "
+                                   f"{count:,} terms, more than {ir.MAX_TERMS:,}; "
                                    f"compute the factors in separate statements")
-        return [(c1 * c2, f1 + f2) for c1, f1 in left for c2, f2 in right]
+        result: list[tuple[float, list[Node]]] = [(1.0, [])]
+        for terms in expanded:
+            result = [(c1 * c2, f1 + f2) for c1, f1 in result for c2, f2 in terms]
+        return result
     if isinstance(node, Binary) and node.op == "/":
         reciprocal = Binary("^", node.right, Number(-1.0, node.line, node.column), node.line, node.column)
-        return [(c, f + [reciprocal]) for c, f in _expand(node.left)]
+        return [(c, f + [reciprocal]) for c, f in _expand(node.left, hoist, lhs)]
     return [(1.0, [node])]
+
+
+def _multiplicands(node: Node) -> list[Node]:
+    """The operands of a chain of ``*`` (not looking into quotients), left to right."""
+    operands, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Binary) and current.op == "*":
+            stack.extend((current.right, current.left))
+        else:
+            operands.append(current)
+    return operands
+
+
+def _product_size(expanded: list[list]) -> int:
+    count = 1
+    for terms in expanded:
+        count *= len(terms)
+    return count
+
+
+def _same_summed(terms: list[tuple[float, list[Node]]], lhs: frozenset[str]) -> bool:
+    """Whether every term has the same indices not on the left (summed, once multiplied out)."""
+    first = None
+    for _, factors in terms:
+        names = set().union(*(_free_names(f, frozenset()) for f in factors)) - lhs if factors else set()
+        if first is None:
+            first = names
+        elif names != first:
+            return False
+    return True
 
 
 def _lower(node: Node, scope: _Scope) -> Expr:
@@ -311,12 +562,17 @@ def _trap_warnings(node: StatementNode, statement: Statement) -> list[str]:
     ]
 
 
-def _product_operands(node: Node) -> list[Node]:
+def _product_operands(node: Node) -> list[tuple[Node, bool]]:
+    """The operands of a product, each with whether it is a denominator.
+
+    ``A[i,j] / x[j]`` is the product of ``A[i,j]`` and ``x[j]^-1``: both count
+    when looking for an index that occurs twice in one product.
+    """
     if isinstance(node, Binary) and node.op == "*":
         return _product_operands(node.left) + _product_operands(node.right)
     if isinstance(node, Binary) and node.op == "/":
-        return _product_operands(node.left)
-    return [node]
+        return _product_operands(node.left) + [(node.right, True)]
+    return [(node, False)]
 
 
 def _free_names(node: Node, bound: frozenset[str]) -> set[str]:
@@ -340,16 +596,14 @@ def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], 
         operands = _product_operands(node)
         if opaque is not None and len(operands) > 1:
             counts: dict[str, int] = {}
-            for operand in operands:
+            for operand, _ in operands:
                 for index in _free_names(operand, bound):
                     counts[index] = counts.get(index, 0) + 1
             for index in sorted(counts):
                 if counts[index] > 1 and index not in lhs:
                     found.setdefault(index, opaque)
-        for operand in operands:
-            _scan(operand, opaque, bound, lhs, found)
-        if node.op == "/":
-            _scan(node.right, "denominator", bound, lhs, found)
+        for operand, denominator in operands:
+            _scan(operand, "denominator" if denominator else opaque, bound, lhs, found)
         return
     if isinstance(node, Binary) and node.op == "^":
         _scan(node.left, "power", bound, lhs, found)

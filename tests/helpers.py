@@ -67,3 +67,31 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL, msg=""):
         f"shape {actual.shape} != expected {expected.shape}. {msg}"
     )
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=msg)
+
+
+def count_lines(call) -> int:
+    """Lines of einderiv's own code that ``call()`` executes: a work count that, unlike
+    wall time, does not depend on how loaded the machine is (a loop on one line counts
+    once per pass, since every backward jump re-executes the line)."""
+    import pathlib
+    import sys
+
+    package = str(pathlib.Path(einderiv.__file__).parent)
+    count = 0
+
+    def local(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return local
+
+    def tracer(frame, event, arg):
+        return local if frame.f_code.co_filename.startswith(package) else None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        call()
+    finally:
+        sys.settrace(previous)
+    return count

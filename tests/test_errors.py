@@ -228,7 +228,11 @@ def test_summation_trap_warning_names_the_index():
 
 # inside a function and in a denominator too
 @pytest.mark.parametrize(
-    "text", ["y[i] = exp(A[i,jt] x[jt])", "y[i] = 1 / (A[i,jt] x[jt])", "y[i] = sigmoid(A[i,jt] x[jt] + 1)"]
+    "text", ["y[i] = exp(A[i,jt] x[jt])", "y[i] = 1 / (A[i,jt] x[jt])", "y[i] = sigmoid(A[i,jt] x[jt] + 1)",
+             # a quotient is a product too: A[i,jt] / x[jt] is A[i,jt] x[jt]^-1
+             "y[i] = exp(A[i,jt] / x[jt])", "y[i] = (A[i,jt] / x[jt])^2", "y[i] = log(2 / x[jt] A[i,jt])",
+             # every denominator of a chain of quotients is looked into, not only the last
+             "y[i] = A[i,jt] / exp(A[i,jt] x[jt]) / 2"]
 )
 def test_summation_trap_warns_in_function_and_denominator(text):
     inputs = {"A": np.full((2, 3), 0.5), "x": np.array([1.0, 2.0, 3.0])}
@@ -254,6 +258,23 @@ def test_no_warning_without_trap(text):
         warnings.simplefilter("error", einderiv.EinderivWarning)
         value = _run(text, inputs)
     assert np.all(np.isfinite(value))
+
+
+@pytest.mark.parametrize("text", ["y[i] = A[i,jt] / x[jt]", "y[i] = exp(A[i,jt] / sum[jt](x[jt]))",
+                                  "y[i] = exp(sum[jt](A[i,jt] / x[jt]))", "y[i] = sum[jt](exp(A[i,jt] / x[jt]))"])
+def test_no_warning_for_a_quotient_outside_functions_or_summed_explicitly(text):
+    inputs = {"A": np.full((2, 3), 0.5), "x": np.array([1.0, 2.0, 3.0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", einderiv.EinderivWarning)
+        assert np.all(np.isfinite(_run(text, inputs)))
+
+
+def test_the_quotient_trap_means_the_sum_outside_the_function():
+    # y[i] = exp(A[i,j] / x[j]) is Σ_j exp(A[i,j] / x[j]), as for the product
+    A, x = np.arange(6.0).reshape(2, 3) / 6, np.array([1.0, 2.0, 4.0])
+    with pytest.warns(einderiv.EinderivWarning, match=r"'jt' is summed over the whole term, outside the function exp"):
+        value = _run("y[i] = exp(A[i,jt] / x[jt])", {"A": A, "x": x})
+    np.testing.assert_allclose(value, np.exp(A / x).sum(axis=1))
 
 
 # the fix computes ‖XW − Y‖²
