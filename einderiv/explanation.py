@@ -34,8 +34,6 @@ from .simplification import simplify
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
 
-_LETTERS = "abcdefghpqrstuvwxyz"
-
 
 # ---------------------------------------------------------------- names
 
@@ -60,7 +58,7 @@ def _axis_names(program: Program, tensor: str) -> list[str]:
             if occ.tensor == tensor and names[occ.axis] is None:
                 names[occ.axis] = ir.display_name(occ.root)
     used: set[str] = set()
-    spare = iter(c for c in _LETTERS if c not in names)
+    spare = iter(ir.fresh_names(rank, {n for n in names if n is not None}))
     out = []
     for n in names:
         if n is None or n in used:
@@ -72,7 +70,7 @@ def _axis_names(program: Program, tensor: str) -> list[str]:
 
 def _fresh_slots(tensor: str, rank: int, avoid: Sequence[str]) -> tuple[str, ...]:
     taken = {ir.display_name(i) for i in avoid}
-    return slot_indices(tensor, rank, [c for c in _LETTERS if c not in taken])
+    return slot_indices(tensor, rank, ir.fresh_names(rank, taken))
 
 
 def _wrts(program: Program, wrt: str | Sequence[str]) -> tuple[str, ...]:
@@ -145,8 +143,10 @@ class AdjointStep:
     def to_text(self, ascii: bool = False) -> str:
         """``gW[h,c] = H2[n,h] gZ[n,c]`` (parseable; ``ascii=True`` for ``delta(i,a)``).
 
-        A gradient constant along some axis gets ``+ 0 W[a,b]``: a zero term that
-        fixes the sizes, so the statement runs without ``sizes=``.
+        A gradient whose indices are not all fixed by the arrays it reads (constant
+        along some axis, or only a delta there: ``gA[i,a] = δ[i,a]``) gets
+        ``+ 0 W[a,b]``: a zero term that fixes the sizes, so the statement runs
+        without ``sizes=``.
         """
         fixed = dict(zip(self.indices, self.index_names))
         lhs = format_ref(self.name, self.index_names)
@@ -154,7 +154,7 @@ class AdjointStep:
         if not self.expr.terms:   # zero, shaped like the tensor: "0 W[a,b]" fixes the sizes
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
         rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
-        if set(self.indices) - set(ir.free_indices(self.expr)):   # constant along an axis: "+ 0 W[a,b]" sizes it
+        if set(self.indices) - _array_indices(self.expr):   # an axis no array sizes: "+ 0 W[a,b]" sizes it
             rhs += f" + {shaped}"
         return f"{lhs} = {rhs}"
 
@@ -175,6 +175,19 @@ class AdjointStep:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _array_indices(expr: Expr) -> set[str]:
+    """Indices that some tensor entry of ``expr`` carries (they are sized by an array), nested ones too."""
+    found: set[str] = set()
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, Ref):
+                found.update(factor.indices)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found |= _array_indices(nested)
+    return found
 
 
 @dataclass(frozen=True)
@@ -506,7 +519,7 @@ def _delta_rule(expr: Expr, tensor: str) -> str:
     if ref is None or not ref.indices:
         return f"∂{tensor}/∂{tensor} = 1"
     names = [ir.display_name(i) for i in ref.indices]
-    fresh = [c for c in _LETTERS if c not in names][:len(names)]
+    fresh = ir.fresh_names(len(names), names)
     deltas = " ".join(f"δ[{x},{a}]" for x, a in zip(names, fresh))
     return f"∂{format_ref(tensor, tuple(names))}/∂{format_ref(tensor, tuple(fresh))} = {deltas}"
 
