@@ -1,10 +1,14 @@
 """Index-form text of IR expressions: pure functions, no simplification, no numbers.
 
 Free indices keep the names the caller fixes; every other index gets the name
-its user wrote, with a digit appended only where two would clash within a term.
-Top-level terms sum their repeated indices implicitly (the language's rule);
-sums inside functions and powers are written ``sum[j](…)``. The text parses
-back to the same meaning (``ascii=True`` writes ``delta(i,a)`` for ``δ[i,a]``).
+its user wrote, with a digit appended where two would clash within a term or
+where two indices of different sizes would share a name within the line (read
+back, one name has one size per statement). Top-level terms sum their repeated
+indices implicitly (the language's rule); sums inside functions and powers are
+written ``sum[j](…)``, and a summed index no factor uses (a size) ``sum[j](1)``.
+A name before a parenthesis gets ``*`` (``c * (x + y)``), since juxtaposed it
+would read as a call. The text parses back to the same meaning (``ascii=True``
+writes ``delta(i,a)`` for ``δ[i,a]``; both are the language's Kronecker delta).
 
 >>> from einderiv import ir
 >>> e = ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"]))
