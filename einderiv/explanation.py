@@ -18,6 +18,7 @@ gW[i,j] = gF[i,k] X[j,k]
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -135,6 +136,7 @@ class AdjointStep:
     tensors: Mapping[str, str]
     matrix: MatrixForm | None
     note: str
+    sizers: tuple[tuple[str, str, int, int], ...] = ()   # (summed index left as a size, tensor, axis, rank)
 
     @property
     def index_names(self) -> tuple[str, ...]:
@@ -153,9 +155,19 @@ class AdjointStep:
         shaped = f"0 {format_ref(self.of, self.index_names)}"
         if not self.expr.terms:   # zero, shaped like the tensor: "0 W[a,b]" fixes the sizes
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
+        sized = {}
+        for index, tensor, axis, rank in self.sizers:   # a size sum[i](1): "+ 0 x[i]" sizes i
+            name = next(n for n in [ir.display_name(index)] + [f"{ir.display_name(index)}{k}" for k in range(1, 99)]
+                        if n not in fixed.values())
+            fixed[index] = name
+            sized[index] = (tensor, axis, rank, name)
         rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
         if set(self.indices) - _array_indices(self.expr):   # an axis no array sizes: "+ 0 W[a,b]" sizes it
             rhs += f" + {shaped}"
+        taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rhs)) | set(fixed.values())
+        for tensor, axis, rank, name in sized.values():
+            others = iter(ir.fresh_names(rank - 1, taken))
+            rhs += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(others) for k in range(rank)))}"
         return f"{lhs} = {rhs}"
 
     @property
@@ -308,9 +320,35 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     for tensor, indices, expr in sorted(items, key=lambda it: _step_key(program, order, it[0])):
         form = to_matrix(expr, indices, tensors=tensors)
         note = _note(program, order, tensor, of, slots, tensors)
-        steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note))
+        steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
+                                 _sizers(program, expr)))
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
                           seed_name)
+
+
+def _size_indices(expr: Expr) -> dict[str, None]:
+    """Indices of the ``size(i)`` factors of ``expr`` (summed indices no factor uses), nested ones too."""
+    found: dict[str, None] = {}
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, ir.Size):
+                found.setdefault(factor.index)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found.update(_size_indices(nested))
+    return found
+
+
+def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ...]:
+    """For each size factor, a tensor axis of the program with that size: (index, tensor, axis, rank)."""
+    out = []
+    for index in _size_indices(expr):
+        root = ir.index_root(index)
+        found = next(((occ.tensor, occ.axis) for s in program.statements for occ in s.occurrences
+                      if occ.root == root), None)
+        if found is not None:
+            out.append((index, found[0], found[1], program.rank(found[0])))
+    return tuple(out)
 
 
 def _ancestors(program: Program, of: str) -> list[str]:
