@@ -157,8 +157,10 @@ class AdjointStep:
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
         sized = {}
         for index, tensor, axis, rank in self.sizers:   # a size sum[i](1): "+ 0 x[i]" sizes i
-            name = next(n for n in [ir.display_name(index)] + [f"{ir.display_name(index)}{k}" for k in range(1, 99)]
-                        if n not in fixed.values())
+            base = name = ir.display_name(index)
+            k = 1
+            while name in fixed.values():
+                name, k = f"{base}{k}", k + 1
             fixed[index] = name
             sized[index] = (tensor, axis, rank, name)
         rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
@@ -356,10 +358,14 @@ def _ancestors(program: Program, of: str) -> list[str]:
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
-    """Reverse order: a gradient is complete once its earliest consumer has been processed."""
+    """Reverse order: a gradient is complete once its earliest consumer has been processed.
+
+    A gradient nothing feeds (zero: its uses cancel, ``-h[i] + h[i]``) comes first if it is
+    an intermediate's, since later steps may read it; an input's comes last.
+    """
     consumers = _consumers(program, order, tensor)
     if not consumers:
-        return (1, 0)
+        return (-len(program.statements) - 1, 0) if tensor in program.names else (1, 0)
     first = consumers[0]
     return (-first.number, ir.tensor_names(first.rhs).index(tensor))
 

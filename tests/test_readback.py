@@ -19,6 +19,7 @@ deltas, scalars and constants. Every index name has one size (``i``, ``k``: 2;
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -35,8 +36,9 @@ from einderiv.second_order import symbolic_hessian
 SIZES = {"i": 2, "k": 2, "j": 3, "l": 3}
 NAMES_OF_SIZE = {2: ("i", "k"), 3: ("j", "l")}
 INPUTS = {"x": (2,), "y": (3,), "A": (2, 3), "B": (3, 3), "S": (2, 2), "c": ()}
-READBACK = settings(max_examples=int(__import__("os").environ.get("READBACK_EXAMPLES", "40")), deadline=None, database=None,
-                    derandomize=not __import__("os").environ.get("READBACK_RANDOM"),
+# READBACK_EXAMPLES=2000 READBACK_RANDOM=1 for a deeper, randomized search
+READBACK = settings(max_examples=int(os.environ.get("READBACK_EXAMPLES", "40")), deadline=None, database=None,
+                    derandomize=not os.environ.get("READBACK_RANDOM"),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 
@@ -479,3 +481,13 @@ def test_generated_code_sizes_an_index_through_a_delta():
     np.testing.assert_array_equal(gradient["x"], einderiv.grad(text, "x", {"x": x}))
     with pytest.raises(errors.ShapeError, match="must have the same size"):
         einderiv.evaluate(text, {"x": x}, sizes={"a": 2})
+
+
+def test_an_intermediate_whose_uses_cancel_gets_its_zero_gradient_before_it_is_read():
+    # found by the property: gh0 (zero: out = -h0[i] + h0[i]) was defined after gc = gh0[i] read it
+    text = "h0[i] = c\nout = -(h0[i]) + h0[i]"
+    adj = einderiv.adjoint(text, "c")
+    assert adj.text == "gh0[i] = 0 h0[i]\ngc = gh0[i]"
+    assert einderiv.evaluate(text + "\n" + adj.text, {"c": 2.0}, of="gc", sizes={"i": 3}) == 0.0
+    with pytest.raises(errors.ProgramError, match="used before the statement that defines it"):
+        einderiv.parse(text + "\ngc = gh0[i]\ngh0[i] = 0 h0[i]")
