@@ -168,8 +168,10 @@ class AdjointStep:
             rhs += f" + {shaped}"
         taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rhs)) | set(fixed.values())
         for tensor, axis, rank, name in sized.values():
-            others = iter(ir.fresh_names(rank - 1, taken))
-            rhs += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(others) for k in range(rank)))}"
+            others = ir.fresh_names(rank - 1, taken)
+            taken.update(others)
+            spare = iter(others)
+            rhs += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(spare) for k in range(rank)))}"
         return f"{lhs} = {rhs}"
 
     @property

@@ -262,6 +262,14 @@ def _check_vjp_line(program: einderiv.Program, wrt: str, inputs) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=text)
 
 
+def _moderate(program: einderiv.Program, inputs) -> bool:
+    """Every statement's value is moderate, so no printed term (exp(h0), say) is so large that
+    rounding in the difference of two of them dwarfs the answer: the printed form and the plan
+    group the same terms differently."""
+    return all(np.all(np.abs(einderiv.evaluate(program, inputs, of=name, sizes=SIZES)) < 5.0)
+               for name in program.names)
+
+
 def _shape(program: einderiv.Program, name: str) -> tuple[int, ...]:
     return tuple(SIZES[i.split("#")[0]] for i in program.statement(name).lhs)
 
@@ -276,6 +284,7 @@ def test_every_printed_derivative_adjoint_and_vjp_line_reads_back(text, data):
         assume(program.inputs)
         wrt = data.draw(st.sampled_from([name for name, _ in program.inputs]))
         inputs = _inputs(program)
+        assume(_moderate(program, inputs))
         _check_derivative(program, wrt, inputs)
         _check_adjoint(program, wrt, inputs)
         _check_vjp_line(program, wrt, inputs)
@@ -311,6 +320,7 @@ def test_every_printed_hessian_reads_back(text, data):
         assume(program.inputs)
         wrt = data.draw(st.sampled_from([name for name, _ in program.inputs]))
         inputs = _inputs(program)
+        assume(_moderate(program, inputs))
         h = symbolic_hessian(program, wrt)
         readback = hessian_program(program, h)
         note(readback)
