@@ -396,6 +396,11 @@ class _Writer:
         for s in program.statements:
             for occ in s.occurrences:
                 self.occurrences.setdefault(occ.root, []).append((occ.tensor, occ.axis))
+            for _ in s.deltas:                  # a written δ[i,a] gives each index the other's size
+                for pair in s.deltas:
+                    for known, unknown in (pair, pair[::-1]):
+                        if known in self.occurrences and unknown not in self.occurrences:
+                            self.occurrences[unknown] = list(self.occurrences[known])
         self.inputs = dict(program.inputs)
 
     # names

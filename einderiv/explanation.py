@@ -18,6 +18,7 @@ gW[i,j] = gF[i,k] X[j,k]
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -33,8 +34,6 @@ from .semantics import Statement, dependencies, resolve_sizes
 from .simplification import simplify
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
-
-_LETTERS = "abcdefghpqrstuvwxyz"
 
 
 # ---------------------------------------------------------------- names
@@ -60,7 +59,7 @@ def _axis_names(program: Program, tensor: str) -> list[str]:
             if occ.tensor == tensor and names[occ.axis] is None:
                 names[occ.axis] = ir.display_name(occ.root)
     used: set[str] = set()
-    spare = iter(c for c in _LETTERS if c not in names)
+    spare = iter(ir.fresh_names(rank, {n for n in names if n is not None}))
     out = []
     for n in names:
         if n is None or n in used:
@@ -72,7 +71,7 @@ def _axis_names(program: Program, tensor: str) -> list[str]:
 
 def _fresh_slots(tensor: str, rank: int, avoid: Sequence[str]) -> tuple[str, ...]:
     taken = {ir.display_name(i) for i in avoid}
-    return slot_indices(tensor, rank, [c for c in _LETTERS if c not in taken])
+    return slot_indices(tensor, rank, ir.fresh_names(rank, taken))
 
 
 def _wrts(program: Program, wrt: str | Sequence[str]) -> tuple[str, ...]:
@@ -137,6 +136,7 @@ class AdjointStep:
     tensors: Mapping[str, str]
     matrix: MatrixForm | None
     note: str
+    sizers: tuple[tuple[str, str, int, int], ...] = ()   # (summed index left as a size, tensor, axis, rank)
 
     @property
     def index_names(self) -> tuple[str, ...]:
@@ -145,17 +145,33 @@ class AdjointStep:
     def to_text(self, ascii: bool = False) -> str:
         """``gW[h,c] = H2[n,h] gZ[n,c]`` (parseable; ``ascii=True`` for ``delta(i,a)``).
 
-        A gradient constant along some axis gets ``+ 0 W[a,b]``: a zero term that
-        fixes the sizes, so the statement runs without ``sizes=``.
+        A gradient whose indices are not all fixed by the arrays it reads (constant
+        along some axis, or only a delta there: ``gA[i,a] = δ[i,a]``) gets
+        ``+ 0 W[a,b]``: a zero term that fixes the sizes, so the statement runs
+        without ``sizes=``.
         """
         fixed = dict(zip(self.indices, self.index_names))
         lhs = format_ref(self.name, self.index_names)
         shaped = f"0 {format_ref(self.of, self.index_names)}"
         if not self.expr.terms:   # zero, shaped like the tensor: "0 W[a,b]" fixes the sizes
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
+        sized = {}
+        for index, tensor, axis, rank in self.sizers:   # a size sum[i](1): "+ 0 x[i]" sizes i
+            base = name = ir.display_name(index)
+            k = 1
+            while name in fixed.values():
+                name, k = f"{base}{k}", k + 1
+            fixed[index] = name
+            sized[index] = (tensor, axis, rank, name)
         rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
-        if set(self.indices) - set(ir.free_indices(self.expr)):   # constant along an axis: "+ 0 W[a,b]" sizes it
+        if set(self.indices) - _array_indices(self.expr):   # an axis no array sizes: "+ 0 W[a,b]" sizes it
             rhs += f" + {shaped}"
+        taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rhs)) | set(fixed.values())
+        for tensor, axis, rank, name in sized.values():
+            others = ir.fresh_names(rank - 1, taken)
+            taken.update(others)
+            spare = iter(others)
+            rhs += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(spare) for k in range(rank)))}"
         return f"{lhs} = {rhs}"
 
     @property
@@ -175,6 +191,19 @@ class AdjointStep:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _array_indices(expr: Expr) -> set[str]:
+    """Indices that some tensor entry of ``expr`` carries (they are sized by an array), nested ones too."""
+    found: set[str] = set()
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, (Ref, ir.MatFn)):     # inv(A)[i,j] is sized by A, like A[i,j]
+                found.update(factor.indices)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found |= _array_indices(nested)
+    return found
 
 
 @dataclass(frozen=True)
@@ -295,9 +324,35 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     for tensor, indices, expr in sorted(items, key=lambda it: _step_key(program, order, it[0])):
         form = to_matrix(expr, indices, tensors=tensors)
         note = _note(program, order, tensor, of, slots, tensors)
-        steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note))
+        steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
+                                 _sizers(program, expr)))
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
                           seed_name)
+
+
+def _size_indices(expr: Expr) -> dict[str, None]:
+    """Indices of the ``size(i)`` factors of ``expr`` (summed indices no factor uses), nested ones too."""
+    found: dict[str, None] = {}
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, ir.Size):
+                found.setdefault(factor.index)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found.update(_size_indices(nested))
+    return found
+
+
+def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ...]:
+    """For each size factor, a tensor axis of the program with that size: (index, tensor, axis, rank)."""
+    out = []
+    for index in _size_indices(expr):
+        root = ir.index_root(index)
+        found = next(((occ.tensor, occ.axis) for s in program.statements for occ in s.occurrences
+                      if occ.root == root), None)
+        if found is not None:
+            out.append((index, found[0], found[1], program.rank(found[0])))
+    return tuple(out)
 
 
 def _ancestors(program: Program, of: str) -> list[str]:
@@ -305,10 +360,14 @@ def _ancestors(program: Program, of: str) -> list[str]:
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
-    """Reverse order: a gradient is complete once its earliest consumer has been processed."""
+    """Reverse order: a gradient is complete once its earliest consumer has been processed.
+
+    A gradient nothing feeds (zero: its uses cancel, ``-h[i] + h[i]``) comes first if it is
+    an intermediate's, since later steps may read it; an input's comes last.
+    """
     consumers = _consumers(program, order, tensor)
     if not consumers:
-        return (1, 0)
+        return (-len(program.statements) - 1, 0) if tensor in program.names else (1, 0)
     first = consumers[0]
     return (-first.number, ir.tensor_names(first.rhs).index(tensor))
 
@@ -510,7 +569,7 @@ def _delta_rule(expr: Expr, tensor: str) -> str:
     if ref is None or not ref.indices:
         return f"∂{tensor}/∂{tensor} = 1"
     names = [ir.display_name(i) for i in ref.indices]
-    fresh = [c for c in _LETTERS if c not in names][:len(names)]
+    fresh = ir.fresh_names(len(names), names)
     deltas = " ".join(f"δ[{x},{a}]" for x, a in zip(names, fresh))
     return f"∂{format_ref(tensor, tuple(names))}/∂{format_ref(tensor, tuple(fresh))} = {deltas}"
 

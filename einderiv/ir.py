@@ -31,7 +31,7 @@ __all__ = [
     "const", "ref", "delta", "size", "add", "mul", "neg", "scale", "summation",
     "power", "call", "rename", "free_indices", "term_indices", "factor_indices",
     "constant_value", "depends_on", "display_name", "index_root", "ZERO", "ONE",
-    "tensor_names", "common_factor", "MatFn", "MATRIX_FUNCTIONS",
+    "tensor_names", "common_factor", "MatFn", "MATRIX_FUNCTIONS", "fresh_names", "SLOT_LETTERS",
 ]
 
 
@@ -254,6 +254,33 @@ def constant_value(expr: Expr) -> float | None:
 
 
 # ---------------------------------------------------------------- renaming
+
+#: The letters fresh index names are drawn from (``i``–``o`` are left to the programs' own indices).
+SLOT_LETTERS = "abcdefghpqrstuvwxyz"
+
+
+def fresh_names(count: int, taken: Iterable[str] = (), letters: str = SLOT_LETTERS) -> list[str]:
+    """``count`` display names, none in ``taken``: ``a, b, …`` then ``a1, b1, …``, ``a2, …``; never runs out.
+
+    >>> fresh_names(3, {"b"})
+    ['a', 'c', 'd']
+    >>> fresh_names(21)[-3:]
+    ['z', 'a1', 'b1']
+    """
+    taken = set(taken)
+    names: list[str] = []
+    round_ = 0
+    while len(names) < count:
+        for letter in letters:
+            name = f"{letter}{round_}" if round_ else letter
+            if name not in taken:
+                names.append(name)
+                taken.add(name)
+                if len(names) == count:
+                    break
+        round_ += 1
+    return names
+
 
 def fresh_variant(index: str, taken: set[str]) -> str:
     """A name sharing ``index``'s root and size, not in ``taken``."""

@@ -24,7 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .errors import ParseError
 
 __all__ = [
-    "Node", "Number", "Name", "CallNode", "SumNode", "Unary", "Binary",
+    "Node", "Number", "Name", "DeltaNode", "CallNode", "SumNode", "Unary", "Binary",
     "StatementNode", "ProgramNode", "parse_text", "caret_context",
 ]
 
@@ -42,6 +42,16 @@ class Name:
 
     name: str
     indices: tuple[str, ...] | None
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class DeltaNode:
+    """The Kronecker delta ``δ[i,a]`` (ASCII ``delta(i,a)``): 1 where the two indices agree."""
+
+    first: str
+    second: str
     line: int
     column: int
 
@@ -82,7 +92,7 @@ class Binary:
     column: int
 
 
-Node = Union[Number, Name, CallNode, SumNode, Unary, Binary]
+Node = Union[Number, Name, DeltaNode, CallNode, SumNode, Unary, Binary]
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,17 @@ class _ToAst(Transformer):
 
     def call(self, meta, children):
         fn, *args, indices = children
-        return CallNode(str(fn), tuple(a for a in args if a is not None), *_pos(meta), indices)
+        args = tuple(a for a in args if a is not None)
+        if str(fn) == "delta":
+            if indices is not None:
+                raise ParseError(f"line {meta.line}, column {meta.column}: a delta takes no indices after it\n"
+                                 f"{caret_context(self._text, meta.line, meta.column)}")
+            return _delta(args, meta, self._text)
+        return CallNode(str(fn), args, *_pos(meta), indices)
+
+    def delta(self, meta, children):
+        _, indices = children
+        return _delta(tuple(Name(i, None, *_pos(meta)) for i in indices), meta, self._text)
 
     def explicit_sum(self, meta, children):
         indices, body = children
@@ -166,6 +186,15 @@ class _ToAst(Transformer):
     mul = _binary("*")
     div = _binary("/")
     pow = _binary("^")
+
+
+def _delta(args: tuple, meta, text: str) -> DeltaNode:
+    """``δ[i,a]`` or ``delta(i,a)``: exactly two index names."""
+    if len(args) != 2 or not all(isinstance(a, Name) and a.indices is None for a in args):
+        line, column = _pos(meta)
+        raise ParseError(f"line {line}, column {column}: a Kronecker delta takes two index names, "
+                         f"as in δ[i,a] or delta(i,a)\n{caret_context(text, line, column)}", line, column)
+    return DeltaNode(args[0].name, args[1].name, *_pos(meta))
 
 
 def caret_context(text: str, line: int, column: int, width: int = 60) -> str:

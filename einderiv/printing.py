@@ -1,10 +1,14 @@
 """Index-form text of IR expressions: pure functions, no simplification, no numbers.
 
 Free indices keep the names the caller fixes; every other index gets the name
-its user wrote, with a digit appended only where two would clash within a term.
-Top-level terms sum their repeated indices implicitly (the language's rule);
-sums inside functions and powers are written ``sum[j](…)``. The text parses
-back to the same meaning (``ascii=True`` writes ``delta(i,a)`` for ``δ[i,a]``).
+its user wrote, with a digit appended where two would clash within a term or
+where two indices of different sizes would share a name within the line (read
+back, one name has one size per statement). Top-level terms sum their repeated
+indices implicitly (the language's rule); sums inside functions and powers are
+written ``sum[j](…)``, and a summed index no factor uses (a size) ``sum[j](1)``.
+A name before a parenthesis gets ``*`` (``c * (x + y)``), since juxtaposed it
+would read as a call. The text parses back to the same meaning (``ascii=True``
+writes ``delta(i,a)`` for ``δ[i,a]``; both are the language's Kronecker delta).
 
 >>> from einderiv import ir
 >>> e = ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"]))
@@ -14,12 +18,13 @@ back to the same meaning (``ascii=True`` writes ``delta(i,a)`` for ``δ[i,a]``).
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from . import ir
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names"]
+__all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product"]
 
 
 def format_number(value: float) -> str:
@@ -34,12 +39,35 @@ def format_ref(name: str, indices: tuple[str, ...]) -> str:
     return f"{name}[{','.join(indices)}]" if indices else name
 
 
-def index_names(expr: Expr, fixed: Mapping[str, str]) -> list[dict[str, str]]:
-    """Display names, one mapping per term: ``fixed`` plus every other index of the term."""
+def index_names(expr: Expr, fixed: Mapping[str, str], owners: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Display names, one mapping per term: ``fixed`` plus every other index of the term.
+
+    Within a term every index gets its own name. Across the terms of one line a
+    name is reused only for indices that share a size (the same
+    :func:`ir.index_root`), because read back as a statement every occurrence
+    of a name has one size. ``owners`` (name → root) carries that across calls.
+
+    >>> e = ir.add(ir.summation(["j#1"], ir.ref("x", ["j#1"])), ir.summation(["j#2"], ir.ref("y", ["j#2"])))
+    >>> [n["j#1" if "j#1" in n else "j#2"] for n in index_names(e, {})]
+    ['j', 'j1']
+    """
+    owners = {} if owners is None else owners
+    for index, name in fixed.items():
+        owners.setdefault(name, f"fixed:{index}")
     mappings = []
     for term in expr.terms:
         names = dict(fixed)
-        names.update(distinct_names([i for i in _term_all_indices(term) if i not in names], set(names.values())))
+        used = set(names.values())
+        for index in _term_all_indices(term):
+            if index in names:
+                continue
+            root, base, k = ir.index_root(index), ir.display_name(index), 1
+            name = base
+            while name in used or owners.get(name, root) != root:
+                name, k = f"{base}{k}", k + 1
+            names[index] = name
+            used.add(name)
+            owners[name] = root
         mappings.append(names)
     return mappings
 
@@ -87,21 +115,22 @@ def format_expr(expr: Expr, fixed: Mapping[str, str] | None = None, *, ascii: bo
     fixed = dict(fixed or {})
     for index in ir.free_indices(expr):
         fixed.setdefault(index, ir.display_name(index))
-    return _format_sum(expr, fixed, ascii, dict(tensors or {}), top=True)
+    return _format_sum(expr, fixed, ascii, dict(tensors or {}), top=True, owners={})
 
 
-def _format_sum(expr: Expr, fixed: dict[str, str], ascii: bool, tensors: dict[str, str], top: bool) -> str:
+def _format_sum(expr: Expr, fixed: dict[str, str], ascii: bool, tensors: dict[str, str], top: bool,
+                owners: dict[str, str] | None = None) -> str:
     if not expr.terms:
         return "0"
     grouped = ir.common_factor(expr) if top else None
     if grouped is not None:
         outer, inner = grouped
         names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(
-            f for t in inner.terms for f in t.factors)),)), fixed)[0]
+            f for t in inner.terms for f in t.factors)),)), fixed, owners)[0]
         group = f"({_format_sum(inner, names, ascii, tensors, top=False)})"
         return _format_term(outer, names, ascii, tensors, top, group)
     parts = []
-    for term, names in zip(expr.terms, index_names(expr, fixed)):
+    for term, names in zip(expr.terms, index_names(expr, fixed, owners)):
         text = _format_term(term, names, ascii, tensors, top)
         negative = text.startswith("-")
         body = text[1:] if negative else text
@@ -128,14 +157,36 @@ def _format_term(term: Term, names: dict[str, str], ascii: bool, tensors: dict[s
     tokens = numerator
     if magnitude != 1.0 or not tokens:
         tokens = [format_number(magnitude)] + tokens
-    text = " ".join(tokens)
+    text = join_product(tokens)
     if denominator:
-        den = denominator[0] if len(denominator) == 1 else f"({' '.join(denominator)})"
+        den = denominator[0] if len(denominator) == 1 else f"({join_product(denominator)})"
         text = f"{text} / {den}"
     if term.summed and not top:
         bound = ",".join(names[s] for s in term.summed)
         text = f"sum[{bound}]({text})"
     return sign + text
+
+
+_NAME_END = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def join_product(tokens: list[str]) -> str:
+    """Factors side by side, with ``*`` where juxtaposition would read as a call.
+
+    A name directly followed by ``(`` is a function call in the language, so
+    ``c (x + y)^2`` must be written ``c * (x + y)^2``.
+
+    >>> join_product(["3", "c", "(x[a] + y[a])^2"])
+    '3 c * (x[a] + y[a])^2'
+    >>> join_product(["2", "(x[a] + 1)"])
+    '2 (x[a] + 1)'
+    """
+    text = tokens[0] if tokens else ""
+    for previous, token in zip(tokens, tokens[1:]):
+        call_like = token.startswith("(") and _NAME_END.search(previous) and not _NUMBER.fullmatch(previous)
+        text += f" * {token}" if call_like else f" {token}"
+    return text
 
 
 def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, str], ascii: bool,
@@ -147,8 +198,8 @@ def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, st
     if isinstance(factor, Delta):
         a, b = names[factor.first], names[factor.second]
         return f"delta({a},{b})" if ascii else f"δ[{a},{b}]"
-    if isinstance(factor, Size):
-        return f"size({names[factor.index]})"
+    if isinstance(factor, Size):   # Σ_i 1: what the language reads as the size of i
+        return f"sum[{names[factor.index]}](1)"
     if isinstance(factor, Call):
         args = ", ".join(_format_sum(a, names, ascii, tensors, top=False) for a in factor.args)
         return f"{factor.fn}({args})"

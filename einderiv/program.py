@@ -25,8 +25,6 @@ from .simplification import simplify
 
 __all__ = ["Program", "Derivative", "parse", "as_program"]
 
-_LETTERS = "abcdefghpqrstuvwxyz"
-
 
 @dataclass(frozen=True)
 class Program:
@@ -177,7 +175,7 @@ class Derivative:
                 lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
                              f"{format_expr(s.rhs, fixed, ascii=ascii)}")
             for s in self.chain:
-                fixed = {i: ir.display_name(i) for i in s.indices}
+                fixed = chain_index_names(s.indices)
                 lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
                 lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
             lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
@@ -187,21 +185,38 @@ class Derivative:
         return self.to_text()
 
 
+def chain_index_names(indices: tuple[str, ...]) -> dict[str, str]:
+    """Display names for the indices of a named intermediate, distinct from each other.
+
+    An intermediate's indices are the output's followed by its tensor's own, and the
+    two may share a name (``dy/dh`` of ``h[i] = …; y[i] = …``); a clash gets a fresh
+    letter, so the line reads ``dy/dh[i,a]``, never ``[i,i]``.
+
+    >>> chain_index_names(("i@y.0", "i#1"))
+    {'i@y.0': 'i', 'i#1': 'a'}
+    """
+    shown = [ir.display_name(i) for i in indices]
+    clashes = [k for k, name in enumerate(shown) if name in shown[:k]]
+    spare = iter(ir.fresh_names(len(clashes), set(shown)))
+    for k in clashes:
+        shown[k] = next(spare)
+    return dict(zip(indices, shown))
+
+
 def output_slots(program: Program, of: str) -> tuple[str, ...]:
     """Indices naming the output's axes in a Jacobian (the names its statement uses)."""
     rank = program.rank(of)
     if of in program.names:
         names = [ir.display_name(i) for i in program.statement(of).lhs]
     else:
-        names = list("ijklmnop"[:rank])
+        names = ir.fresh_names(rank, (), "ijklmnop")
     return tuple(f"{n}@{of}.{axis}" for axis, n in enumerate(names))
 
 
 def wrt_slots(program: Program, wrt: str, avoid: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Fresh indices ``a, b, …`` for the input's axes, avoiding the output's names."""
+    """Fresh indices ``a, b, …`` (then ``a1, b1, …``) for the input's axes, avoiding the output's names."""
     taken = {ir.display_name(i) for i in avoid}
-    letters = [c for c in _LETTERS if c not in taken]
-    return slot_indices(wrt, program.rank(wrt), letters)
+    return slot_indices(wrt, program.rank(wrt), ir.fresh_names(program.rank(wrt), taken))
 
 
 def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:

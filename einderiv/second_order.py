@@ -49,7 +49,7 @@ from .errors import ProgramError, ShapeError
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from .planning import Context, compile_expr
 from .printing import format_expr, format_ref
-from .program import Program, as_program, jacobian_seed, wrt_slots
+from .program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
 from .semantics import Statement, dependencies
 from .simplification import collect_powers
 
@@ -276,7 +276,7 @@ class Hessian:
         tensors = self._tensor_names()
         lines = []
         for name, indices, expr in self.chain:
-            fixed = {i: ir.display_name(i) for i in indices}
+            fixed = chain_index_names(indices)
             lhs = format_ref(tensors[name], tuple(fixed[i] for i in indices))
             lines.append(f"{lhs} = {format_expr(expr, fixed, ascii=ascii, tensors=tensors)}")
         names = {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}

@@ -31,7 +31,8 @@ from . import ir, matfun
 from .errors import ProgramError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS, USER_FUNCTIONS
 from .ir import Expr
-from .parsing import Binary, CallNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary, caret_context
+from .parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
+                      caret_context)
 from .simplification import simplify
 
 __all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
@@ -64,6 +65,7 @@ class Statement:
     roots: tuple[str, ...]           # every index of the statement, left side first
     occurrences: tuple[Occurrence, ...]
     hidden: bool = False             # a temporary that einderiv introduced (see _Temporaries)
+    deltas: tuple[tuple[str, str], ...] = ()   # roots paired by a written δ[i,a]: they have one size
 
     @property
     def rank(self) -> int:
@@ -91,6 +93,7 @@ class _Scope:
     bound: tuple[dict[str, str], ...] = ()
     occurrences: dict[Occurrence, None] = field(default_factory=dict)
     roots: dict[str, None] = field(default_factory=dict)
+    deltas: dict[tuple[str, str], None] = field(default_factory=dict)
     counter: int = 0
 
     def index(self, name: str) -> str:
@@ -356,7 +359,7 @@ def _lower_statement(node: StatementNode, number: int, tag: str, expansion: list
         terms.append(ir.summation(implicit, term))
     rhs = simplify(ir.add(*terms))
     return Statement(number, node.name, lhs, rhs, node.source, node.line,
-                     tuple(scope.roots), tuple(scope.occurrences), hidden)
+                     tuple(scope.roots), tuple(scope.occurrences), hidden, tuple(scope.deltas))
 
 
 def _expand(node: Node, hoist: _Hoist | None = None, lhs: frozenset[str] = frozenset()) -> list[tuple[float, list[Node]]]:
@@ -449,7 +452,17 @@ def _lower(node: Node, scope: _Scope) -> Expr:
         return ir.power(left, right)
     if isinstance(node, CallNode):
         return _lower_call(node, scope)
+    if isinstance(node, DeltaNode):
+        return _lower_delta(node, scope)
     return _lower_sum(node, scope)
+
+
+def _lower_delta(node: DeltaNode, scope: _Scope) -> Expr:
+    """``δ[i,a]``: a factor whose indices count like a tensor's; ``δ[i,i]`` stays a factor, so the
+    summation rule sums ``i`` and simplification leaves ``size(i)``, never 1."""
+    first, second = scope.index(node.first), scope.index(node.second)
+    scope.deltas.setdefault((ir.index_root(first), ir.index_root(second)))
+    return Expr((ir.Term(1.0, (), (ir.Delta(first, second),)),))
 
 
 def _lower_name(node: Name, scope: _Scope) -> Expr:
@@ -578,6 +591,8 @@ def _product_operands(node: Node) -> list[tuple[Node, bool]]:
 def _free_names(node: Node, bound: frozenset[str]) -> set[str]:
     if isinstance(node, Name):
         return {i for i in (node.indices or ()) if i not in bound}
+    if isinstance(node, DeltaNode):
+        return {i for i in (node.first, node.second) if i not in bound}
     if isinstance(node, SumNode):
         return _free_names(node.body, bound | set(node.indices))
     if isinstance(node, Unary):
@@ -650,6 +665,7 @@ def resolve_sizes(statements: tuple[Statement, ...], tensor_shapes: Mapping[str,
                     f"but size {size} from {where}, in {statement.where()}")
             sizes[occ.root] = size
             source.setdefault(occ.root, where)
+        _delta_sizes(statement, sizes, source)
         for root in statement.roots:
             if root not in sizes:
                 raise ShapeError(
@@ -657,3 +673,24 @@ def resolve_sizes(statements: tuple[Statement, ...], tensor_shapes: Mapping[str,
                     f"give its size explicitly, e.g. sizes={{'{ir.display_name(root)}': 3}}")
         shapes[statement.name] = tuple(sizes[ir.index_root(i)] for i in statement.lhs)
     return sizes, shapes
+
+
+def _delta_sizes(statement: Statement, sizes: dict[str, int], source: dict[str, str]) -> None:
+    """A written ``δ[i,a]`` gives ``a`` the size of ``i`` (and back); two different sizes are an error."""
+    changed = True
+    while changed:
+        changed = False
+        for first, second in statement.deltas:
+            a, b = sizes.get(first), sizes.get(second)
+            if a is not None and b is not None and a != b:
+                name1, name2 = ir.display_name(first), ir.display_name(second)
+                raise ShapeError(
+                    f"δ[{name1},{name2}] pairs index '{name1}' of size {a} (from {source[first]}) with index "
+                    f"'{name2}' of size {b} (from {source[second]}), in {statement.where()}: "
+                    f"a Kronecker delta's two indices must have the same size")
+            for known, unknown in ((first, second), (second, first)):
+                if sizes.get(known) is not None and sizes.get(unknown) is None:
+                    sizes[unknown] = sizes[known]
+                    source[unknown] = f"δ[{ir.display_name(first)},{ir.display_name(second)}] with " \
+                                      f"'{ir.display_name(known)}' ({source[known]})"
+                    changed = True
