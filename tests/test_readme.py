@@ -1,6 +1,6 @@
-"""The README's examples are real, run as a user runs them.
+"""The README's and the tutorial's examples are real, run as a user runs them.
 
-Every ```python block runs in order in ONE fresh interpreter (a subprocess,
+Every ```python block of a document runs in order in ONE fresh interpreter (a subprocess,
 nothing imported or injected beforehand), so a block that uses a name no earlier
 block imported fails here as it fails for a reader who pastes it. A block
 followed by a ```text block must print exactly that text.
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCUMENTS = {"readme": README, "tutorial": ROOT / "docs" / "tutorial.md"}
 _BLOCK = re.compile(r"```python\n((?:(?!```)[\s\S])*?)```\n(?:\n```text\n((?:(?!```)[\s\S])*?)```\n)?")
 
 # Runs the blocks in one namespace, one after another, and reports each block's printed text
@@ -39,28 +41,36 @@ json.dump(results, sys.__stdout__)
 """
 
 
-def _examples() -> list[tuple[str, str | None]]:
-    return [(m.group(1), m.group(2)) for m in _BLOCK.finditer(README.read_text(encoding="utf-8"))]
+def _examples(document: Path = README) -> list[tuple[str, str | None]]:
+    return [(m.group(1), m.group(2)) for m in _BLOCK.finditer(document.read_text(encoding="utf-8"))]
 
 
-@pytest.fixture(scope="module")
-def readme_run() -> list[dict]:
-    blocks = [code for code, _ in _examples()]
-    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(blocks), capture_output=True,
-                          text=True, timeout=300, cwd=README.parent)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+_RUNS: dict[str, list[dict]] = {}
 
 
-def test_the_readme_has_examples():
-    assert len(_examples()) >= 10
+def _run_document(name: str) -> list[dict]:
+    if name not in _RUNS:
+        blocks = [code for code, _ in _examples(DOCUMENTS[name])]
+        done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(blocks), capture_output=True,
+                              text=True, timeout=300, cwd=ROOT / "examples")
+        assert done.returncode == 0, done.stderr
+        _RUNS[name] = json.loads(done.stdout)
+    return _RUNS[name]
 
 
-@pytest.mark.parametrize("number", range(len(_examples())))
-def test_readme_block_runs_and_prints_what_the_readme_shows(readme_run, number):
-    code, expected = _examples()[number]
-    assert number < len(readme_run), "an earlier block failed"
-    result = readme_run[number]
+def test_the_documents_have_examples():
+    assert len(_examples(README)) >= 2 and len(_examples(DOCUMENTS["tutorial"])) >= 10
+
+
+_CASES = [(name, number) for name, path in DOCUMENTS.items() for number in range(len(_examples(path)))]
+
+
+@pytest.mark.parametrize("document, number", _CASES, ids=[f"{d}-{n}" for d, n in _CASES])
+def test_block_runs_and_prints_what_the_document_shows(document, number):
+    code, expected = _examples(DOCUMENTS[document])[number]
+    results = _run_document(document)
+    assert number < len(results), "an earlier block failed"
+    result = results[number]
     assert "error" not in result, f"block {number} failed:\n{code}\n{result['error']}"
     if expected is not None:
         assert result["output"].rstrip() == expected.rstrip()
