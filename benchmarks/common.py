@@ -470,6 +470,7 @@ def write_report(session: Session, report: Report) -> list[str]:
             import matplotlib.pyplot as plt
         except ImportError:
             plot_line = f"No plot: matplotlib is not installed ({_RIVAL_INSTALL['matplotlib']})."
+            session.log(f"{report.group}: plot skipped: matplotlib is not installed")
         else:
             try:
                 report.plot(plt, png_path)
@@ -481,6 +482,8 @@ def write_report(session: Session, report: Report) -> list[str]:
                 report.failures.append(f"plot: {error}")
     elif report.plot is not None:
         plot_line = "No plot: --no-plots."
+    if png_path not in written and os.path.exists(png_path):
+        os.remove(png_path)       # a plot of an earlier run must not sit beside these tables
     lines = [f"# {report.title}", "", report.intro.strip(), ""]
     if session.quick:
         lines += ["**Quick pass** (`--quick`): reduced sizes and repeats; run without `--quick` for the full "

@@ -172,7 +172,7 @@ def _plot(plt, path: str, results) -> None:
             if r.ok:
                 xs.append(i + (k - (len(names) - 1) / 2) * width)
                 ys.append(r.timing.min)
-        ax.bar(xs, ys, width, label=name)
+        ax.bar(xs, ys, width, label=name, color=plt.get_cmap("tab20")(k % 20))    # one colour per contender
     ax.set_yscale("log")
     ax.set_xticks(range(len(results)))
     ax.set_xticklabels([label.replace(", ", "\n", 1) for label, _ in results], fontsize=8)

@@ -143,6 +143,7 @@ def _plot(plt, path: str, results: dict) -> None:
     ax.set_ylabel("min time per Jacobian (s)")
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(s) for s in sizes])
+    ax.tick_params(axis="x", which="minor", labelbottom=False)    # log-scale minor labels overlap the sizes
     ax.set_title("Full Jacobian of F = W X w.r.t. W (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short pass (smaller sizes, fewer repeats; < 2 minutes)")
     p.add_argument("--only", action="append", metavar="NAME", choices=GROUPS,
                    help=f"run only this group (repeatable): {', '.join(GROUPS)}")
-    p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results"),
-                   help="folder for <group>.md and <group>.png (default: benchmarks/results)")
+    p.add_argument("--out", default=None,
+                   help="folder for <group>.md and <group>.png (default: benchmarks/results; with --quick, a "
+                        "scratch folder under the system's temporary directory, so committed results stay)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only")
     p.add_argument("--keep-blas-env", action="store_true",
                    help="do not re-execute without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     from_cli = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.out is None:
+        args.out = (os.path.join(tempfile.gettempdir(), "einderiv-benchmarks-quick") if args.quick
+                    else os.path.join(_ROOT, "benchmarks", "results"))
     if from_cli:
         _reexec_with_clean_blas_env(argv)
     import importlib
