@@ -408,7 +408,7 @@ class _ReverseRequest:
     program: Program
     of: str
     wrts: tuple[str, ...]
-    mode: str                                 # "grad", "vjp" or "jacobian"
+    mode: str                                 # "grad", "value_and_grad", "vjp" or "jacobian"
     order: tuple[str, ...]
     arrays: Mapping[str, np.ndarray]
     extra_arrays: Mapping[str, np.ndarray]    # the cotangent of a VJP
@@ -440,6 +440,9 @@ def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: I
 def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
     """The steps (forward values, then adjoints) and the results of a reverse-mode plan."""
     program, of, wrts, mode = request.program, request.of, request.wrts, request.mode
+    with_value = mode == "value_and_grad"
+    if with_value:
+        mode = "grad"
     ctx = _context(program, request.arrays, request.sizes_key, request.order, request.memory_limit,
                    "use vjp or jvp, which never build the full Jacobian")
     of_shape = ctx.shapes[of]
@@ -463,6 +466,8 @@ def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
             else:
                 expr = ir.ONE if w == of else ir.ZERO
             results.append((w, expr, out + slots[w], ctx2, f"d{of}/d{w}"))
+        if with_value:
+            results.append((VALUE, ir.ref(of), (), ctx2, f"'{of}'"))
         return [], results
     lhs = program.statement(of).lhs
     if mode == "jacobian":
@@ -476,11 +481,17 @@ def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
     table = StatementTable.of(program.statements) if mode == "jacobian" else _lowered(program, request.order, ctx)
     derived = reverse_program(table.statements, of, wrts, slots, seed, out)
     exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
-    forward = _referenced_statements(table, exprs)
+    value = [(VALUE, table.statement(of).rhs, lhs, ctx2, f"'{of}'")] if with_value else []
+    forward = _referenced_statements(table, exprs + [spec[1] for spec in value])
     adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
     results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
                for w, target, e in derived.results]
-    return _forward_specs(table, forward, ctx2) + adjoint_specs, results
+    # the value is computed last, from forward values the adjoints may also read (never recomputed)
+    return _forward_specs(table, [n for n in forward if n != of], ctx2) + adjoint_specs, results + value
+
+
+#: The key of the output's value among the results of a value-and-gradient plan (no input has this name).
+VALUE = "=value"
 
 
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
@@ -564,7 +575,7 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
 def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
                    sizes: Mapping[str, int] | None = None, memory_limit: int | None = None,
                    symmetric: Sequence[str] = ()):
-    """``(value, grad)`` of a scalar output in one pass.
+    """``(value, grad)`` of a scalar output in one pass: one plan, whose forward values serve both.
 
     >>> value_and_grad("L = x[i] x[i]", "x", {"x": [3.0]})[0]
     9.0
@@ -574,8 +585,13 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     if program.rank(of) != 0:
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
-    return (float(evaluate(program, inputs, of=of, sizes=sizes, memory_limit=memory_limit)),
-            grad(program, wrt, inputs, of=of, sizes=sizes, memory_limit=memory_limit, symmetric=symmetric))
+    names, single = _names(wrt)
+    sym = _symmetric.symmetric_names(program, symmetric)
+    _symmetric.check_inputs(sym, inputs)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad")
+    value = float(result.pop(VALUE))
+    result = _symmetric.project(result, names, sym, 0)
+    return value, (result[names[0]] if single else result)
 
 
 def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Inputs, *, of: str | None = None,
