@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "(the other commands) is asked for (default: the last statement)")
     program.add_argument("--ascii", action="store_true", help="write delta(i,a) instead of δ[i,a]")
 
+    def precision_and_limit(options: _Parser) -> None:
+        options.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                             help="floating-point type of the inputs (default: float64)")
+        options.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
+                             help="refuse to build a tensor larger than this (e.g. 64MiB, the default; 1GiB)")
+
     data = _Parser(add_help=False)
     data.add_argument("--sizes", metavar="i=N,…", action="append", default=[],
                       help="index sizes by name, applying in every statement (repeatable)")
@@ -189,10 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "such as 'W=[[1,2],[3,4]]' (repeatable); inputs not given are random")
     data.add_argument("--seed", type=_non_negative, default=0, metavar="N",
                       help="seed of the random inputs (default: 0)")
-    data.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                      help="floating-point type of the inputs (default: float64)")
-    data.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
-                      help="refuse to build a tensor larger than this (e.g. 64MiB, the default; 1GiB)")
+    precision_and_limit(data)
     data.add_argument("--show-inputs", action="store_true", help="also print the input arrays used")
     data.add_argument("--symmetric", metavar="S[,T…]", action="append", default=[],
                       help="matrix inputs constrained to be symmetric: derivatives are sym(G) = (G + Gᵀ)/2, "
@@ -270,10 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="index sizes by name, for indices no input fixes")
     pln.add_argument("--mode", choices=("grad", "vjp", "jacobian", "value"),
                      help="what to plan (default: grad with --wrt, else value)")
-    pln.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                     help="floating-point type of the inputs (default: float64)")
-    pln.add_argument("--max-bytes", metavar="N", type=_byte_count, default=DEFAULT_MAX_BYTES,
-                     help="the memory limit the plan is checked against (e.g. 64MiB, the default; 1GiB)")
+    precision_and_limit(pln)
     pln.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     pln.set_defaults(run=_run_plan)
 

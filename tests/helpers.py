@@ -95,3 +95,15 @@ def count_lines(call) -> int:
     finally:
         sys.settrace(previous)
     return count
+
+
+def mps_network(sites: int, bond: int = 3, physical: int = 2) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """⟨ψ|ψ⟩ of a matrix-product state as one statement, and its input shapes:
+    ket A_k[a_k, p_k, a_k+1], bra B_k[b_k, p_k, b_k+1]."""
+    factors, shapes = [], {}
+    for k in range(sites):
+        for ket, link in (("A", "a"), ("B", "b")):
+            idx = ([f"{link}{k}"] if k else []) + [f"p{k}"] + ([f"{link}{k + 1}"] if k < sites - 1 else [])
+            factors.append(f"{ket}{k}[{','.join(idx)}]")
+            shapes[f"{ket}{k}"] = tuple(physical if i.startswith("p") else bond for i in idx)
+    return "L = " + " ".join(factors), shapes

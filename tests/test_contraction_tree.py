@@ -13,18 +13,12 @@ import numpy as np
 import pytest
 
 import einderiv
+from helpers import mps_network
 from einderiv import evaluation
 
 
 def _mps(sites: int) -> tuple[str, dict[str, tuple[int, ...]]]:
-    """⟨ψ|ψ⟩ of a matrix-product state: ket A_k[a_k, p_k, a_k+1], bra B_k[b_k, p_k, b_k+1]."""
-    factors, shapes = [], {}
-    for k in range(sites):
-        for ket, bond in (("A", "a"), ("B", "b")):
-            idx = ([f"{bond}{k}"] if k else []) + [f"p{k}"] + ([f"{bond}{k + 1}"] if k < sites - 1 else [])
-            factors.append(f"{ket}{k}[{','.join(idx)}]")
-            shapes[f"{ket}{k}"] = tuple(2 if i.startswith("p") else 3 for i in idx)
-    return "L = " + " ".join(factors), shapes
+    return mps_network(sites, bond=3)
 
 
 def _lattice(width: int, height: int) -> tuple[str, dict[str, tuple[int, ...]]]:

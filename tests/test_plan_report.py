@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 
 import einderiv
+from helpers import mps_network
 
 
 def _mps(sites: int) -> tuple[str, dict[str, tuple[int, ...]]]:
-    factors, shapes = [], {}
-    for k in range(sites):
-        for ket, bond in (("A", "a"), ("B", "b")):
-            idx = ([f"{bond}{k}"] if k else []) + [f"p{k}"] + ([f"{bond}{k + 1}"] if k < sites - 1 else [])
-            factors.append(f"{ket}{k}[{','.join(idx)}]")
-            shapes[f"{ket}{k}"] = tuple(2 if i.startswith("p") else 4 for i in idx)
-    return "L = " + " ".join(factors), shapes
+    return mps_network(sites, bond=4)
 
 
 def test_a_matrix_vector_product_costs_two_flops_per_entry_of_the_matrix():
