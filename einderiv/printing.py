@@ -18,6 +18,8 @@ writes ``delta(i,a)`` for ``δ[i,a]``; both are the language's Kronecker delta).
 
 from __future__ import annotations
 
+import math
+
 import re
 from typing import Mapping
 
@@ -28,10 +30,22 @@ __all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinc
 
 
 def format_number(value: float) -> str:
-    """Shortest text of a coefficient: ``2`` rather than ``2.0``."""
-    if float(value).is_integer() and abs(value) < 1e15:
+    """Shortest text of a coefficient that reads back as the same number: ``2`` rather than ``2.0``.
+
+    The language has no name for infinity (``inf`` would be a tensor called inf), so an
+    infinite coefficient is written as a literal that overflows to it, and NaN as their difference.
+
+    >>> [format_number(v) for v in (2.0, 0.5, float("inf"), -float("inf"), float("nan"))]
+    ['2', '0.5', '1e999', '-1e999', '(1e999 - 1e999)']
+    """
+    value = float(value)
+    if math.isnan(value):
+        return "(1e999 - 1e999)"
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"
+    if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(float(value))
+    return repr(value)
 
 
 def format_ref(name: str, indices: tuple[str, ...]) -> str:

@@ -501,3 +501,10 @@ def test_an_intermediate_whose_uses_cancel_gets_its_zero_gradient_before_it_is_r
     assert einderiv.evaluate(text + "\n" + adj.text, {"c": 2.0}, of="gc", sizes={"i": 3}) == 0.0
     with pytest.raises(errors.ProgramError, match="used before the statement that defines it"):
         einderiv.parse(text + "\ngc = gh0[i]\ngh0[i] = 0 h0[i]")
+
+
+def test_an_infinite_coefficient_prints_as_a_literal_not_a_tensor_called_inf():
+    d = str(einderiv.parse("y[i] = 1e999 x[i]").derivative("x"))
+    assert d == "dy[i]/dx[a] = 1e999 δ[i,a]"
+    readback = einderiv.parse("q[i,a] = " + d.split(" = ")[1] + " + 0 x[i] + 0 x[a]")
+    assert [name for name, _ in readback.inputs] == ["x"]
