@@ -66,7 +66,7 @@ from .planning import Context, delta_groups, index_size
 from .printing import distinct_names, format_expr, format_number, format_ref
 from .program import Program, as_program, wrt_slots
 from .second_order import HessianProgram, gradient_program, hessian_program
-from .semantics import Statement, dependencies, resolve_sizes, written_names
+from .semantics import Statement, checked_size, dependencies, resolve_sizes, written_names
 
 __all__ = ["codegen", "NUMPY_CODE"]
 
@@ -289,10 +289,7 @@ def _checked_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
         return {}
     if not isinstance(sizes, Mapping):
         raise ShapeError(f"sizes must map index names to integers, got {type(sizes).__name__}")
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ShapeError(f"size of index '{name}' must be a non-negative integer, got {value!r}")
-    return {str(k): int(v) for k, v in sizes.items()}
+    return {str(k): checked_size(f"size of index '{k}'", v) for k, v in sizes.items()}
 
 
 def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mapping[str, Sequence[int]],
@@ -316,7 +313,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
         if len(shape) != ranks[name]:
             raise ShapeError(f"the shape of '{name}' has {len(shape)} axes but '{name}' is written with "
                              f"{ranks[name]} indices")
-        given[name] = shape
+        given[name] = tuple(checked_size(f"a size in the shape of '{name}'", n) for n in shape)
     index_sizes, all_shapes = resolve_sizes(tuple(statements), given, user_sizes)
     return Context(index_sizes, all_shapes, np.dtype(np.float64))
 

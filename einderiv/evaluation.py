@@ -37,7 +37,7 @@ from .planning import Context, compile_expr, index_size
 from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
 from .contraction_tree import StatementTable, lower_products
-from .semantics import dependencies, resolve_sizes, written_names
+from .semantics import checked_size, dependencies, resolve_sizes, written_names
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
 
@@ -199,10 +199,6 @@ def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
     return np.result_type(*floats) if floats else np.dtype(np.float64)
 
 
-#: The largest index size: numpy's axis lengths are signed machine integers.
-_MAX_SIZE = int(np.iinfo(np.intp).max)
-
-
 def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
     if sizes is None:
         return ()
@@ -210,12 +206,7 @@ def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
         raise ShapeError(f"sizes must map index names to integers, got {type(sizes).__name__}")
     items = []
     for k, v in sizes.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ShapeError(f"size of index '{k}' must be a non-negative integer, got {v!r}")
-        if v > _MAX_SIZE:
-            raise ShapeError(f"size of index '{k}' is too large (about 2**{int(v).bit_length()}); "
-                             f"an array axis holds at most {_MAX_SIZE:,} entries")
-        items.append((str(k), int(v)))
+        items.append((str(k), checked_size(f"size of index '{k}'", v)))
     return tuple(sorted(items))
 
 

@@ -30,7 +30,7 @@ from .latex import expr_to_latex, ref_to_latex
 from .matrix_form import Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, to_matrix
 from .printing import format_expr, format_ref
 from .program import Program, as_program
-from .semantics import Statement, dependencies, resolve_sizes
+from .semantics import Statement, checked_size, dependencies, resolve_sizes
 from .simplification import simplify
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
@@ -479,6 +479,8 @@ class _Shapes:
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
                 raise ShapeError(f"sizes['{key}'] must be a non-negative integer (an index size) or a tuple of "
                                  f"them (an input's shape), got {value!r}")
+            for v in values:
+                checked_size(f"sizes['{key}']", v)
         user = {k: v for k, v in sizes.items() if not isinstance(v, (tuple, list))}
         shapes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
         for name, rank in program.inputs:

@@ -31,6 +31,7 @@ from .ir import Call, Delta, Expr, Power, Ref, Size
 from .planning import Context, index_size
 from .printing import format_expr, format_ref
 from .program import Program, as_program
+from .semantics import checked_size
 
 __all__ = ["plan", "PlanReport", "PlanStep"]
 
@@ -144,8 +145,8 @@ def _placeholder(name: str, shape: Sequence[int], dtype: np.dtype) -> np.ndarray
         shape = tuple(int(n) for n in shape)
     except (TypeError, ValueError):
         raise ShapeError(f"the shape of '{name}' must be a tuple of sizes, got {shape!r}") from None
-    if any(n < 0 for n in shape):
-        raise ShapeError(f"the shape of '{name}' has a negative size: {shape}")
+    for n in shape:
+        checked_size(f"a size in the shape of '{name}'", n)
     return np.broadcast_to(np.zeros((), dtype), shape)
 
 

@@ -24,6 +24,7 @@ This is where the language's meaning lives:
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import replace, dataclass, field
 from typing import Iterable, Mapping
 
@@ -42,6 +43,28 @@ def statement_index(name: str, number: int | str) -> str:
     """Internal name of index ``name`` in statement ``number``."""
     return f"{name}#{number}"
 
+
+
+#: The largest index size: array axis lengths are signed machine integers.
+MAX_SIZE = sys.maxsize
+
+
+def checked_size(label: str, value: object) -> int:
+    """``value`` as an index size (a non-negative integer no array axis is too short for),
+    or :class:`ShapeError` naming ``label`` (``"size of index 'i'"``).
+
+    >>> checked_size("size of index 'i'", 3)
+    3
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ShapeError(f"{label} must be a non-negative integer, got {value!r}")
+    size = value.__index__()
+    if size < 0:
+        raise ShapeError(f"{label} must be a non-negative integer, got {value!r}")
+    if size > MAX_SIZE:
+        raise ShapeError(f"{label} is too large (about 2**{size.bit_length()}); "
+                         f"an array axis holds at most {MAX_SIZE:,} entries")
+    return size
 
 @dataclass(frozen=True)
 class Occurrence:

@@ -291,3 +291,15 @@ def test_the_trap_warning_also_comes_from_numeric_calls_on_program_text():
     inputs = {"X": np.ones((2, 3)), "W": np.ones((3, 2)), "Y": np.ones((2, 2))}
     with pytest.warns(einderiv.EinderivWarning, match=r"'i'.*sum\["):
         einderiv.grad(program, "W", inputs)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: einderiv.evaluate("y[i] = x[i]", {"x": [1.0]}, sizes={"j": 10 ** 400}),
+    lambda: einderiv.codegen("L = x[i] x[i]", "x", sizes={"i": 10 ** 400}),
+    lambda: einderiv.codegen("L = x[i] x[i]", "x", shapes={"x": (10 ** 30,)}),
+    lambda: einderiv.explain("L = x[i] x[i]", "x", sizes={"i": 10 ** 400}),
+    lambda: einderiv.plan("L = x[i] x[i]", "x", {"x": (10 ** 400,)}),
+], ids=["evaluate", "codegen-sizes", "codegen-shapes", "explain", "plan"])
+def test_a_size_no_array_axis_can_hold_is_refused_everywhere(call):
+    with pytest.raises(einderiv.ShapeError, match=r"is too large \(about 2\*\*\d+\); an array axis holds at most"):
+        call()
