@@ -632,7 +632,7 @@ def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
 def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[str]:
     ranks = dict(program.inputs)
     used = {of} | set(wrts)
-    for name in _ancestors(program, [of]):
+    for name in _ancestors(program, [of, *(w for w in wrts if w in program.names)]):
         used.update(ir.tensor_names(program.statement(name).rhs))
     return [n for n in ranks if n in used]
 
@@ -714,11 +714,15 @@ class _Data:
         return "; ".join(parts) or "none"
 
     def output_shape(self) -> Shape:
-        if self.of not in self.program.names:
-            return self.shapes[self.of]
-        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [self.of]))
+        return self.shape_of(self.of)
+
+    def shape_of(self, name: str) -> Shape:
+        """The shape of an input or of a statement's tensor (an intermediate given with --wrt, say)."""
+        if name not in self.program.names:
+            return self.shapes[name]
+        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [name]))
         _, shapes = resolve_sizes(statements, self.shapes, self.sizes)
-        return shapes[self.of]
+        return shapes[name]
 
 
 def _symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, ...]:
@@ -748,9 +752,6 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}")
         given[name] = _converted(f"input '{name}'", array, dtype)
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(ranks) or 'none'})")
         program.rank(w)
     needed = _needed_inputs(program, of, wrts)
     shapes = infer_shapes(program, {n: a.shape for n, a in given.items()}, sizes, needed)
@@ -1197,7 +1198,7 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
     sections = _input_sections(data, args)
     for wrt in wrts:
         d = program.derivative(wrt, of)
-        wrt_shape = data.shapes[wrt]
+        wrt_shape = data.shape_of(wrt)
         if upstream is not None:
             name, G = upstream
             values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
@@ -1217,7 +1218,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         _check_jacobian_bytes(of, wrt, shape, data, args.max_bytes)
         if data.symbolic:
             from .symbolic import symbolic_jacobian
-            J = symbolic_jacobian(program, wrt, data.shapes, of=of, sizes=data.sizes, values=data.given)
+            J = symbolic_jacobian(program, wrt, {**data.shapes, wrt: wrt_shape}, of=of, sizes=data.sizes,
+                                  values=data.given)
         else:
             J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
                          symmetric=_symmetric_inputs(args, program))
@@ -1226,6 +1228,7 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
                  (f", printed as {_times(matrix, args.ascii)}" if matrix else "")),
                 ("layout", _layout_text(args.layout, of, wrt, matrix, args.ascii, scalar=not out_shape)),
+                *_local_note(program, wrt, of),
                 ("inputs", data.sources())]
         tensor = args.layout == "tensor"
         split = len(out_shape) if tensor else 0
@@ -1237,6 +1240,14 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
                                  "layout": args.layout, "matrix_shape": list(matrix) or None})
         sections.append(section)
     return _Report("jacobian", sections, _common_json(data, "jacobian"), data.symbolic)
+
+
+def _local_note(program: Program, wrt: str, of: str) -> list[tuple[str, str]]:
+    """A line saying that a derivative with respect to an intermediate is its local Jacobian."""
+    if wrt not in program.names:
+        return []
+    return [("local", f"{wrt} is defined by a statement: this is the local Jacobian, with {wrt} treated as an "
+                      f"input of the statements from it to {of}")]
 
 
 def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, ...]], str]:
@@ -1272,15 +1283,16 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
         sections.append(_Section([f"inputs: {data.sources()}"], [f"% inputs: {data.sources()}"]))
     if data.symbolic:
         from .symbolic import symbolic_jacobian
-        results = {w: symbolic_jacobian(program, w, data.shapes, of=of, sizes=data.sizes, values=data.given)
+        results = {w: symbolic_jacobian(program, w, {**data.shapes, w: data.shape_of(w)}, of=of, sizes=data.sizes,
+                                        values=data.given)
                    for w in wrts}
     else:
         results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
                        symmetric=_symmetric_inputs(args, program))
     for wrt in wrts:
         d = program.derivative(wrt, of)
-        shape = data.shapes[wrt]
-        meta = [("shape", f"{shape} = shape({wrt})")]
+        shape = data.shape_of(wrt)
+        meta = [("shape", f"{shape} = shape({wrt})"), *_local_note(program, wrt, of)]
         if wrt in _symmetric_inputs(args, program):
             meta.append(("symmetric", f"{wrt} is symmetric: the values are sym(G) = (G + Gᵀ)/2 of the G printed"))
         sections.append(_Section(_derivative_text(d, args), [to_latex(d)], meta,

@@ -94,8 +94,46 @@ class Program:
         of = self.resolve_output(of)
         if not isinstance(wrt, str):
             raise ProgramError(f"wrt must be the name of an input, got {wrt!r}")
+        if wrt in self.names:
+            return _local_derivative(self, of, wrt)
         with depth_guard(f"the derivative of '{of}'"):
             return _derivative(self, of, wrt)
+
+    def cut(self, wrts: "tuple[str, ...] | list[str]", of: str | None = None) -> "Program":
+        """The program with the statements of ``wrts`` removed, so that each becomes an input.
+
+        What is kept: the statements ``of`` depends on, walking back from ``of``
+        and stopping at ``wrts``. A derivative of the result with respect to an
+        intermediate is its *local* (partial) Jacobian: the other statements keep
+        their own inputs, even where those are the intermediate's ancestors.
+
+        >>> p = parse("H[n,c] = A[n,h] W[h,c]; Z[n,c] = H[n,c] + b[c]")
+        >>> p.cut(["H"], "Z").text
+        'Z[n,c] = H[n,c] + b[c]'
+        >>> print(p.derivative("H", of="Z"))
+        dZ[n,c]/dH[a,b] = δ[n,a] δ[c,b]
+        """
+        of = self.resolve_output(of)
+        cut = [w for w in wrts if w in self.names]
+        if not cut:
+            return self
+        if of in cut:
+            raise ProgramError(f"'{of}' is both the output and a tensor to differentiate with respect to: "
+                               f"d{of}/d{of} is the identity, a product of Kronecker deltas")
+        table = self._by_name
+        seen: set[str] = set()
+        stack = [of]
+        while stack:
+            name = stack.pop()
+            if name in seen or name in cut or name not in table:
+                continue
+            seen.add(name)
+            stack.extend(ir.tensor_names(table[name].rhs))
+        missing = [w for w in cut if not _reaches(self, of, w)]
+        if missing:
+            raise ProgramError(f"'{of}' does not depend on '{missing[0]}': its derivative is zero")
+        text = "\n".join(s.source.strip() for s in self.statements if s.name in seen and not s.hidden)
+        return _parse_cached(text)
 
     def __str__(self) -> str:
         return self.text
@@ -222,6 +260,38 @@ def wrt_slots(program: Program, wrt: str, avoid: tuple[str, ...] = ()) -> tuple[
 def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:
     """``Π δ[out_m, position_m]``: the adjoint of the output in a full Jacobian."""
     return ir.mul(*(ir.delta(o, p) for o, p in zip(out, positions)))
+
+
+def _reaches(program: Program, of: str, name: str) -> bool:
+    """Whether ``of`` is computed from the tensor ``name`` (directly or through statements)."""
+    table = {s.name: s for s in program.statements}
+    seen: set[str] = set()
+    stack = [of]
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in table:
+            continue
+        seen.add(current)
+        used = ir.tensor_names(table[current].rhs)
+        if name in used:
+            return True
+        stack.extend(used)
+    return False
+
+
+def _local_derivative(program: Program, of: str, wrt: str) -> Derivative:
+    """``d of / d wrt`` for an intermediate ``wrt``: the derivative in the cut program (see :meth:`Program.cut`)."""
+    program.rank(wrt)
+    if of == wrt:
+        out = output_slots(program, of)
+        slots = wrt_slots(program, wrt, out)
+        return Derivative(of, wrt, out, slots, jacobian_seed(out, slots), ())
+    if not _reaches(program, of, wrt):
+        out = output_slots(program, of)
+        return Derivative(of, wrt, out, wrt_slots(program, wrt, out), ir.ZERO, ())
+    cut = program.cut([wrt], of)
+    with depth_guard(f"the derivative of '{of}'"):
+        return _derivative(cut, of, wrt)
 
 
 @bounded_cache(max_entries=256, max_weight=MAX_TEXT)

@@ -288,6 +288,8 @@ def symbolic_jacobian(program: Program, wrt: str, shapes: Mapping[str, Shape], *
     sympy = require_sympy()
     of = program.resolve_output(of)
     derivative = program.derivative(wrt, of)
+    if wrt in program.names:                 # an intermediate: its local Jacobian, in its own entries
+        program = program.cut([wrt], of)
     if wrt not in shapes:
         raise ShapeError(f"the shape of input '{wrt}' is not known")
     ctx, env = _prepare(program, of, shapes, sizes, values, sympy)

@@ -361,7 +361,7 @@ def test_bad_input_fails_cleanly(args, expected):
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=two"], "--sizes: expected NAME=N pairs"),
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=2", "--format", "npy"], "give a file with --output"),
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=2", "--format", "yaml"], "invalid choice: 'yaml'"),
-    (["jacobian", MATMUL, "--wrt", "C", "--sizes", "i=1,k=1,j=1"], "'C' is defined by a statement"),
+    (["jacobian", MATMUL, "--wrt", "C", "--sizes", "i=1,k=1,j=1"], "'C' is both the output and a tensor"),
     (["grad", MATMUL, "--wrt", "A", "--sizes", "i=1,k=1,j=1"], "grad needs a scalar output"),
     (["jacobian", MATMUL, "--wrt", "B", "--sizes", "i=10,k=10,j=10", "--symbolic"],
      "symbolic entries are limited to 4,096"),

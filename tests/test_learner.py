@@ -1,0 +1,87 @@
+"""What a learner asks, answered by one command: local Jacobians, matrix forms, self-contained explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import einderiv
+from einderiv import ProgramError, evaluate, grad, jacobian, parse, vjp
+from einderiv.cli import main
+
+NETWORK = """H0[n,h] = X[n,d] W1[d,h]
+H1[n,h] = H0[n,h] + b1[h]
+H2[n,h] = relu(H1[n,h])
+H3[n,c] = H2[n,h] W2[h,c]
+Z[n,c] = H3[n,c] + b2[c]
+L = Z[n,c] Z[n,c] / 2"""
+
+
+def run(capsys, *argv: str) -> str:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return captured.out
+
+
+def network_inputs(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"X": rng.normal(size=(2, 3)), "W1": rng.normal(size=(3, 4)), "b1": rng.normal(size=4),
+            "W2": rng.normal(size=(4, 2)), "b2": rng.normal(size=2)}
+
+
+# ---------------------------------------------------------------- 4. local Jacobians of intermediates
+
+def test_local_jacobian_of_an_identity_step_is_a_product_of_deltas():
+    p = parse(NETWORK)
+    assert str(p.derivative("H3", of="Z")) == "dZ[n,c]/dH3[a,b] = δ[n,a] δ[c,b]"
+    assert str(p.derivative("H0", of="H1")) == "dH1[n,h]/dH0[a,b] = δ[n,a] δ[h,b]"
+
+
+def test_cut_keeps_the_statements_from_the_intermediate_to_the_output():
+    p = parse(NETWORK)
+    assert p.cut(["H2"], "Z").text == "H3[n,c] = H2[n,h] W2[h,c]\nZ[n,c] = H3[n,c] + b2[c]"
+    assert dict(p.cut(["H2"], "Z").inputs) == {"H2": 2, "W2": 2, "b2": 1}
+    with pytest.raises(ProgramError, match="does not depend on 'H3'"):
+        p.cut(["H3"], "H1")
+
+
+def test_numeric_local_jacobian_matches_finite_differences():
+    inputs = network_inputs()
+    J = jacobian(NETWORK, "H0", inputs, of="H2")
+    H0 = evaluate(NETWORK, inputs, of="H0")
+    cut = parse(NETWORK).cut(["H0"], "H2")
+    step = 1e-6
+    for index in np.ndindex(H0.shape):
+        bumped = H0.copy()
+        bumped[index] += step
+        lowered = H0.copy()
+        lowered[index] -= step
+        numeric = (evaluate(cut, {**inputs, "H0": bumped}) - evaluate(cut, {**inputs, "H0": lowered})) / (2 * step)
+        np.testing.assert_allclose(J[(...,) + index], numeric, atol=1e-6)
+
+
+def test_numeric_gradient_and_vjp_with_respect_to_intermediates():
+    inputs = network_inputs()
+    Z = evaluate(NETWORK, inputs, of="Z")
+    np.testing.assert_allclose(grad(NETWORK, "H3", inputs), Z)                       # dL/dH3 = dL/dZ
+    np.testing.assert_allclose(grad(NETWORK, "H2", inputs), Z @ inputs["W2"].T)
+    G = np.arange(4.0).reshape(2, 2)
+    np.testing.assert_allclose(vjp(NETWORK, "H3", inputs, G, of="Z"), G)
+    np.testing.assert_allclose(jacobian(NETWORK, "H3", inputs, of="Z").reshape(4, 4), np.identity(4))
+
+
+def test_cli_local_jacobian_of_an_intermediate(capsys):
+    out = run(capsys, "jacobian", NETWORK, "--wrt", "H3", "--of", "Z", "--sizes", "n=1,d=2,h=3,c=2",
+              "--layout", "numerator")
+    assert "dZ[n,c]/dH3[a,b] = δ[n,a] δ[c,b]" in out
+    assert "local: H3 is defined by a statement" in out
+    assert "[[1. 0.]\n [0. 1.]]" in out
+    assert run(capsys, "diff", NETWORK, "--wrt", "H0", "--of", "H1") == "dH1[n,h]/dH0[a,b] = δ[n,a] δ[h,b]\n"
+
+
+def test_cli_derivative_of_an_output_it_does_not_reach(capsys):
+    assert main(["jacobian", NETWORK, "--wrt", "H3", "--of", "H1", "--sizes", "n=1,d=2,h=3,c=2"]) == 2
+    assert "does not depend on 'H3'" in capsys.readouterr().err
+    with pytest.raises(ProgramError, match="does not depend"):
+        jacobian(NETWORK, "H3", network_inputs(), of="H1")
