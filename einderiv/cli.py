@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     diff = add("diff", "print symbolic derivatives in index form", [program, output(("text", "json", "latex"))])
     diff.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
+    diff.add_argument("--matrix", action="store_true",
+                      help="also print the matrix form (A3ᵀ (A5 − R) W4ᵀ), the Kronecker form of a linear map "
+                           "(d vec(F)/d vec(W) = Xᵀ ⊗ I_i), or why there is none")
     diff.set_defaults(run=_run_diff)
 
     jac = add("jacobian", "print the full Jacobian tensor of an output with respect to an input",
@@ -1070,9 +1073,14 @@ def _run_diff(args: argparse.Namespace) -> _Report:
     sections = []
     for wrt in _split_names(args.wrt, "--wrt"):
         d = program.derivative(wrt, of)
-        sections.append(_Section(_derivative_text(d, args), [to_latex(d)],
-                                 json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii),
-                                       "latex": to_latex(d)}))
+        document = {"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "latex": to_latex(d)}
+        text, latex = _derivative_text(d, args), [to_latex(d)]
+        if args.matrix:
+            from .matrix_form import describe_matrix_form
+            line = describe_matrix_form(d, program, ascii=args.ascii)
+            text, document["matrix"] = text + [line], line
+            latex = latex + [f"% {line}"]
+        sections.append(_Section(text, latex, json=document))
     return _Report("diff", sections, {"command": "diff", "of": of})
 
 
@@ -1130,7 +1138,8 @@ def _times(matrix: Shape, ascii: bool) -> str:
     return ("x" if ascii else "×").join(map(str, matrix))
 
 
-def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, scalar: bool = False) -> str:
+def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, scalar: bool = False,
+                 form: str | None = None) -> str:
     size = _times(matrix, ascii)
     if layout == "tensor" and scalar:
         return f"tensor: shaped like {wrt}, as {of} is a scalar"
@@ -1143,8 +1152,16 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
         return (f"denominator: a {size} matrix, the numerator layout transposed; row = entry of {wrt}, "
                 f"column = entry of {of}, both in row-major order")
     kron = "X^T kron I" if ascii else "Xᵀ ⊗ I"
+    example = f"F = W X gives {kron}" if form is None else f"here d vec({of})/d vec({wrt}) = {form}"
     return (f"vec: a {size} matrix d vec({of})/d vec({wrt}); vec stacks columns (column-major) on both sides, "
-            f"so F = W X gives {kron}")
+            f"so {example}")
+
+
+def _kronecker_text(d: Derivative, ascii: bool) -> str | None:
+    """The program's own ``d vec(F)/d vec(W)`` (``Xᵀ ⊗ I_i``), or None."""
+    from .matrix_form import kronecker_matrix
+    form = kronecker_matrix(d)
+    return None if form is None else form.ascii if ascii else form.text
 
 
 def _check_jacobian_bytes(of: str, wrt: str, shape: Shape, data: _Data, limit: int) -> None:
@@ -1227,7 +1244,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         matrix = values.shape if args.layout != "tensor" else ()
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
                  (f", printed as {_times(matrix, args.ascii)}" if matrix else "")),
-                ("layout", _layout_text(args.layout, of, wrt, matrix, args.ascii, scalar=not out_shape)),
+                ("layout", _layout_text(args.layout, of, wrt, matrix, args.ascii, scalar=not out_shape,
+                                        form=_kronecker_text(d, args.ascii) if args.layout == "vec" else None)),
                 *_local_note(program, wrt, of),
                 ("inputs", data.sources())]
         tensor = args.layout == "tensor"

@@ -44,7 +44,8 @@ from .printing import format_number
 from .program import Derivative
 from .simplification import simplify
 
-__all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node"]
+__all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node",
+           "describe_matrix_form"]
 
 class _NoForm(Exception):
     """Internal: the expression has no matrix form."""
@@ -1475,3 +1476,54 @@ def kronecker_form(derivative: Derivative, labels: Mapping[str, str] | None = No
     """
     form = kronecker_matrix(derivative, labels)
     return None if form is None else form.text
+
+
+def describe_matrix_form(derivative: Derivative, program=None, ascii: bool = False) -> str:
+    """One line: the derivative in matrix notation, its Kronecker (vec) form, or why there is none.
+
+    A scalar's gradient (or a Jacobian with at most two indices) gets its matrix
+    form; a larger Jacobian of a linear map gets ``d vec(F)/d vec(W)`` with
+    ``vec`` stacking columns; anything else, the reason it has neither.
+
+    >>> from einderiv import parse
+    >>> p = parse("F[i,k] = W[i,j] X[j,k]")
+    >>> print(describe_matrix_form(p.derivative("X")))
+    vec form: d vec(F)/d vec(X) = I_k ⊗ W  (vec stacks columns; I_k is the identity over index k; dF/dX itself has 4 indices)
+    """
+    of, wrt = derivative.of, derivative.wrt
+    order = len(derivative.out_indices) + len(derivative.wrt_indices)
+    pick = (lambda form: form.ascii) if ascii else (lambda form: form.text)
+    kron = "kron" if ascii else "⊗"
+    if order <= 2:
+        form = to_matrix(derivative, program=program) if not derivative.out_indices else to_matrix(derivative)
+        if form is not None:
+            what = (f"shaped like {wrt}: the gradient of the scalar {of}" if not derivative.out_indices
+                    else f"a {'matrix' if order == 2 else 'vector'}: row = entry of {of}, column = entry of {wrt}"
+                    if order == 2 else f"a vector over the entries of {of if derivative.out_indices else wrt}")
+            return f"matrix form: d{of}/d{wrt} = {pick(form)}  ({what})"
+    form = kronecker_matrix(derivative)
+    if form is not None:
+        identities = sorted({n.label for n in _identities(form.node) if n.label})
+        note = "; ".join(f"I_{name} is the identity over index {name}" for name in identities)
+        return (f"vec form: d vec({of})/d vec({wrt}) = {pick(form)}  (vec stacks columns"
+                f"{'; ' + note if note else ''}; d{of}/d{wrt} itself has {order} indices)")
+    if len(derivative.out_indices) > 2 or len(derivative.wrt_indices) > 2:
+        return (f"no matrix form: d{of}/d{wrt} has {order} indices ({len(derivative.out_indices)} of {of}, "
+                f"{len(derivative.wrt_indices)} of {wrt}); a matrix has 2, and a vec ({kron}) form needs at most 2 "
+                f"on each side")
+    return (f"no matrix form: d{of}/d{wrt} has {order} indices and its terms do not split into matrix products "
+            f"(nor into A {kron} B for a vec form); the index form above is the derivative")
+
+
+def _identities(node: Node) -> list[Identity]:
+    if isinstance(node, Identity):
+        return [node]
+    found: list[Identity] = []
+    if isinstance(node, Kron):
+        return _identities(node.left) + _identities(node.right)
+    if isinstance(node, TermNode) and node.body is not None:
+        return _identities(node.body)
+    if isinstance(node, Sum):
+        for t in node.terms:
+            found.extend(_identities(t))
+    return found

@@ -85,3 +85,38 @@ def test_cli_derivative_of_an_output_it_does_not_reach(capsys):
     assert "does not depend on 'H3'" in capsys.readouterr().err
     with pytest.raises(ProgramError, match="does not depend"):
         jacobian(NETWORK, "H3", network_inputs(), of="H1")
+
+
+# ---------------------------------------------------------------- 2. matrix and Kronecker forms on the command line
+
+BACKPROP = "A4[n,j] = A3[n,i] W3[i,j]; A5[n,k] = A4[n,j] W4[j,k]; E = (A5[n,k] - R[n,k])^2 / 2"
+
+
+def test_diff_matrix_prints_the_gradient_in_matrix_notation(capsys):
+    out = run(capsys, "diff", BACKPROP, "--wrt", "W3,A3", "--matrix")
+    assert "matrix form: dE/dW3 = A3ᵀ (A5 − R) W4ᵀ  (shaped like W3" in out
+    assert "matrix form: dE/dA3 = (A5 − R) W4ᵀ W3ᵀ" in out
+
+
+def test_diff_matrix_names_the_programs_own_kronecker_form(capsys):
+    out = run(capsys, "diff", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W,X", "--matrix")
+    assert "vec form: d vec(F)/d vec(W) = Xᵀ ⊗ I_i" in out
+    assert "vec form: d vec(F)/d vec(X) = I_k ⊗ W" in out
+    assert "dF/dW itself has 4 indices" in out
+    ascii_out = run(capsys, "diff", "F[i,k] = W[i,j] X[j,k]", "--wrt", "W", "--matrix", "--ascii")
+    assert "d vec(F)/d vec(W) = kron(X^T, I_i)" in ascii_out and ascii_out.isascii()
+
+
+def test_diff_matrix_says_why_there_is_none(capsys):
+    out = run(capsys, "diff", "C[i,j,k] = A[i,j] x[k]", "--wrt", "x", "--matrix")
+    assert "no matrix form: dC/dx has 4 indices (3 of C, 1 of x)" in out
+
+
+def test_vec_layout_header_names_the_programs_kronecker_form_and_matches_the_values(capsys):
+    text = run(capsys, "jacobian", "F[i,k] = W[i,j] X[j,k]", "--wrt", "X", "--input", "W=[[1,2],[3,4]]",
+               "--sizes", "k=2", "--layout", "vec")
+    assert "so here d vec(F)/d vec(X) = I_k ⊗ W" in text
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    J = jacobian("F[i,k] = W[i,j] X[j,k]", "X", {"W": W, "X": np.ones((2, 2))})
+    from einderiv.cli import flatten_jacobian
+    np.testing.assert_allclose(flatten_jacobian(J, 2, "vec"), np.kron(np.identity(2), W))
