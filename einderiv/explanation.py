@@ -324,6 +324,9 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     for tensor, indices, expr in sorted(items, key=lambda it: _step_key(program, order, it[0])):
         form = to_matrix(expr, indices, tensors=tensors)
         note = _note(program, order, tensor, of, slots, tensors)
+        why = _why(form, expr, tensors)
+        if why and note.startswith("from "):
+            note += f": {why}"
         steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
                                  _sizers(program, expr)))
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
@@ -670,11 +673,80 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     header = (f"Reverse mode for the gradient of {loss} with respect to {', '.join(adj.wrt)}: "
               f"statements from {of} back to the inputs; {seed}.\n"
               f"g<T> names the gradient of {loss} with respect to T (shaped like T); "
-              f"∂ of a statement is taken entry by entry with Kronecker deltas.")
+              f"∂ of a statement is taken entry by entry with Kronecker deltas.\n"
+              f"{NOTATION}")
+    header += _tensor_output_note(program, of, adj)
     if differentials:
-        header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with A : B = Σ A[i,j] B[i,j] = tr(Aᵀ B), "
-                   f"so A : (B C) = Bᵀ A : C = A Cᵀ : B.")
+        p, q, r, _ = _metavariables(program)
+        header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with {p} : {q} = Σ {p}[i,j] {q}[i,j] = tr({p}ᵀ {q}) "
+                   f"({p}, {q}, {r} stand for any matrices), so {p} : ({q} {r}) = {q}ᵀ {p} : {r} = {p} {r}ᵀ : {q}.")
     return Explanation(header, tuple(sections), adj)
+
+
+#: What the index notation means, said where it first appears.
+NOTATION = ("Notation: δ[i,a] is 1 when i = a and 0 otherwise; an index repeated within a term is summed over "
+            "(u[i,j] v[j] sums over j); to contract is to sum over the shared index.")
+
+
+def _metavariables(program: Program) -> tuple[str, str, str, str]:
+    """Letters for the rules' placeholders (any matrix; an elementwise factor) that the program does not use."""
+    taken = set(program.names) | {n for n, _ in program.inputs}
+    free = [c for c in "PQSMUVKNYZ" if c not in taken and f"d{c}" not in taken and f"g{c}" not in taken]
+    return tuple(free[:4]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
+
+
+def _tensor_output_note(program: Program, of: str, adj: "AdjointProgram") -> str:
+    """For a tensor output: its Jacobian is higher-order; backprop's matrix is that Jacobian contracted."""
+    statement = program.statement(of)
+    if not statement.lhs or adj.seed is None:
+        return ""
+    out = [ir.display_name(i) for i in statement.lhs]
+    notes = []
+    for w in adj.wrt:
+        rank = program.rank(w)
+        slots = ir.fresh_names(rank, out)
+        order = len(out) + rank
+        step = adj.step(w)
+        gradient = f"; backprop's {step.matrix_text}" if step.matrix is not None else ""
+        notes.append(f"\n∂{format_ref(of, tuple(out))}/∂{format_ref(w, tuple(slots))} has {order} indices "
+                     f"(an order-{order} tensor, not a matrix){gradient} is that Jacobian contracted with the "
+                     f"upstream gradient {adj.seed} (summed over {', '.join(out)}), not the Jacobian itself.")
+    return "".join(notes)
+
+
+def _why(form: MatrixForm | None, expr: Expr, tensors: Mapping[str, str]) -> str:
+    """One line on why a product's factors sit where they do: ``the shared index n is X's first axis, …``."""
+    if form is None:
+        return ""
+    node = form.node
+    body = node.body if isinstance(node, TermNode) and node.body is not None else node
+    if not isinstance(body, Product) or len(expr.terms) != 1:
+        return ""
+    (term,) = expr.terms
+    shown = {**{k: v for k, v in tensors.items()}}
+    refs = {shown.get(f.name, f.name): f for f in term.factors if isinstance(f, Ref)}
+    reasons = []
+    last = len(body.factors) - 1
+    for k, factor in enumerate(body.factors):
+        transposed = isinstance(factor, Transpose) and isinstance(factor.arg, Tensor)
+        tensor = factor.arg if transposed else factor
+        if not isinstance(tensor, Tensor) or tensor.name not in refs:
+            continue
+        ref = refs[tensor.name]
+        shared = [(axis, i) for axis, i in enumerate(ref.indices) if i in term.summed]
+        if len(ref.indices) != 2 or len(shared) != 1:
+            continue
+        axis, index = shared[0]
+        place = "on the left" if k == 0 else "on the right" if k == last else "in the middle"
+        which = "first" if axis == 0 else "second"
+        if transposed:
+            reasons.append(f"the shared index {ir.display_name(index)} is {tensor.name}'s {which} axis, "
+                           f"so {tensor.name} enters transposed, {place}")
+        elif (k == 0 and axis == 1) or (k == last and axis == 0):
+            reasons.append(f"the shared index {ir.display_name(index)} is {tensor.name}'s {which} axis, "
+                           f"so {tensor.name} enters as it is, {place}")
+    transposed_only = [r for r in reasons if "transposed" in r]
+    return "; ".join(transposed_only or reasons)
 
 
 def _loss_name(program: Program, of: str, seed: str | None) -> str:
@@ -709,7 +781,7 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     for tensor in inputs:
         rows.extend(_input_rows(program, statement, tensor, adj, shapes, tensors, is_seed, pieces))
     if differentials:
-        rows.extend(_differential_rows(statement, g_out, pieces, is_seed, loss))
+        rows.extend(_differential_rows(statement, g_out, pieces, is_seed, loss, _metavariables(program)))
     fixed = {i: ir.display_name(i) for i in statement.lhs}
     title_latex = rf"\text{{[{statement.number}]}}\quad " \
                   rf"{_latex_ref(statement.name, list(fixed.values()))} = {expr_to_latex(statement.rhs, fixed)}"
@@ -771,9 +843,10 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
     form = to_matrix(contribution, slots, tensors=tensors)
     if form is not None:
         shape = shapes.of_form(form)
+        why = _why(form, contribution, tensors)
         rows.append(ExplanationRow(f"{g_name} {'+=' if _many(program, tensor, adj) else '='} {form.text}",
                                    f"{ref_to_latex(g_name, ())} = {form.latex}",
-                                   "matrix form" + (f": {shape}" if shape else "")))
+                                   "matrix form" + (f": {shape}" if shape else "") + (f"; why: {why}" if why else "")))
     else:
         rows.append(ExplanationRow(f"{g_name}: no matrix form", r"\text{no matrix form}",
                                    "a factor has more than two indices, or indices meet in more than two places"))
@@ -792,7 +865,7 @@ def _lx(tensors: Mapping[str, str]) -> dict[str, str]:
 
 
 def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: bool,
-                       of: str) -> list[ExplanationRow]:
+                       of: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> list[ExplanationRow]:
     """``dL = G : dF = G : (dW X) = G Xᵀ : dW``, one row per input, and why each factor moves."""
     rows = []
     total = simplify(ir.add(*(tangent for _, tangent, _, _ in pieces)))
@@ -814,8 +887,8 @@ def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: 
             if t_form.text != pairing:
                 text += f" = {pairing}{more}"
             latex = rf"{ref_to_latex('d' + of, ())} = {c_form.latex} : {ref_to_latex('d' + tensor, ())}"
-            rows.append(ExplanationRow(text, latex, f"read the gradient off dL = G : dX: g{tensor} = G"
-                                       .replace("dL", f"d{of}")))
+            rows.append(ExplanationRow(text, latex, f"read the gradient off d{of} = {metas[0]} : d{tensor}: "
+                                       f"g{tensor} = {metas[0]}"))
             continue
         else:
             piece = t_form.text if isinstance(t_form.node, Tensor) else f"({t_form.text})"
@@ -824,7 +897,7 @@ def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: 
                 text = f"d{of} = … + {g_out} : {piece} + … = … + {pairing} + …"
             latex = rf"{ref_to_latex(g_out, ())} : \left({t_form.latex}\right) = {c_form.latex} : " \
                     rf"{ref_to_latex('d' + tensor, ())}"
-        rows.append(ExplanationRow(text, latex, _frobenius_rule(t_form.node, f"d{tensor}")))
+        rows.append(ExplanationRow(text, latex, _frobenius_rule(t_form.node, f"d{tensor}", metas)))
     return rows
 
 
@@ -837,13 +910,18 @@ def _pairing(form: MatrixForm, d_name: str) -> str:
     return f"{form.operand()} : {d_name}"
 
 
-def _frobenius_rule(node: Node, d_name: str) -> str:
-    """Which Frobenius identity moves the factors around ``dX``."""
+def _frobenius_rule(node: Node, d_name: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> str:
+    """Which Frobenius identity moves the factors around ``d_name``; ``metas`` are placeholder letters
+    (any gradient, left factor, right factor, elementwise factor) that the program does not use."""
+    return _frobenius_template(node, d_name).format(P=metas[0], Q=metas[1], S=metas[2], M=metas[3], d=d_name)
+
+
+def _frobenius_template(node: Node, d_name: str) -> str:
     body = node.body if isinstance(node, TermNode) and node.body is not None else node
     if isinstance(body, Tensor) and body.name == d_name:
-        return "A : dX: the gradient passes through"
+        return "{P} : {d}: the gradient passes through"
     if isinstance(body, Hadamard):
-        return "A : (M ⊙ dX) = (A ⊙ M) : dX: elementwise factors stay, multiplied in"
+        return "{P} : ({M} ⊙ {d}) = ({P} ⊙ {M}) : {d}: elementwise factors stay, multiplied in"
     if isinstance(body, Product):
         names = [f.name if isinstance(f, Tensor) else f.arg.name if isinstance(f, Transpose) and
                  isinstance(f.arg, Tensor) else "" for f in body.factors]
@@ -852,16 +930,17 @@ def _frobenius_rule(node: Node, d_name: str) -> str:
             left, right = body.factors[:k], body.factors[k + 1:]
             if isinstance(body.factors[k], Transpose) and len(body.factors) == 2 and \
                     isinstance(body.factors[0], Ones):
-                return "A : (1 dbᵀ) = (1ᵀ A) db: b was broadcast down the rows, so its gradient sums them"
+                return "{P} : (1 {d}ᵀ) = (1ᵀ {P}) {d}: the vector was broadcast down the rows, so its gradient sums them"
             if isinstance(body.factors[k], Transpose):
-                return {(True, True): "A : (B dXᵀ C) = C Aᵀ B : dX", (True, False): "A : (B dXᵀ) = Aᵀ B : dX",
-                        (False, True): "A : (dXᵀ C) = C Aᵀ : dX"}[(bool(left), bool(right))] + \
-                    ": a transposed dX turns the whole product around"
+                return {(True, True): "{P} : ({Q} {d}ᵀ {S}) = {S} {P}ᵀ {Q} : {d}",
+                        (True, False): "{P} : ({Q} {d}ᵀ) = {P}ᵀ {Q} : {d}",
+                        (False, True): "{P} : ({d}ᵀ {S}) = {S} {P}ᵀ : {d}"}[(bool(left), bool(right))] + \
+                    ": a transposed {d} turns the whole product around"
             if left and right:
-                return "A : (B dX C) = Bᵀ A Cᵀ : dX: a left factor lands on the left, transposed; " \
+                return "{P} : ({Q} {d} {S}) = {Q}ᵀ {P} {S}ᵀ : {d}: a left factor lands on the left, transposed; " \
                        "a right factor on the right, transposed"
             if left:
-                return "A : (B dX) = Bᵀ A : dX: a factor on the left of dX lands on the left, transposed"
+                return "{P} : ({Q} {d}) = {Q}ᵀ {P} : {d}: a factor on the left of {d} lands on the left, transposed"
             if right:
-                return "A : (dX C) = A Cᵀ : dX: a factor on the right of dX lands on the right, transposed"
+                return "{P} : ({d} {S}) = {P} {S}ᵀ : {d}: a factor on the right of {d} lands on the right, transposed"
     return ""

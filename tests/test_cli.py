@@ -177,7 +177,7 @@ def test_jacobian_flattened_text_states_its_convention():
     assert "layout: numerator: a 2×6 matrix; row = entry of C, column = entry of B, both in row-major order" in text
     assert "inputs: A, B random (seed 0)" in text
     vec = ok("jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=3,j=2", "--layout", "vec", "--ascii")
-    assert "column-major" in vec and "X^T kron I" in vec
+    assert "column-major" in vec and "so here d vec(C)/d vec(B) = kron(I_j, A)" in vec
 
 
 def test_jacobian_of_WX_in_vec_layout_is_XT_kron_I(tmp_path):

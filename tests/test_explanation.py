@@ -71,7 +71,7 @@ def test_two_layer_adjoint_matrix_forms_and_notes():
     assert adj.step("H0").note == "∂H1/∂H0 is the identity: the gradient passes through"
     assert adj.step("b2").note == "b2 is broadcast along n: its gradient sums over n"
     assert adj.step("H1").note == "elementwise: times ∂H2/∂H1 = [H1 ≥ 0]"
-    assert adj.step("W2").note == "from H3 = H2 W2"
+    assert adj.step("W2").note == "from H3 = H2 W2: the shared index n is H2's first axis, so H2 enters transposed, on the left"
     table = str(adj)
     assert table.splitlines()[0] == "Reverse mode: the gradient of L with respect to W1, b1, W2, b2"
     assert "gW2[h,c] = gH3[n,c] H2[n,h]" in table and "gW2 = H2ᵀ gH3" in table
@@ -204,14 +204,14 @@ def test_explain_matrix_product():
     assert rules[0] == "∂W[i,j]/∂W[a,b] = δ[i,a] δ[j,b]"
     assert rules[1] == "δ elimination: j → b"
     assert rules[4] == "δ elimination: i → a"
-    assert rules[-1].startswith("A : (dX C) = A Cᵀ : dX: a factor on the right of dX lands on the right")
+    assert rules[-1].startswith("P : (dW S) = P Sᵀ : dW: a factor on the right of dW lands on the right")
     assert e.sections[0].title.startswith("[1] F[i,k] = W[i,j] X[j,k]")
 
 
 def test_explain_left_factor_lands_left():
     e = explain("F[i,k] = W[i,j] X[j,k]", "X", differentials=True)
     assert _rows(e)[-1] == "dL = gF : dF = gF : (W dX) = Wᵀ gF : dX"
-    assert e.sections[0].rows[-1].rule.startswith("A : (B dX) = Bᵀ A : dX: a factor on the left")
+    assert e.sections[0].rows[-1].rule.startswith("P : (Q dX) = Qᵀ P : dX: a factor on the left")
 
 
 def test_explain_chain_why_a3_left_and_w4_right():

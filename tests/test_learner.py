@@ -120,3 +120,41 @@ def test_vec_layout_header_names_the_programs_kronecker_form_and_matches_the_val
     J = jacobian("F[i,k] = W[i,j] X[j,k]", "X", {"W": W, "X": np.ones((2, 2))})
     from einderiv.cli import flatten_jacobian
     np.testing.assert_allclose(flatten_jacobian(J, 2, "vec"), np.kron(np.identity(2), W))
+
+
+# ---------------------------------------------------------------- 1. self-contained explanations
+
+MATMUL = "C[i,j] = A[i,k] B[k,j]"
+
+
+def test_explain_defines_its_notation_where_it_first_appears(capsys):
+    out = run(capsys, "explain", MATMUL, "--wrt", "A")
+    head = out.split("\n\n")[0]
+    assert "δ[i,a] is 1 when i = a and 0 otherwise" in head
+    assert "an index repeated within a term is summed over" in head
+    assert "to contract is to sum over the shared index" in head
+    assert out.index("Notation:") < out.index("δ[i,a] δ[k,b] B[k,j]")
+
+
+def test_explain_says_the_jacobian_of_a_tensor_output_is_not_backprops_matrix(capsys):
+    out = run(capsys, "explain", MATMUL, "--wrt", "A,B")
+    assert ("∂C[i,j]/∂A[a,b] has 4 indices (an order-4 tensor, not a matrix); backprop's gA = gC Bᵀ is that "
+            "Jacobian contracted with the upstream gradient gC (summed over i, j), not the Jacobian itself") in out
+    assert "backprop's gB = Aᵀ gC is that Jacobian contracted" in out
+
+
+def test_each_matrix_form_says_why_its_factors_sit_where_they_do(capsys):
+    out = run(capsys, "explain", BACKPROP, "--wrt", "W3")
+    assert "why: the shared index n is A3's first axis, so A3 enters transposed, on the left" in out
+    assert "why: the shared index k is W4's second axis, so W4 enters transposed, on the right" in out
+    table = run(capsys, "grad", BACKPROP, "--wrt", "W3", "--explain")
+    assert "from A4 = A3 W3: the shared index n is A3's first axis, so A3 enters transposed, on the left" in table
+
+
+def test_rule_legends_use_placeholders_the_program_does_not_use(capsys):
+    out = run(capsys, "explain", MATMUL, "--wrt", "A", "--differentials")
+    legend = next(line for line in out.splitlines() if line.startswith("Differentials:"))
+    assert "P : (Q S) = Qᵀ P : S = P Sᵀ : Q" in legend
+    clash = run(capsys, "explain", "C[i,j] = P[i,k] Q[k,j]", "--wrt", "P", "--differentials")
+    legend = next(line for line in clash.splitlines() if line.startswith("Differentials:"))
+    assert "S : (M U) = Mᵀ S : U" in legend and " P : " not in legend
