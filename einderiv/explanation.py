@@ -262,6 +262,22 @@ class AdjointProgram:
     def _repr_latex_(self) -> str:
         return f"$${self.latex}$$"
 
+    def __repr__(self) -> str:
+        return f"AdjointProgram(d{self.of}/d{', '.join(self.wrt)}: {len(self.steps)} steps)"
+
+    def _repr_markdown_(self) -> str:
+        """A table: each step in index form, its matrix form and where it comes from."""
+        rows = [f"**{_md(str(self).split(chr(10), 1)[0])}**", "", "| index form | matrix form | from |",
+                "| --- | --- | --- |"]
+        rows += [f"| `{_md(s.text)}` | `{_md(s.matrix_text)}` | {_md(s.note)} |" if s.matrix_text else
+                 f"| `{_md(s.text)}` | (none) | {_md(s.note)} |" for s in self.steps]
+        return "\n".join(rows) + "\n"
+
+
+def _md(text: str) -> str:
+    """``text`` safe in a Markdown table cell."""
+    return text.replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))] if rows else []
@@ -459,6 +475,18 @@ class Explanation:
 
     def _repr_latex_(self) -> str:
         return f"$${self.latex}$$"
+
+    def __repr__(self) -> str:
+        return (f"Explanation(d{self.adjoint.of}/d{', '.join(self.adjoint.wrt)}: "
+                f"{len(self.sections)} statement{'s' if len(self.sections) != 1 else ''})")
+
+    def _repr_markdown_(self) -> str:
+        """The header, then one table per statement: each step and the rule behind it."""
+        out = [_md(line) + "  " for line in self.header.split("\n")]
+        for section in self.sections:
+            out += ["", f"**`{_md(section.title.strip())}`**", "", "| step | rule |", "| --- | --- |"]
+            out += [f"| `{_md(r.text.strip())}` | {_md(r.rule)} |" for r in section.rows]
+        return "\n".join(out) + "\n"
 
 
 def _latex_text(text: str) -> str:

@@ -138,6 +138,26 @@ class Program:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        inputs = ", ".join(name for name, _ in self.inputs) or "none"
+        if len(self.names) == 1:
+            return f"Program({short(self.statements[0].source.strip())!r}; inputs {inputs})"
+        return f"Program({len(self.names)} statements {short(', '.join(self.names), 60)}; inputs {inputs})"
+
+    def _repr_latex_(self) -> str:
+        from .latex import display_latex, to_latex
+        return display_latex(to_latex(self))
+
+
+def short(text: str, width: int = 100) -> str:
+    """``text`` on one line, cut to ``width`` characters with ``…`` (for ``repr``).
+
+    >>> short("a\\nb")
+    'a; b'
+    """
+    text = "; ".join(line.strip() for line in text.split("\n") if line.strip())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
 
 @bounded_cache(max_entries=512, max_weight=MAX_TEXT)
 def _parse_cached(text: str) -> Program:
@@ -221,6 +241,15 @@ class Derivative:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def __repr__(self) -> str:
+        lines = self.to_text().split("\n")
+        more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
+        return f"Derivative({short(lines[-1])}){more}"
+
+    def _repr_latex_(self) -> str:
+        from .latex import display_latex, to_latex
+        return display_latex(to_latex(self))
 
 
 def chain_index_names(indices: tuple[str, ...]) -> dict[str, str]:

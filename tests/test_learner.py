@@ -158,3 +158,32 @@ def test_rule_legends_use_placeholders_the_program_does_not_use(capsys):
     clash = run(capsys, "explain", "C[i,j] = P[i,k] Q[k,j]", "--wrt", "P", "--differentials")
     legend = next(line for line in clash.splitlines() if line.startswith("Differentials:"))
     assert "S : (M U) = Mᵀ S : U" in legend and " P : " not in legend
+
+
+# ---------------------------------------------------------------- 9. notebooks
+
+def test_reprs_are_short_and_readable():
+    from einderiv.explanation import adjoint, explain
+    from einderiv.second_order import symbolic_hessian
+    assert repr(parse("F[i,k] = W[i,j] X[j,k]").derivative("W")) == "Derivative(dF[i,k]/dW[a,b] = δ[i,a] X[b,k])"
+    assert repr(parse("L = x[i] A[i,j] x[j]")) == "Program('L = x[i] A[i,j] x[j]'; inputs x, A)"
+    assert repr(parse(BACKPROP)) == "Program(3 statements A4, A5, E; inputs A3, W3, W4, R)"
+    assert repr(symbolic_hessian("L = x[i] A[i,j] x[j]", "x")) == "Hessian(d²L/dx[a]dx[b] = A[a,b] + A[b,a])"
+    assert repr(adjoint(BACKPROP, "W3")) == "AdjointProgram(dE/dW3: 3 steps)"
+    assert repr(explain(BACKPROP, "W3")) == "Explanation(dE/dW3: 3 statements)"
+    assert len(repr(parse(NETWORK))) < 120 and len(repr(parse(NETWORK).derivative("W1"))) < 140
+
+
+def test_notebook_objects_render_latex_and_markdown_tables():
+    from einderiv.explanation import adjoint, explain
+    from einderiv.second_order import symbolic_hessian
+    program = parse(BACKPROP)
+    assert program._repr_latex_().startswith("$$\\begin{aligned}") and "&=" in program._repr_latex_()
+    assert program.derivative("W3")._repr_latex_().startswith("$$\\frac{\\partial E}{\\partial \\mathrm{W3}_{ab}}")
+    assert symbolic_hessian("L = x[i] A[i,j] x[j]", "x")._repr_latex_() == \
+        "$$\\frac{\\partial^2 L}{\\partial x_{a}\\,\\partial x_{b}} = A_{ab} + A_{ba}$$"
+    table = adjoint(BACKPROP, "W3")._repr_markdown_()
+    assert "| index form | matrix form | from |" in table and "| `gW3[i,j] = gA4[n,j] A3[n,i]` | `gW3 = A3ᵀ gA4` |" in table
+    text = explain(BACKPROP, "W3")._repr_markdown_()
+    assert "| step | rule |" in text and "g&lt;T&gt;" not in text and "g&lt;T>" in text
+    assert explain(BACKPROP, "W3")._repr_latex_().startswith("$$\\begin{aligned}")
