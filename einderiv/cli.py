@@ -1202,35 +1202,70 @@ def _upstream(args: argparse.Namespace, program: Program, of: str, data: _Data) 
     return name, _converted(f"the upstream gradient '{name}'", array, data.dtype)
 
 
+def _symbolic_upstream(args: argparse.Namespace, program: Program, of: str,
+                       data: _Data) -> tuple[str, np.ndarray | None]:
+    """``--upstream G`` with ``--symbolic``: a bare name is a gradient of symbols (g1, g2, …); NAME=SOURCE numbers."""
+    text = args.upstream.strip()
+    if _IDENTIFIER.match(text):
+        taken = set(program.names) | set(dict(program.inputs))
+        if text in taken:
+            raise CommandLineError(f"--upstream: '{text}' is a tensor of the program; choose another name")
+        return text, None
+    return _upstream(args, program, of, data)
+
+
+def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, str]]:
+    """``matrix: Aᵀ G``, the vector–Jacobian product in matrix notation, where it has one."""
+    from .matrix_form import to_matrix
+    if d.chain:
+        return []
+    expr = simplify(ir.summation(d.out_indices, ir.mul(ir.ref(upstream, d.out_indices), d.expr)))
+    form = to_matrix(expr, d.wrt_indices)
+    if form is None:
+        return []
+    return [("matrix", f"{form.ascii if ascii else form.text}  (the gradient of {d.wrt} that backprop computes)")]
+
+
 def _run_jacobian(args: argparse.Namespace) -> _Report:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
-    if args.symbolic and args.upstream:
-        raise CommandLineError("--symbolic and --upstream cannot be combined")
-    if args.upstream and args.layout != "tensor":
+    if args.upstream and args.layout != "tensor" and not args.symbolic:
         raise CommandLineError("--layout applies to a Jacobian; with --upstream the result is shaped like the input")
     data = _load_data(args, program, of, wrts)
     out_shape = data.output_shape()
-    upstream = _upstream(args, program, of, data) if args.upstream else None
+    if args.upstream and args.symbolic:
+        upstream = _symbolic_upstream(args, program, of, data)
+    else:
+        upstream = _upstream(args, program, of, data) if args.upstream else None
     sections = _input_sections(data, args)
     for wrt in wrts:
         d = program.derivative(wrt, of)
         wrt_shape = data.shape_of(wrt)
+        vjp_section = None
         if upstream is not None:
             name, G = upstream
-            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
-                         symmetric=_symmetric_inputs(args, program))
+            if data.symbolic:
+                from .symbolic import symbolic_vjp
+                given = {**data.given, **({name: G} if G is not None else {})}
+                values = symbolic_vjp(program, wrt, {**data.shapes, wrt: wrt_shape, name: out_shape}, name,
+                                      of=of, sizes=data.sizes, values=given)
+            else:
+                values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                             symmetric=_symmetric_inputs(args, program))
             text, latex = _vjp_text(d, name, args.ascii)
             heading = [text]
             meta = [("shape", f"{wrt_shape} = shape({wrt})"),
                     ("layout", f"vector–Jacobian product: {name} (shaped like {of}) contracted with d{of}/d{wrt}"),
-                    ("inputs", data.sources())]
+                    *_vjp_matrix(d, name, args.ascii),
+                    ("inputs", data.sources() + (f"; {name} symbols" if data.symbolic and G is None else ""))]
             vjp_label = rf"{ref_to_latex(name, ())} \cdot \frac{{\partial {ref_to_latex(of, ())}}}" \
                         rf"{{\partial {ref_to_latex(wrt, ())}}}"
-            sections.append(_Section(heading, [latex], meta, values, latex_label=lambda _, t=vjp_label: t,
-                                     json={"wrt": wrt, "derivative": heading[0], "shape": list(wrt_shape),
-                                           "layout": "vjp", "upstream": name}))
-            continue
+            vjp_section = _Section(heading, [latex], meta, values, latex_label=lambda _, t=vjp_label: t,
+                                   json={"wrt": wrt, "derivative": heading[0], "shape": list(wrt_shape),
+                                         "layout": "vjp", "upstream": name})
+            if not data.symbolic:
+                sections.append(vjp_section)
+                continue
         shape = out_shape + wrt_shape
         _check_jacobian_bytes(of, wrt, shape, data, args.max_bytes)
         if data.symbolic:
@@ -1257,6 +1292,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
                            json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "shape": list(shape),
                                  "layout": args.layout, "matrix_shape": list(matrix) or None})
         sections.append(section)
+        if vjp_section is not None:        # symbolic: the Jacobian, then its product with the upstream gradient
+            sections.append(vjp_section)
     return _Report("jacobian", sections, _common_json(data, "jacobian"), data.symbolic)
 
 

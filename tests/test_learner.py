@@ -187,3 +187,27 @@ def test_notebook_objects_render_latex_and_markdown_tables():
     text = explain(BACKPROP, "W3")._repr_markdown_()
     assert "| step | rule |" in text and "g&lt;T&gt;" not in text and "g&lt;T>" in text
     assert explain(BACKPROP, "W3")._repr_latex_().startswith("$$\\begin{aligned}")
+
+
+# ---------------------------------------------------------------- 3. symbolic upstream
+
+def test_symbolic_jacobian_and_vjp_side_by_side_in_the_learners_entries(capsys):
+    out = run(capsys, "jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=3,j=2", "--symbolic",
+              "--upstream", "G", "--layout", "numerator")
+    jacobian_part, vjp_part = out.split("\n\n")
+    assert "[[a1, 0, a2, 0, a3, 0],\n [0, a1, 0, a2, 0, a3]]" in jacobian_part
+    assert vjp_part.startswith("G[i,j] dC[i,j]/dB[a,b] = G[i,b] A[i,a]\n")
+    assert "matrix: Aᵀ G  (the gradient of B that backprop computes)" in vjp_part
+    assert "[[a1*g1, a1*g2],\n [a2*g1, a2*g2],\n [a3*g1, a3*g2]]" in vjp_part
+
+
+def test_symbolic_vjp_with_given_upstream_numbers_matches_the_numeric_vjp(capsys):
+    pytest.importorskip("sympy")
+    from einderiv.symbolic import symbolic_vjp
+    values = {"A": np.array([[1.0, 2.0, 3.0]]), "G": np.array([[1.0, -1.0]])}
+    result = symbolic_vjp(parse(MATMUL), "B", {"A": (1, 3), "B": (3, 2), "G": (1, 2)}, "G", values=values)
+    expected = vjp(MATMUL, "B", {"A": values["A"], "B": np.ones((3, 2))}, values["G"])
+    np.testing.assert_allclose(result.astype(float), expected)
+    out = run(capsys, "jacobian", MATMUL, "--wrt", "A", "--sizes", "i=1,k=3,j=2", "--symbolic",
+              "--upstream", "G=[[1,-1]]")
+    assert "[[b11 - b12, b21 - b22, b31 - b32]]" in out
