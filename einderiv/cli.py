@@ -1081,6 +1081,14 @@ def _run_diff(args: argparse.Namespace) -> _Report:
             text, document["matrix"] = text + [line], line
             latex = latex + [f"% {line}"]
         sections.append(_Section(text, latex, json=document))
+    if args.matrix and sections:
+        from .matrix_form import column_vector_notes
+        notes = column_vector_notes(program, set(_ancestors(program, [of])), ascii=args.ascii)
+        if notes:
+            last = sections[-1]
+            last.heading.extend(notes)
+            last.latex.extend(f"% {note}" for note in notes)
+            last.json["notes"] = list(notes)
     return _Report("diff", sections, {"command": "diff", "of": of})
 
 

@@ -27,7 +27,8 @@ from .differentiation import partial, reverse_program, slot_indices
 from .errors import ProgramError, ShapeError
 from .ir import Delta, Expr, Ref
 from .latex import expr_to_latex, ref_to_latex
-from .matrix_form import Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, to_matrix
+from .matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
+                          to_matrix)
 from .printing import format_expr, format_ref
 from .program import Program, as_program
 from .semantics import Statement, dependencies, resolve_sizes
@@ -704,6 +705,7 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
               f"∂ of a statement is taken entry by entry with Kronecker deltas.\n"
               f"{NOTATION}")
     header += _tensor_output_note(program, of, adj)
+    header += "".join(f"\nNote: {note}." for note in column_vector_notes(program, set(order)))
     if differentials:
         p, q, r, _ = _metavariables(program)
         header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with {p} : {q} = Σ {p}[i,j] {q}[i,j] = tr({p}ᵀ {q}) "

@@ -45,7 +45,7 @@ from .program import Derivative
 from .simplification import simplify
 
 __all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node",
-           "describe_matrix_form"]
+           "describe_matrix_form", "column_vector_notes"]
 
 class _NoForm(Exception):
     """Internal: the expression has no matrix form."""
@@ -1527,3 +1527,48 @@ def _identities(node: Node) -> list[Identity]:
         for t in node.terms:
             found.extend(_identities(t))
     return found
+
+
+def column_vector_notes(program, names=None, ascii: bool = False) -> tuple[str, ...]:
+    """A note for each one-index statement whose matrix form comes out transposed (``Y = Wᵀ X``).
+
+    Matrix forms treat every vector as a column; a text that writes vectors as
+    rows has ``y = x W`` for the same statement.
+
+    >>> from einderiv import parse
+    >>> print(column_vector_notes(parse("Y[j] = X[i] W[i,j]"))[0])
+    vectors are columns here: in Y[j] = X[i] W[i,j], Wᵀ X is what a text with row vectors writes X W, X a row (the same numbers)
+    """
+    style = _ASCII if ascii else _TEXT
+    notes = []
+    for s in program.statements:
+        if s.rank != 1 or s.hidden or (names is not None and s.name not in names):
+            continue
+        form = to_matrix(s.rhs, s.lhs)
+        if form is None:
+            continue
+        for product in _products(form.node):
+            factors = product.factors
+            last = factors[-1]
+            if not (isinstance(last, Tensor) and (last.rows is None) != (last.cols is None)) or \
+                    not any(isinstance(f, Transpose) for f in factors[:-1]):
+                continue
+            row_text = " ".join(_render(f.arg if isinstance(f, Transpose) else f if f is last else _transpose(f),
+                                        style) for f in reversed(factors))
+            vector = _render(last, style)
+            notes.append(f"vectors are columns here: in {s.source.strip()}, {_render(product, style)} is what a text "
+                         f"with row vectors writes {row_text}, {vector} a row (the same numbers)")
+    return tuple(notes)
+
+
+def _products(node: Node) -> list[Product]:
+    """The matrix products in ``node``, outermost first (through sums, scaled terms and functions)."""
+    if isinstance(node, Product):
+        return [node]
+    if isinstance(node, TermNode):
+        return [] if node.body is None else _products(node.body)
+    if isinstance(node, Sum):
+        return [p for t in node.terms for p in _products(t)]
+    if isinstance(node, Func):
+        return [p for a in node.args for p in _products(a)]
+    return []

@@ -164,7 +164,31 @@ def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
     with depth_guard("the program"):
         statements, input_ranks, warns = analyse(tree)
-    return Program(text, statements, tuple(input_ranks.items()), warns)
+    return Program(text, statements, tuple(input_ranks.items()), warns + _matrix_habit_warnings(statements))
+
+
+def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]:
+    """A warning for each ``C = A B``: capitalised names written without indices are scalars here.
+
+    >>> print(_matrix_habit_warnings(_parse_cached("C = A B").statements)[0])
+    statement 1 (line 1: C = A B): A and B have no indices, so they are scalars and this is a product of numbers; for matrices write the indices: C[i,j] = A[i,k] B[k,j]
+    """
+    found = []
+    for s in statements:
+        if s.lhs or s.hidden:
+            continue
+        for term in s.rhs.terms:
+            names = [f.name for f in term.factors if isinstance(f, ir.Ref) and not f.indices]
+            if len(names) < 2 or len(names) != len(term.factors) or sum(n[:1].isupper() for n in names) < 2:
+                continue
+            inner = iter(ir.fresh_names(len(names) - 1, {"i", "j"}, "klmnpqrstuvw"))
+            axes = ["i"] + [next(inner) for _ in names[1:]] + ["j"]
+            product = " ".join(f"{n}[{axes[k]},{axes[k + 1]}]" for k, n in enumerate(names))
+            listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+            found.append(f"{s.where()}: {listed} have no indices, so they are scalars and this is a product of "
+                         f"numbers; for matrices write the indices: {s.name}[i,j] = {product}")
+            break
+    return tuple(found)
 
 
 def parse(text: str) -> Program:

@@ -211,3 +211,30 @@ def test_symbolic_vjp_with_given_upstream_numbers_matches_the_numeric_vjp(capsys
     out = run(capsys, "jacobian", MATMUL, "--wrt", "A", "--sizes", "i=1,k=3,j=2", "--symbolic",
               "--upstream", "G=[[1,-1]]")
     assert "[[b11 - b12, b21 - b22, b31 - b32]]" in out
+
+
+# ---------------------------------------------------------------- 5. traps guarded
+
+def test_matrix_notation_by_habit_warns_and_shows_the_index_form(capsys):
+    with pytest.warns(einderiv.EinderivWarning, match=r"A and B have no indices, so they are scalars.*"
+                                                      r"C\[i,j\] = A\[i,k\] B\[k,j\]"):
+        parse("C = A B")
+    assert main(["diff", "D = A B C", "--wrt", "A"]) == 0
+    err = capsys.readouterr().err
+    assert "einderiv: warning:" in err and "D[i,j] = A[i,k] B[k,l] C[l,j]" in err
+
+
+def test_scalar_products_of_lowercase_names_do_not_warn():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse("s = a b")
+        parse("C[i,j] = A[i,k] B[k,j]")
+
+
+def test_a_transposed_one_index_form_notes_the_column_vector_convention(capsys):
+    out = run(capsys, "diff", "Y[j] = X[i] W[i,j]", "--wrt", "W", "--matrix")
+    assert "vectors are columns here: in Y[j] = X[i] W[i,j], Wᵀ X is what a text with row vectors writes X W, " \
+           "X a row (the same numbers)" in out
+    assert "Note: vectors are columns here" in run(capsys, "explain", "Y[j] = X[i] W[i,j]", "--wrt", "W")
+    assert "vectors are columns" not in run(capsys, "diff", "y[i] = A[i,j] x[j]", "--wrt", "A", "--matrix")
