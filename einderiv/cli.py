@@ -1112,7 +1112,8 @@ def _input_sections(data: _Data, args: argparse.Namespace) -> list[_Section]:
 
 
 def _entry_label(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{','.join(map(str, index))}]" if index else name
+    """``C[1,2]``: an entry counted from 1, as the symbols of ``--symbolic`` are (a1, b12)."""
+    return f"{name}[{','.join(str(i + 1) for i in index)}]" if index else name
 
 
 def flatten_jacobian(J: np.ndarray, out_rank: int, layout: str) -> np.ndarray:
@@ -1152,7 +1153,7 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
     if layout == "tensor" and scalar:
         return f"tensor: shaped like {wrt}, as {of} is a scalar"
     if layout == "tensor":
-        return f"tensor: the output's axes first, then the input's; one block per entry of {of}"
+        return f"tensor: the output's axes first, then the input's; one block per entry of {of}, counted from 1"
     if layout == "numerator":
         return (f"numerator: a {size} matrix; row = entry of {of}, column = entry of {wrt}, "
                 f"both in row-major order")
@@ -1315,7 +1316,7 @@ def _local_note(program: Program, wrt: str, of: str) -> list[tuple[str, str]]:
 
 def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, ...]], str]:
     def label(index: tuple[int, ...]) -> str:
-        top = ref_to_latex(of, tuple(map(str, index))) if tensor else ref_to_latex(of, ())
+        top = ref_to_latex(of, tuple(str(i + 1) for i in index)) if tensor else ref_to_latex(of, ())
         return rf"\frac{{\partial {top}}}{{\partial {ref_to_latex(wrt, ())}}}"
     return label
 

@@ -1310,6 +1310,8 @@ def to_matrix(obj, free_order: Sequence[str] | None = None, *, tensors: Mapping[
         node = _tidy(node)
         if len(free) == 2 and (node.rows, node.cols) == (target[1], target[0]) and target[0] != target[1]:
             node = _transpose(node)
+        if len(free) == 1 and node.rows is None and node.cols is not None:
+            node = _transpose(node)          # vectors are columns: 1ᵀ G (a row) is written Gᵀ 1
         sizes = tuple((k, tuple(v)) for k, v in sorted(_size_sources(expr, names, free).items()))
         return MatrixForm(node, _layout(node, free), free, sizes)
     except _NoForm:

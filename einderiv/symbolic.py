@@ -11,7 +11,7 @@ Symbols are named after the input: ``A`` of shape (1, 3) gives ``a1, a2, a3``
 (axes of size 1 are dropped), ``B`` of shape (3, 2) gives ``b11, b12, …``
 (lowercase name and 1-based indices; ``w1_11`` for ``W1``), a scalar keeps its
 name. Where an axis is longer than 9, or two names would clash, every input is
-named ``B[0,1]`` instead (0-based, as in numpy).
+named ``B[1,2]`` instead (counted from 1 too).
 
 SymPy is an optional dependency (``pip install 'einderiv[symbolic]'``); it is
 imported only when these functions run. This module prints nothing.
@@ -74,7 +74,7 @@ def _compact_names(name: str, shape: Shape) -> np.ndarray:
 def _bracket_names(name: str, shape: Shape) -> np.ndarray:
     names = np.empty(shape, dtype=object)
     for index in np.ndindex(*shape):
-        names[index] = f"{name}[{','.join(map(str, index))}]" if shape else name
+        names[index] = f"{name}[{','.join(str(i + 1) for i in index)}]" if shape else name
     return names
 
 
@@ -84,7 +84,7 @@ def symbol_names(shapes: Mapping[str, Shape]) -> dict[str, np.ndarray]:
     >>> symbol_names({"A": (1, 3), "N": ()})["A"].tolist()
     [['a1', 'a2', 'a3']]
     >>> symbol_names({"W": (2, 10)})["W"][0, :2].tolist()
-    ['W[0,0]', 'W[0,1]']
+    ['W[1,1]', 'W[1,2]']
     """
     if all(n <= 9 for shape in shapes.values() for n in shape):
         compact = {name: _compact_names(name, tuple(shape)) for name, shape in shapes.items()}

@@ -161,13 +161,13 @@ def test_jacobian_text_prints_a_block_per_output_entry():
     assert text == (
         "dC[i,j]/dA[a,b] = δ[i,a] B[b,j]\n"
         "shape: (1, 2, 1, 3) = shape(C) + shape(A)\n"
-        "layout: tensor: the output's axes first, then the input's; one block per entry of C\n"
+        "layout: tensor: the output's axes first, then the input's; one block per entry of C, counted from 1\n"
         "inputs: A, B given\n"
         "\n"
-        "dC[0,0]/dA =\n"
+        "dC[1,1]/dA =\n"
         "[[1. 3. 5.]]\n"
         "\n"
-        "dC[0,1]/dA =\n"
+        "dC[1,2]/dA =\n"
         "[[2. 4. 6.]]\n")
 
 
@@ -491,8 +491,8 @@ def test_symbolic_evaluator_agrees_with_numbers_through_a_chain():
     symbols = sympy.symbols("x1 x2", real=True)
     numbers = [float(entry.subs(dict(zip(symbols, x)))) for entry in J]
     np.testing.assert_allclose(numbers, einderiv.grad(program, "x", {"x": x}), rtol=1e-10)
-    assert symbol_names({"W": (2, 10)})["W"][1, 9] == "W[1,9]"            # a dimension above 9
-    assert symbol_names({"A": (3,), "a": (3,)})["a"][0] == "a[0]"         # a clash: bracket names for all
+    assert symbol_names({"W": (2, 10)})["W"][1, 9] == "W[2,10]"            # a dimension above 9
+    assert symbol_names({"A": (3,), "a": (3,)})["a"][0] == "a[1]"         # a clash: bracket names for all
     assert symbol_names({"W1": (2, 2)})["W1"][0, 1] == "w1_12"
 
 
@@ -502,8 +502,8 @@ def test_demo_prints_the_derivatives_and_the_full_jacobian_of_the_built_in_examp
     assert "dF[i,k]/dW[a,b] = δ[i,a] X[b,k]" in out
     assert "dF[i,k]/dX[a,b] = W[i,a] δ[k,b]" in out
     assert "shape: (2, 2, 2, 3) = shape(F) + shape(W)" in out
-    # the block of entry F[1,1]: only row a = 1 is non-zero, and it holds column k = 1 of X
-    block = out.split("dF[1,1]/dW =", 1)[1]
+    # the block of entry F[2,2] (counted from 1): only row a = 2 is non-zero, and it holds column k = 2 of X
+    block = out.split("dF[2,2]/dW =", 1)[1]
     assert block.split()[:6] == ["[[0.", "0.", "0.]", "[0.", "1.", "3.]]"]
 
 
@@ -548,7 +548,7 @@ def test_grad_explain_prints_the_backprop_equations(tmp_path):
     path.write_text(NETWORK, encoding="utf-8")
     out = ok("grad", f"@{path}", "--wrt", "W1,b1,W2,b2", "--explain")
     assert "gW2 = H2ᵀ gH3" in out
-    assert "gb2 = 1ᵀ gZ" in out
+    assert "gb2 = gZᵀ 1" in out
     assert "gH3[n,c] = gZ[n,c]" in out
     assert "gH2 = gH3 W2ᵀ" in out
 

@@ -58,12 +58,12 @@ def test_two_layer_adjoint_matrix_forms_and_notes():
     assert forms == {
         "Z": "gZ = (Z − T) / N",
         "H3": "gH3 = gZ",
-        "b2": "gb2 = 1ᵀ gZ",
+        "b2": "gb2 = gZᵀ 1",
         "H2": "gH2 = gH3 W2ᵀ",
         "W2": "gW2 = H2ᵀ gH3",
         "H1": "gH1 = gH2 ⊙ [H1 ≥ 0]",
         "H0": "gH0 = gH1",
-        "b1": "gb1 = 1ᵀ gH1",
+        "b1": "gb1 = gH1ᵀ 1",
         "W1": "gW1 = Xᵀ gH0",
     }
     # the two identities of the network, and the bias gradients summing over the batch
@@ -227,8 +227,8 @@ def test_explain_chain_why_a3_left_and_w4_right():
 def test_explain_two_layer_network_covers_every_node():
     e = explain(TWO_LAYER, NET_WRTS)
     text = str(e)
-    for line in ("gH3 = gZ", "gb2 = 1ᵀ gZ", "gW2 = H2ᵀ gH3", "gH2 = gH3 W2ᵀ", "gH1 = gH2 ⊙ [H1 ≥ 0]",
-                 "gH0 = gH1", "gb1 = 1ᵀ gH1", "gW1 = Xᵀ gH0", "∂Z[n,c]/∂H3[a,b] = δ[n,a] δ[c,b]",
+    for line in ("gH3 = gZ", "gb2 = gZᵀ 1", "gW2 = H2ᵀ gH3", "gH2 = gH3 W2ᵀ", "gH1 = gH2 ⊙ [H1 ≥ 0]",
+                 "gH0 = gH1", "gb1 = gH1ᵀ 1", "gW1 = Xᵀ gH0", "∂Z[n,c]/∂H3[a,b] = δ[n,a] δ[c,b]",
                  "∂H1[n,h]/∂H0[a,b] = δ[n,a] δ[h,b]"):
         assert line in text, line
     assert "chain rule through max" in text
@@ -240,7 +240,7 @@ def test_explain_shapes_from_index_sizes():
     text = str(e)
     assert "(H3: 6×2)" in text
     assert "matrix form: (4×6) (6×2) → 4×2" in text     # gW2 = H2ᵀ gH3
-    assert "matrix form: (1×6) (6×2) → 1×2" in text     # gb2 = 1ᵀ gZ
+    assert "matrix form: (2×6) (6×1) → 2×1" in text     # gb2 = gZᵀ 1
     assert "(L: scalar)" in text
 
 

@@ -238,3 +238,23 @@ def test_a_transposed_one_index_form_notes_the_column_vector_convention(capsys):
            "X a row (the same numbers)" in out
     assert "Note: vectors are columns here" in run(capsys, "explain", "Y[j] = X[i] W[i,j]", "--wrt", "W")
     assert "vectors are columns" not in run(capsys, "diff", "y[i] = A[i,j] x[j]", "--wrt", "A", "--matrix")
+
+
+# ---------------------------------------------------------------- 6. consistent shapes
+
+def test_bias_gradients_are_columns(capsys):
+    table = run(capsys, "grad", NETWORK, "--wrt", "b1,b2", "--explain")
+    assert "gb2 = gZᵀ 1" in table and "gb1 = gH1ᵀ 1" in table and "= 1ᵀ" not in table
+    from einderiv.matrix_form import to_matrix
+    form = to_matrix(parse("s[c] = G[n,c]").statements[0].rhs)
+    assert (form.text, form.layout) == ("Gᵀ 1", "column")
+    G = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_allclose(form.evaluate({"G": G}), G.sum(axis=0))
+
+
+def test_block_labels_and_symbols_count_from_one(capsys):
+    out = run(capsys, "jacobian", "y[i] = A[i,j] x[j]", "--wrt", "x", "--sizes", "i=2,j=2", "--symbolic")
+    assert "dy[1]/dx =\n[a11, a12]" in out and "dy[2]/dx =\n[a21, a22]" in out
+    assert "dy[0]" not in out and "counted from 1" in out
+    from einderiv.symbolic import symbol_names
+    assert symbol_names({"W": (2, 10)})["W"][0, 0] == "W[1,1]"
