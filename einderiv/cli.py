@@ -1326,8 +1326,9 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     if args.explain:
+        from .explanation import ascii_text
         table = adjoint(program, wrts, of)
-        text = to_latex(table) if args.format == "latex" else str(table)
+        text = to_latex(table) if args.format == "latex" else ascii_text(str(table)) if args.ascii else str(table)
         _emit(text.rstrip("\n") + "\n", args, sys.stdout)
         return None
     if program.rank(of) != 0:
@@ -1449,9 +1450,13 @@ def _run_explain(args: argparse.Namespace) -> None:
     from .explanation import explain
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
+    sizes = _program_sizes(args.sizes, program)
+    shapes: dict[str, Any] = {}
+    if sizes:       # every input's shape, inferred across statements as grad does
+        shapes = dict(infer_shapes(program, {}, sizes, _needed_inputs(program, of, wrts)))
     derivation = explain(program, wrts, of, differentials=args.differentials,
-                         sizes=_program_sizes(args.sizes, program) or None)
-    text = to_latex(derivation) if args.format == "latex" else str(derivation)
+                         sizes={**sizes, **shapes} or None)
+    text = to_latex(derivation) if args.format == "latex" else derivation.to_text(ascii=args.ascii)
     _emit(text.rstrip("\n") + "\n", args, sys.stdout)
     return None
 

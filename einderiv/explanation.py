@@ -34,7 +34,7 @@ from .program import Program, as_program
 from .semantics import Statement, dependencies, resolve_sizes
 from .simplification import simplify
 
-__all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
+__all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain", "ascii_text"]
 
 
 # ---------------------------------------------------------------- names
@@ -449,23 +449,29 @@ class Explanation:
     adjoint: AdjointProgram
 
     def __str__(self) -> str:
-        out = [self.header]
-        for section in self.sections:
-            out.append("")
-            out.append(section.title)
-            width = max(len(r.text) for r in section.rows) if section.rows else 0
-            for r in section.rows:
-                line = f"    {r.text.ljust(width)}" + (f"    ({r.rule})" if r.rule else "")
-                out.append(line.rstrip())
-        return "\n".join(out)
+        return self.to_text()
 
     @property
     def text(self) -> str:
         return str(self)
 
+    def to_text(self, ascii: bool = False) -> str:
+        """The derivation as text; ``ascii=True`` spells every symbol in ASCII (``delta(i,a)``, ``d``, ``^T``)."""
+        spell = ascii_text if ascii else (lambda text: text)
+        out = [spell(self.header)]
+        for section in self.sections:
+            out.append("")
+            out.append(spell(section.title))
+            texts = [spell(r.text) for r in section.rows]
+            width = max(map(len, texts)) if texts else 0
+            for text, r in zip(texts, section.rows):
+                line = f"    {text.ljust(width)}" + (f"    ({spell(r.rule)})" if r.rule else "")
+                out.append(line.rstrip())
+        return "\n".join(out)
+
     @property
     def latex(self) -> str:
-        lines = []
+        lines = [rf"&\text{{{_latex_text(line)}}}" for line in self.header.split("\n") if line.strip()]
         for section in self.sections:
             lines.append(f"&{section.title_latex}" if section.title_latex
                          else rf"&\text{{{_latex_text(section.title)}}}")
@@ -491,10 +497,34 @@ class Explanation:
 
 
 def _latex_text(text: str) -> str:
+    """``text`` for ``\\text{…}``: LaTeX's special characters escaped, every non-ASCII symbol as inline math."""
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("#", r"\#"), ("%", r"\%"), ("&", r"\&"),
-                 ("{", r"\{"), ("}", r"\}")):
+                 ("{", r"\{"), ("}", r"\}"), ("<", r"\textless{}"), (">", r"\textgreater{}")):
         text = text.replace(a, b)
-    return text
+    return "".join(_SYMBOLS.get(c, (c, c))[1] if not c.isascii() else c for c in text)
+
+
+# Each non-ASCII symbol the explanations print: (ASCII, LaTeX inside \text{}).
+_SYMBOLS = {
+    "δ": ("delta", r"$\delta$"), "∂": ("d", r"$\partial$"), "→": ("->", r"$\to$"), "ᵀ": ("^T", r"$^\top$"),
+    "⊙": (".*", r"$\odot$"), "⊗": (" kron ", r"$\otimes$"), "Σ": ("sum", r"$\Sigma$"), "·": (".", r"$\cdot$"),
+    "…": ("...", r"\dots{}"), "−": ("-", "-"), "∘": ("o", r"$\circ$"), "‖": ("||", r"$\|$"),
+    "²": ("^2", r"$^2$"), "½": ("1/2", r"$\frac{1}{2}$"), "≥": (">=", r"$\geq$"), "≤": ("<=", r"$\leq$"),
+    "×": ("x", r"$\times$"), "σ": ("sigma", r"$\sigma$"), "⁻": ("^-", r"$^{-}$"), "¹": ("1", r"$^{1}$"),
+    "ℓ": ("l", r"$\ell$"), "│": ("|", "|"), "′": ("'", "'"), "⁰": ("0", r"$^{0}$"), "ⁱ": ("i", r"$^{i}$"),
+    "𝐏": ("P", r"$\mathbf{P}$"), "𝐐": ("Q", r"$\mathbf{Q}$"), "𝐒": ("S", r"$\mathbf{S}$"),
+    "𝐌": ("M", r"$\mathbf{M}$"), "₁": ("1", r"$_{1}$"), "₂": ("2", r"$_{2}$"), "ε": ("eps", r"$\varepsilon$"),
+}
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in ASCII: ``δ[i,a]`` as ``delta(i,a)`` (the input language's spelling), other symbols spelled out.
+
+    >>> ascii_text("∂C[i,j]/∂A[a,b] = δ[i,a] B[b,j]    (δ elimination: k → b)")
+    'dC[i,j]/dA[a,b] = delta(i,a) B[b,j]    (delta elimination: k -> b)'
+    """
+    text = re.sub(r"δ\[([^\[\]]*)\]", r"delta(\1)", text)
+    return "".join(_SYMBOLS.get(c, ("?", ""))[0] if not c.isascii() else c for c in text)
 
 
 class _Shapes:

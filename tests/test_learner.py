@@ -258,3 +258,34 @@ def test_block_labels_and_symbols_count_from_one(capsys):
     assert "dy[0]" not in out and "counted from 1" in out
     from einderiv.symbolic import symbol_names
     assert symbol_names({"W": (2, 10)})["W"][0, 0] == "W[1,1]"
+
+
+# ---------------------------------------------------------------- 8. explain: ASCII, shapes, LaTeX
+
+SOFTMAX = "P[n,c] = exp(S[n,c]) / sum[d](exp(S[n,d])); L = -T[n,c] log(P[n,c]) / N"
+
+
+@pytest.mark.parametrize("program, wrt", [(NETWORK, "W1,b1,W2,b2"), (SOFTMAX, "S"), (MATMUL, "A,B"),
+                                          ("L = x[i] A[i,j] x[j]", "x"), ("y[j] = sigmoid(x[i] W[i,j])", "W")])
+def test_explain_ascii_is_ascii(capsys, program, wrt):
+    out = run(capsys, "explain", program, "--wrt", wrt, "--differentials", "--ascii")
+    assert out.isascii(), [c for c in out if not c.isascii()]
+    assert "delta(" in out or "delta" not in run(capsys, "explain", program, "--wrt", wrt)
+    table = run(capsys, "grad", program, "--wrt", wrt, "--explain", "--ascii")
+    assert table.isascii()
+
+
+def test_explain_infers_shapes_across_statements_as_grad_does(capsys):
+    out = run(capsys, "explain", "y[i] = A[i,j] x[j]; L = y[i] y[i]", "--wrt", "x", "--sizes", "i=2,j=3")
+    assert "(y: 2)" in out or "y: 2" in out
+    assert main(["explain", "y[i] = A[i,j] x[j]; L = y[i] y[i]", "--wrt", "x", "--sizes", "i=2"]) == 2
+    assert "give --sizes j=N" in capsys.readouterr().err
+
+
+def test_explain_latex_keeps_the_header_and_no_unicode_in_text(capsys):
+    import re
+    out = run(capsys, "explain", MATMUL, "--wrt", "A", "--differentials", "--format", "latex")
+    assert r"\text{Notation: $\delta$[i,a] is 1 when i = a and 0 otherwise" in out
+    assert r"\text{Reverse mode for the gradient of L" in out
+    for body in re.findall(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", out):
+        assert body.isascii(), body
