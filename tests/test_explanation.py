@@ -275,7 +275,8 @@ def test_explain_no_matrix_form_row():
 
 def test_explain_latex():
     e = explain("F[i,k] = W[i,j] X[j,k]", "W", differentials=True)
-    assert e.latex.startswith("\\begin{aligned}\n&\\text{[1]}\\quad F_{ik} = W_{ij} X_{jk}\\qquad F = W X")
+    assert e.latex.startswith("\\begin{aligned}\n&\\text{Reverse mode for the gradient of L")     # the header first
+    assert "\\\\\n&\\text{[1]}\\quad F_{ik} = W_{ij} X_{jk}\\qquad F = W X" in e.latex
     assert "\\frac{\\partial F_{ik}}{\\partial W_{ab}} = \\delta_{ia} \\delta_{jb} X_{jk}" in e.latex
     assert "\\mathrm{gW} = \\mathrm{gF} X^\\top" in e.latex
     assert e._repr_latex_() == f"$${e.latex}$$"
