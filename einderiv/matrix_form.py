@@ -1152,14 +1152,23 @@ def _match_factor(pattern, factor, mapping: dict[str, str], lhs: set[str]):
 
 
 def _match_expr(pattern: Expr, expr: Expr, mapping: dict[str, str], lhs: set[str]) -> bool:
+    """Whether ``expr`` is ``pattern`` with its free indices renamed by ``mapping`` (extended as found);
+    a sum's own indices match the other side's one to one (``sum[d](exp(S[n,d]))`` is ``sum[e](exp(S[n,e]))``)."""
     if len(pattern.terms) != len(expr.terms):
         return False
     for pt, et in zip(pattern.terms, expr.terms):
-        if pt.coeff != et.coeff or pt.summed or et.summed or len(pt.factors) != len(et.factors):
+        if pt.coeff != et.coeff or len(pt.summed) != len(et.summed) or len(pt.factors) != len(et.factors):
             return False
+        bound = set(pt.summed)
+        local = {k: v for k, v in mapping.items() if k not in bound}
         for pf, ef in zip(pt.factors, et.factors):
-            if _match_factor(pf, ef, mapping, lhs) is not None:
+            if _match_factor(pf, ef, local, lhs | bound) is not None:
                 return False
+        if any(b not in local for b in bound) or {local[b] for b in bound} != set(et.summed):
+            return False
+        if any(local[k] in et.summed for k in local if k not in bound):
+            return False
+        mapping.update({k: v for k, v in local.items() if k not in bound})
     return True
 
 
@@ -1502,7 +1511,8 @@ def describe_matrix_form(derivative: Derivative, program=None, ascii: bool = Fal
             what = (f"shaped like {wrt}: the gradient of the scalar {of}" if not derivative.out_indices
                     else f"a {'matrix' if order == 2 else 'vector'}: row = entry of {of}, column = entry of {wrt}"
                     if order == 2 else f"a vector over the entries of {of if derivative.out_indices else wrt}")
-            return f"matrix form: d{of}/d{wrt} = {pick(form)}  ({what})"
+            line = f"matrix form: d{of}/d{wrt} = {pick(form)}  ({what})"
+            return line + _unit_row_sum_note(derivative, program, pick)
     form = kronecker_matrix(derivative)
     if form is not None:
         identities = sorted({n.label for n in _identities(form.node) if n.label})
@@ -1574,3 +1584,36 @@ def _products(node: Node) -> list[Product]:
     if isinstance(node, Func):
         return [p for a in node.args for p in _products(a)]
     return []
+
+
+def _unit_row_sum_note(derivative: Derivative, program, pick) -> str:
+    """``; where each row of T sums to 1 …, this is (P − T) / N``: the form when a summed label matrix drops out."""
+    expr = _inline_chain(derivative)
+    names: dict[str, str] = {}
+    terms = []
+    for term in expr.terms:
+        factors = list(term.factors)
+        summed = list(term.summed)
+        for f in term.factors:
+            if not (isinstance(f, Ref) and len(f.indices) == 2 and f.name not in getattr(program, "names", ())):
+                continue
+            inner = [i for i in f.indices if i in summed and
+                     sum(i in ir.factor_indices(g) for g in factors) == 1]
+            if len(inner) == 1 and f.indices[1] == inner[0] and len(factors) > 1:
+                names[f.name] = ir.display_name(inner[0])
+                factors.remove(f)
+                summed.remove(inner[0])
+                break
+        terms.append(Term(term.coeff, tuple(summed), tuple(factors)))
+    elsewhere = {f.name for t in terms for f in t.factors if isinstance(f, Ref)}
+    names = {n: i for n, i in names.items() if n in elsewhere}    # T both summed and as itself: (P − T)/N
+    if not names:
+        return ""
+    form = to_matrix(simplify(Expr(tuple(terms))), derivative.out_indices + derivative.wrt_indices,
+                     program=program)
+    if form is None:
+        return ""
+    rows = ", ".join(f"Σ_{index} {name}[·,{index}] = 1" for name, index in names.items())
+    which = " and ".join(names)
+    return (f"; where each row of {which} sums to 1 ({rows}: one-hot labels or probabilities), "
+            f"this is {pick(form)}")

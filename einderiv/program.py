@@ -362,7 +362,50 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     seed = jacobian_seed(out, program.statement(of).lhs)
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
-    return _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements))
+    return _folded(program, _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements)))
+
+
+#: Folding the program's definitions back is tried on derivatives up to this many terms.
+FOLD_TERMS = 16
+
+
+def _folded(program: Program, d: Derivative) -> Derivative:
+    """``d`` written with the program's named intermediates where that is shorter:
+    ``exp(S[a,b]) / sum[d](exp(S[a,d]))`` becomes ``P[a,b]`` when a statement defines ``P`` so."""
+    from .matrix_form import fold_definitions
+    patterns = [s for s in program.statements if not s.hidden]
+    if not patterns or d.definitions or len(d.expr.terms) > FOLD_TERMS or \
+            any(len(s.expr.terms) > FOLD_TERMS for s in d.chain):
+        return d
+    chain = tuple(replace(s, expr=_shorter(s.expr, fold_definitions(s.expr, patterns)))
+                  for s in d.chain)
+    return replace(d, expr=_shorter(d.expr, fold_definitions(d.expr, patterns)), chain=chain)
+
+
+def _shorter(expr: Expr, folded: Expr) -> Expr:
+    """``folded`` if it is shorter and removes each function it folds away entirely, else ``expr``.
+
+    Half a fold (``y − σ(z)²`` for ``σ(z) (1 − σ(z))`` with ``y = σ(z)``) hides a pattern a reader knows."""
+    if len(format_expr(folded)) >= len(format_expr(expr)):
+        return expr
+    before, after = _call_counts(expr), _call_counts(folded)
+    if any(0 < after.get(fn, 0) < count for fn, count in before.items()):
+        return expr
+    return folded
+
+
+def _call_counts(expr: Expr) -> dict[str, int]:
+    """How often each function is called in ``expr``, nested calls too."""
+    counts: dict[str, int] = {}
+    for term in expr.terms:
+        for f in term.factors:
+            if isinstance(f, ir.Call):
+                counts[f.fn] = counts.get(f.fn, 0) + 1
+            for nested in (f.args if isinstance(f, ir.Call) else (f.base, f.exponent) if isinstance(f, ir.Power)
+                           else ()):
+                for name, k in _call_counts(nested).items():
+                    counts[name] = counts.get(name, 0) + k
+    return counts
 
 
 #: Temporaries are written out in place in a derivative while it keeps at most this many factors.

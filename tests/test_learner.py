@@ -289,3 +289,26 @@ def test_explain_latex_keeps_the_header_and_no_unicode_in_text(capsys):
     assert r"\text{Reverse mode for the gradient of L" in out
     for body in re.findall(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", out):
         assert body.isascii(), body
+
+
+# ---------------------------------------------------------------- 7. what a textbook writes
+
+def test_softmax_cross_entropy_gradient_is_written_with_the_named_probabilities(capsys):
+    d = parse(SOFTMAX).derivative("S")
+    assert str(d) == "dL/dS[a,b] = -T[a,b] / N + T[a,c] P[a,b] / N"
+    out = run(capsys, "diff", SOFTMAX, "--wrt", "S", "--matrix")
+    assert "exp" not in out
+    assert "where each row of T sums to 1 (Σ_c T[·,c] = 1: one-hot labels or probabilities), this is (−T + P) / N" in out
+    # the printed form is the gradient: check against the numeric one
+    rng = np.random.default_rng(1)
+    S, T = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), size=3)
+    inputs = {"S": S, "T": T, "N": np.array(3.0)}
+    P = evaluate(SOFTMAX, inputs, of="P")
+    np.testing.assert_allclose(grad(SOFTMAX, "S", inputs), (P - T) / 3)
+    np.testing.assert_allclose(grad(SOFTMAX, "S", inputs), (-T + T.sum(axis=1, keepdims=True) * P) / 3)
+
+
+def test_half_a_fold_is_not_taken():
+    # y = σ(z) folded into one σ(z) of σ(z) − σ(z)² but not the other would hide σ' = σ (1 − σ)
+    assert str(parse("y[i] = sigmoid(z[i]); L = y[i] y[i]").derivative("z")) == \
+        "dL/dz[a] = 2 (sigmoid(z[a]) - sigmoid(z[a])^2) y[a]"
