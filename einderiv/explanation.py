@@ -783,8 +783,7 @@ def _why(form: MatrixForm | None, expr: Expr, tensors: Mapping[str, str]) -> str
     if not isinstance(body, Product) or len(expr.terms) != 1:
         return ""
     (term,) = expr.terms
-    shown = {**{k: v for k, v in tensors.items()}}
-    refs = {shown.get(f.name, f.name): f for f in term.factors if isinstance(f, Ref)}
+    refs = {tensors.get(f.name, f.name): f for f in term.factors if isinstance(f, Ref)}
     reasons = []
     last = len(body.factors) - 1
     for k, factor in enumerate(body.factors):
