@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     diff = add("diff", "print symbolic derivatives in index form", [program, output(("text", "json", "latex"))])
     diff.add_argument("--wrt", required=True, metavar="W[,V…]", help="input(s) to differentiate with respect to")
+    diff.add_argument("--matrix", action="store_true",
+                      help="also print the matrix form (A3ᵀ (A5 − R) W4ᵀ), the Kronecker form of a linear map "
+                           "(d vec(F)/d vec(W) = Xᵀ ⊗ I_i), or why there is none")
     diff.set_defaults(run=_run_diff)
 
     jac = add("jacobian", "print the full Jacobian tensor of an output with respect to an input",
@@ -632,7 +635,7 @@ def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
 def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[str]:
     ranks = dict(program.inputs)
     used = {of} | set(wrts)
-    for name in _ancestors(program, [of]):
+    for name in _ancestors(program, [of, *(w for w in wrts if w in program.names)]):
         used.update(ir.tensor_names(program.statement(name).rhs))
     return [n for n in ranks if n in used]
 
@@ -714,11 +717,15 @@ class _Data:
         return "; ".join(parts) or "none"
 
     def output_shape(self) -> Shape:
-        if self.of not in self.program.names:
-            return self.shapes[self.of]
-        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [self.of]))
+        return self.shape_of(self.of)
+
+    def shape_of(self, name: str) -> Shape:
+        """The shape of an input or of a statement's tensor (an intermediate given with --wrt, say)."""
+        if name not in self.program.names:
+            return self.shapes[name]
+        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [name]))
         _, shapes = resolve_sizes(statements, self.shapes, self.sizes)
-        return shapes[self.of]
+        return shapes[name]
 
 
 def _symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, ...]:
@@ -748,9 +755,6 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}")
         given[name] = _converted(f"input '{name}'", array, dtype)
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(ranks) or 'none'})")
         program.rank(w)
     needed = _needed_inputs(program, of, wrts)
     shapes = infer_shapes(program, {n: a.shape for n, a in given.items()}, sizes, needed)
@@ -1069,9 +1073,22 @@ def _run_diff(args: argparse.Namespace) -> _Report:
     sections = []
     for wrt in _split_names(args.wrt, "--wrt"):
         d = program.derivative(wrt, of)
-        sections.append(_Section(_derivative_text(d, args), [to_latex(d)],
-                                 json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii),
-                                       "latex": to_latex(d)}))
+        document = {"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "latex": to_latex(d)}
+        text, latex = _derivative_text(d, args), [to_latex(d)]
+        if args.matrix:
+            from .matrix_form import describe_matrix_form
+            line = describe_matrix_form(d, program, ascii=args.ascii)
+            text, document["matrix"] = text + [line], line
+            latex = latex + [f"% {line}"]
+        sections.append(_Section(text, latex, json=document))
+    if args.matrix and sections:
+        from .matrix_form import column_vector_notes
+        notes = column_vector_notes(program, set(_ancestors(program, [of])), ascii=args.ascii)
+        if notes:
+            last = sections[-1]
+            last.heading.extend(notes)
+            last.latex.extend(f"% {note}" for note in notes)
+            last.json["notes"] = list(notes)
     return _Report("diff", sections, {"command": "diff", "of": of})
 
 
@@ -1095,7 +1112,8 @@ def _input_sections(data: _Data, args: argparse.Namespace) -> list[_Section]:
 
 
 def _entry_label(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{','.join(map(str, index))}]" if index else name
+    """``C[1,2]``: an entry counted from 1, as the symbols of ``--symbolic`` are (a1, b12)."""
+    return f"{name}[{','.join(str(i + 1) for i in index)}]" if index else name
 
 
 def flatten_jacobian(J: np.ndarray, out_rank: int, layout: str) -> np.ndarray:
@@ -1129,12 +1147,13 @@ def _times(matrix: Shape, ascii: bool) -> str:
     return ("x" if ascii else "×").join(map(str, matrix))
 
 
-def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, scalar: bool = False) -> str:
+def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, scalar: bool = False,
+                 form: str | None = None) -> str:
     size = _times(matrix, ascii)
     if layout == "tensor" and scalar:
         return f"tensor: shaped like {wrt}, as {of} is a scalar"
     if layout == "tensor":
-        return f"tensor: the output's axes first, then the input's; one block per entry of {of}"
+        return f"tensor: the output's axes first, then the input's; one block per entry of {of}, counted from 1"
     if layout == "numerator":
         return (f"numerator: a {size} matrix; row = entry of {of}, column = entry of {wrt}, "
                 f"both in row-major order")
@@ -1142,8 +1161,16 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
         return (f"denominator: a {size} matrix, the numerator layout transposed; row = entry of {wrt}, "
                 f"column = entry of {of}, both in row-major order")
     kron = "X^T kron I" if ascii else "Xᵀ ⊗ I"
+    example = f"F = W X gives {kron}" if form is None else f"here d vec({of})/d vec({wrt}) = {form}"
     return (f"vec: a {size} matrix d vec({of})/d vec({wrt}); vec stacks columns (column-major) on both sides, "
-            f"so F = W X gives {kron}")
+            f"so {example}")
+
+
+def _kronecker_text(d: Derivative, ascii: bool) -> str | None:
+    """The program's own ``d vec(F)/d vec(W)`` (``Xᵀ ⊗ I_i``), or None."""
+    from .matrix_form import kronecker_matrix
+    form = kronecker_matrix(d)
+    return None if form is None else form.ascii if ascii else form.text
 
 
 def _check_jacobian_bytes(of: str, wrt: str, shape: Shape, data: _Data, limit: int) -> None:
@@ -1184,40 +1211,76 @@ def _upstream(args: argparse.Namespace, program: Program, of: str, data: _Data) 
     return name, _converted(f"the upstream gradient '{name}'", array, data.dtype)
 
 
+def _symbolic_upstream(args: argparse.Namespace, program: Program, of: str,
+                       data: _Data) -> tuple[str, np.ndarray | None]:
+    """``--upstream G`` with ``--symbolic``: a bare name is a gradient of symbols (g1, g2, …); NAME=SOURCE numbers."""
+    text = args.upstream.strip()
+    if _IDENTIFIER.match(text):
+        taken = set(program.names) | set(dict(program.inputs))
+        if text in taken:
+            raise CommandLineError(f"--upstream: '{text}' is a tensor of the program; choose another name")
+        return text, None
+    return _upstream(args, program, of, data)
+
+
+def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, str]]:
+    """``matrix: Aᵀ G``, the vector–Jacobian product in matrix notation, where it has one."""
+    from .matrix_form import to_matrix
+    if d.chain:
+        return []
+    expr = simplify(ir.summation(d.out_indices, ir.mul(ir.ref(upstream, d.out_indices), d.expr)))
+    form = to_matrix(expr, d.wrt_indices)
+    if form is None:
+        return []
+    return [("matrix", f"{form.ascii if ascii else form.text}  (the gradient of {d.wrt} that backprop computes)")]
+
+
 def _run_jacobian(args: argparse.Namespace) -> _Report:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
-    if args.symbolic and args.upstream:
-        raise CommandLineError("--symbolic and --upstream cannot be combined")
-    if args.upstream and args.layout != "tensor":
+    if args.upstream and args.layout != "tensor" and not args.symbolic:
         raise CommandLineError("--layout applies to a Jacobian; with --upstream the result is shaped like the input")
     data = _load_data(args, program, of, wrts)
     out_shape = data.output_shape()
-    upstream = _upstream(args, program, of, data) if args.upstream else None
+    if args.upstream and args.symbolic:
+        upstream = _symbolic_upstream(args, program, of, data)
+    else:
+        upstream = _upstream(args, program, of, data) if args.upstream else None
     sections = _input_sections(data, args)
     for wrt in wrts:
         d = program.derivative(wrt, of)
-        wrt_shape = data.shapes[wrt]
+        wrt_shape = data.shape_of(wrt)
+        vjp_section = None
         if upstream is not None:
             name, G = upstream
-            values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
-                         symmetric=_symmetric_inputs(args, program))
+            if data.symbolic:
+                from .symbolic import symbolic_vjp
+                given = {**data.given, **({name: G} if G is not None else {})}
+                values = symbolic_vjp(program, wrt, {**data.shapes, wrt: wrt_shape, name: out_shape}, name,
+                                      of=of, sizes=data.sizes, values=given)
+            else:
+                values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                             symmetric=_symmetric_inputs(args, program))
             text, latex = _vjp_text(d, name, args.ascii)
             heading = [text]
             meta = [("shape", f"{wrt_shape} = shape({wrt})"),
                     ("layout", f"vector–Jacobian product: {name} (shaped like {of}) contracted with d{of}/d{wrt}"),
-                    ("inputs", data.sources())]
+                    *_vjp_matrix(d, name, args.ascii),
+                    ("inputs", data.sources() + (f"; {name} symbols" if data.symbolic and G is None else ""))]
             vjp_label = rf"{ref_to_latex(name, ())} \cdot \frac{{\partial {ref_to_latex(of, ())}}}" \
                         rf"{{\partial {ref_to_latex(wrt, ())}}}"
-            sections.append(_Section(heading, [latex], meta, values, latex_label=lambda _, t=vjp_label: t,
-                                     json={"wrt": wrt, "derivative": heading[0], "shape": list(wrt_shape),
-                                           "layout": "vjp", "upstream": name}))
-            continue
+            vjp_section = _Section(heading, [latex], meta, values, latex_label=lambda _, t=vjp_label: t,
+                                   json={"wrt": wrt, "derivative": heading[0], "shape": list(wrt_shape),
+                                         "layout": "vjp", "upstream": name})
+            if not data.symbolic:
+                sections.append(vjp_section)
+                continue
         shape = out_shape + wrt_shape
         _check_jacobian_bytes(of, wrt, shape, data, args.max_bytes)
         if data.symbolic:
             from .symbolic import symbolic_jacobian
-            J = symbolic_jacobian(program, wrt, data.shapes, of=of, sizes=data.sizes, values=data.given)
+            J = symbolic_jacobian(program, wrt, {**data.shapes, wrt: wrt_shape}, of=of, sizes=data.sizes,
+                                  values=data.given)
         else:
             J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
                          symmetric=_symmetric_inputs(args, program))
@@ -1225,7 +1288,9 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         matrix = values.shape if args.layout != "tensor" else ()
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
                  (f", printed as {_times(matrix, args.ascii)}" if matrix else "")),
-                ("layout", _layout_text(args.layout, of, wrt, matrix, args.ascii, scalar=not out_shape)),
+                ("layout", _layout_text(args.layout, of, wrt, matrix, args.ascii, scalar=not out_shape,
+                                        form=_kronecker_text(d, args.ascii) if args.layout == "vec" else None)),
+                *_local_note(program, wrt, of),
                 ("inputs", data.sources())]
         tensor = args.layout == "tensor"
         split = len(out_shape) if tensor else 0
@@ -1236,12 +1301,22 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
                            json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "shape": list(shape),
                                  "layout": args.layout, "matrix_shape": list(matrix) or None})
         sections.append(section)
+        if vjp_section is not None:        # symbolic: the Jacobian, then its product with the upstream gradient
+            sections.append(vjp_section)
     return _Report("jacobian", sections, _common_json(data, "jacobian"), data.symbolic)
+
+
+def _local_note(program: Program, wrt: str, of: str) -> list[tuple[str, str]]:
+    """A line saying that a derivative with respect to an intermediate is its local Jacobian."""
+    if wrt not in program.names:
+        return []
+    return [("local", f"{wrt} is defined by a statement: this is the local Jacobian, with {wrt} treated as an "
+                      f"input of the statements from it to {of}")]
 
 
 def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, ...]], str]:
     def label(index: tuple[int, ...]) -> str:
-        top = ref_to_latex(of, tuple(map(str, index))) if tensor else ref_to_latex(of, ())
+        top = ref_to_latex(of, tuple(str(i + 1) for i in index)) if tensor else ref_to_latex(of, ())
         return rf"\frac{{\partial {top}}}{{\partial {ref_to_latex(wrt, ())}}}"
     return label
 
@@ -1251,8 +1326,9 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     if args.explain:
+        from .explanation import ascii_text
         table = adjoint(program, wrts, of)
-        text = to_latex(table) if args.format == "latex" else str(table)
+        text = to_latex(table) if args.format == "latex" else ascii_text(str(table)) if args.ascii else str(table)
         _emit(text.rstrip("\n") + "\n", args, sys.stdout)
         return None
     if program.rank(of) != 0:
@@ -1272,15 +1348,16 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
         sections.append(_Section([f"inputs: {data.sources()}"], [f"% inputs: {data.sources()}"]))
     if data.symbolic:
         from .symbolic import symbolic_jacobian
-        results = {w: symbolic_jacobian(program, w, data.shapes, of=of, sizes=data.sizes, values=data.given)
+        results = {w: symbolic_jacobian(program, w, {**data.shapes, w: data.shape_of(w)}, of=of, sizes=data.sizes,
+                                        values=data.given)
                    for w in wrts}
     else:
         results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
                        symmetric=_symmetric_inputs(args, program))
     for wrt in wrts:
         d = program.derivative(wrt, of)
-        shape = data.shapes[wrt]
-        meta = [("shape", f"{shape} = shape({wrt})")]
+        shape = data.shape_of(wrt)
+        meta = [("shape", f"{shape} = shape({wrt})"), *_local_note(program, wrt, of)]
         if wrt in _symmetric_inputs(args, program):
             meta.append(("symmetric", f"{wrt} is symmetric: the values are sym(G) = (G + Gᵀ)/2 of the G printed"))
         sections.append(_Section(_derivative_text(d, args), [to_latex(d)], meta,
@@ -1373,9 +1450,13 @@ def _run_explain(args: argparse.Namespace) -> None:
     from .explanation import explain
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
+    sizes = _program_sizes(args.sizes, program)
+    shapes: dict[str, Any] = {}
+    if sizes:       # every input's shape, inferred across statements as grad does
+        shapes = dict(infer_shapes(program, {}, sizes, _needed_inputs(program, of, wrts)))
     derivation = explain(program, wrts, of, differentials=args.differentials,
-                         sizes=_program_sizes(args.sizes, program) or None)
-    text = to_latex(derivation) if args.format == "latex" else str(derivation)
+                         sizes={**sizes, **shapes} or None)
+    text = to_latex(derivation) if args.format == "latex" else derivation.to_text(ascii=args.ascii)
     _emit(text.rstrip("\n") + "\n", args, sys.stdout)
     return None
 

@@ -485,8 +485,22 @@ def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
 VALUE = "=value"
 
 
+def _cut_at(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes,
+            memory_limit) -> tuple[Program, Inputs]:
+    """The program cut at the intermediates among ``wrts`` (see :meth:`Program.cut`), their values added to the inputs."""
+    inner = [w for w in wrts if w in program.names]
+    if not inner:
+        return program, inputs
+    if not isinstance(inputs, Mapping):
+        raise ShapeError(f"inputs must map names to arrays, got {type(inputs).__name__}")
+    cut = program.cut(inner, of)
+    values = {w: evaluate(program, inputs, of=w, sizes=sizes, memory_limit=memory_limit) for w in inner}
+    return cut, {**inputs, **values}
+
+
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
              mode: str, cotangent=None) -> dict[str, np.ndarray]:
+    program, inputs = _cut_at(program, of, wrts, inputs, sizes, memory_limit)
     request = _reverse_request(program, of, wrts, inputs, sizes, memory_limit, mode, cotangent)
     plan = _cached(request.key, lambda: _compile_plan(*_reverse_specs(request)))
     return _run(plan, {**request.arrays, **request.extra_arrays})

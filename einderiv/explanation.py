@@ -27,13 +27,14 @@ from .differentiation import partial, reverse_program, slot_indices
 from .errors import ProgramError, ShapeError
 from .ir import Delta, Expr, Ref
 from .latex import expr_to_latex, ref_to_latex
-from .matrix_form import Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, to_matrix
+from .matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
+                          to_matrix)
 from .printing import format_expr, format_ref
 from .program import Program, as_program
 from .semantics import Statement, checked_size, dependencies, resolve_sizes
 from .simplification import simplify
 
-__all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain"]
+__all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain", "ascii_text"]
 
 
 # ---------------------------------------------------------------- names
@@ -262,6 +263,22 @@ class AdjointProgram:
     def _repr_latex_(self) -> str:
         return f"$${self.latex}$$"
 
+    def __repr__(self) -> str:
+        return f"AdjointProgram(d{self.of}/d{', '.join(self.wrt)}: {len(self.steps)} steps)"
+
+    def _repr_markdown_(self) -> str:
+        """A table: each step in index form, its matrix form and where it comes from."""
+        rows = [f"**{_md(str(self).split(chr(10), 1)[0])}**", "", "| index form | matrix form | from |",
+                "| --- | --- | --- |"]
+        rows += [f"| `{_md(s.text)}` | `{_md(s.matrix_text)}` | {_md(s.note)} |" if s.matrix_text else
+                 f"| `{_md(s.text)}` | (none) | {_md(s.note)} |" for s in self.steps]
+        return "\n".join(rows) + "\n"
+
+
+def _md(text: str) -> str:
+    """``text`` safe in a Markdown table cell."""
+    return text.replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))] if rows else []
@@ -324,6 +341,9 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     for tensor, indices, expr in sorted(items, key=lambda it: _step_key(program, order, it[0])):
         form = to_matrix(expr, indices, tensors=tensors)
         note = _note(program, order, tensor, of, slots, tensors)
+        why = _why(form, expr, tensors)
+        if why and note.startswith("from "):
+            note += f": {why}"
         steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
                                  _sizers(program, expr)))
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
@@ -429,23 +449,29 @@ class Explanation:
     adjoint: AdjointProgram
 
     def __str__(self) -> str:
-        out = [self.header]
-        for section in self.sections:
-            out.append("")
-            out.append(section.title)
-            width = max(len(r.text) for r in section.rows) if section.rows else 0
-            for r in section.rows:
-                line = f"    {r.text.ljust(width)}" + (f"    ({r.rule})" if r.rule else "")
-                out.append(line.rstrip())
-        return "\n".join(out)
+        return self.to_text()
 
     @property
     def text(self) -> str:
         return str(self)
 
+    def to_text(self, ascii: bool = False) -> str:
+        """The derivation as text; ``ascii=True`` spells every symbol in ASCII (``delta(i,a)``, ``d``, ``^T``)."""
+        spell = ascii_text if ascii else (lambda text: text)
+        out = [spell(self.header)]
+        for section in self.sections:
+            out.append("")
+            out.append(spell(section.title))
+            texts = [spell(r.text) for r in section.rows]
+            width = max(map(len, texts)) if texts else 0
+            for text, r in zip(texts, section.rows):
+                line = f"    {text.ljust(width)}" + (f"    ({spell(r.rule)})" if r.rule else "")
+                out.append(line.rstrip())
+        return "\n".join(out)
+
     @property
     def latex(self) -> str:
-        lines = []
+        lines = [rf"&\text{{{_latex_text(line)}}}" for line in self.header.split("\n") if line.strip()]
         for section in self.sections:
             lines.append(f"&{section.title_latex}" if section.title_latex
                          else rf"&\text{{{_latex_text(section.title)}}}")
@@ -457,12 +483,48 @@ class Explanation:
     def _repr_latex_(self) -> str:
         return f"$${self.latex}$$"
 
+    def __repr__(self) -> str:
+        return (f"Explanation(d{self.adjoint.of}/d{', '.join(self.adjoint.wrt)}: "
+                f"{len(self.sections)} statement{'s' if len(self.sections) != 1 else ''})")
+
+    def _repr_markdown_(self) -> str:
+        """The header, then one table per statement: each step and the rule behind it."""
+        out = [_md(line) + "  " for line in self.header.split("\n")]
+        for section in self.sections:
+            out += ["", f"**`{_md(section.title.strip())}`**", "", "| step | rule |", "| --- | --- |"]
+            out += [f"| `{_md(r.text.strip())}` | {_md(r.rule)} |" for r in section.rows]
+        return "\n".join(out) + "\n"
+
 
 def _latex_text(text: str) -> str:
+    """``text`` for ``\\text{…}``: LaTeX's special characters escaped, every non-ASCII symbol as inline math."""
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("#", r"\#"), ("%", r"\%"), ("&", r"\&"),
-                 ("{", r"\{"), ("}", r"\}")):
+                 ("{", r"\{"), ("}", r"\}"), ("<", r"\textless{}"), (">", r"\textgreater{}")):
         text = text.replace(a, b)
-    return text
+    return "".join(_SYMBOLS.get(c, (c, c))[1] if not c.isascii() else c for c in text)
+
+
+# Each non-ASCII symbol the explanations print: (ASCII, LaTeX inside \text{}).
+_SYMBOLS = {
+    "δ": ("delta", r"$\delta$"), "∂": ("d", r"$\partial$"), "→": ("->", r"$\to$"), "ᵀ": ("^T", r"$^\top$"),
+    "⊙": (".*", r"$\odot$"), "⊗": (" kron ", r"$\otimes$"), "Σ": ("sum", r"$\Sigma$"), "·": (".", r"$\cdot$"),
+    "…": ("...", r"\dots{}"), "−": ("-", "-"), "∘": ("o", r"$\circ$"), "‖": ("||", r"$\|$"),
+    "²": ("^2", r"$^2$"), "½": ("1/2", r"$\frac{1}{2}$"), "≥": (">=", r"$\geq$"), "≤": ("<=", r"$\leq$"),
+    "×": ("x", r"$\times$"), "σ": ("sigma", r"$\sigma$"), "⁻": ("^-", r"$^{-}$"), "¹": ("1", r"$^{1}$"),
+    "ℓ": ("l", r"$\ell$"), "│": ("|", "|"), "′": ("'", "'"), "⁰": ("0", r"$^{0}$"), "ⁱ": ("i", r"$^{i}$"),
+    "𝐏": ("P", r"$\mathbf{P}$"), "𝐐": ("Q", r"$\mathbf{Q}$"), "𝐒": ("S", r"$\mathbf{S}$"),
+    "𝐌": ("M", r"$\mathbf{M}$"), "₁": ("1", r"$_{1}$"), "₂": ("2", r"$_{2}$"), "ε": ("eps", r"$\varepsilon$"),
+}
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in ASCII: ``δ[i,a]`` as ``delta(i,a)`` (the input language's spelling), other symbols spelled out.
+
+    >>> ascii_text("∂C[i,j]/∂A[a,b] = δ[i,a] B[b,j]    (δ elimination: k → b)")
+    'dC[i,j]/dA[a,b] = delta(i,a) B[b,j]    (delta elimination: k -> b)'
+    """
+    text = re.sub(r"δ\[([^\[\]]*)\]", r"delta(\1)", text)
+    return "".join(_SYMBOLS.get(c, ("?", ""))[0] if not c.isascii() else c for c in text)
 
 
 class _Shapes:
@@ -672,11 +734,80 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     header = (f"Reverse mode for the gradient of {loss} with respect to {', '.join(adj.wrt)}: "
               f"statements from {of} back to the inputs; {seed}.\n"
               f"g<T> names the gradient of {loss} with respect to T (shaped like T); "
-              f"∂ of a statement is taken entry by entry with Kronecker deltas.")
+              f"∂ of a statement is taken entry by entry with Kronecker deltas.\n"
+              f"{NOTATION}")
+    header += _tensor_output_note(program, of, adj)
+    header += "".join(f"\nNote: {note}." for note in column_vector_notes(program, set(order)))
     if differentials:
-        header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with A : B = Σ A[i,j] B[i,j] = tr(Aᵀ B), "
-                   f"so A : (B C) = Bᵀ A : C = A Cᵀ : B.")
+        p, q, r, _ = _metavariables(program)
+        header += (f"\nDifferentials: d{loss} = Σ_T gT : dT with {p} : {q} = Σ {p}[i,j] {q}[i,j] = tr({p}ᵀ {q}) "
+                   f"({p}, {q}, {r} stand for any matrices), so {p} : ({q} {r}) = {q}ᵀ {p} : {r} = {p} {r}ᵀ : {q}.")
     return Explanation(header, tuple(sections), adj)
+
+
+#: What the index notation means, said where it first appears.
+NOTATION = ("Notation: δ[i,a] is 1 when i = a and 0 otherwise; an index repeated within a term is summed over "
+            "(u[i,j] v[j] sums over j); to contract is to sum over the shared index.")
+
+
+def _metavariables(program: Program) -> tuple[str, str, str, str]:
+    """Letters for the rules' placeholders (any matrix; an elementwise factor) that the program does not use."""
+    taken = set(program.names) | {n for n, _ in program.inputs}
+    free = [c for c in "PQSMUVKNYZ" if c not in taken and f"d{c}" not in taken and f"g{c}" not in taken]
+    return tuple(free[:4]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
+
+
+def _tensor_output_note(program: Program, of: str, adj: "AdjointProgram") -> str:
+    """For a tensor output: its Jacobian is higher-order; backprop's matrix is that Jacobian contracted."""
+    statement = program.statement(of)
+    if not statement.lhs or adj.seed is None:
+        return ""
+    out = [ir.display_name(i) for i in statement.lhs]
+    notes = []
+    for w in adj.wrt:
+        rank = program.rank(w)
+        slots = ir.fresh_names(rank, out)
+        order = len(out) + rank
+        step = adj.step(w)
+        gradient = f"; backprop's {step.matrix_text}" if step.matrix is not None else ""
+        notes.append(f"\n∂{format_ref(of, tuple(out))}/∂{format_ref(w, tuple(slots))} has {order} indices "
+                     f"(an order-{order} tensor, not a matrix){gradient} is that Jacobian contracted with the "
+                     f"upstream gradient {adj.seed} (summed over {', '.join(out)}), not the Jacobian itself.")
+    return "".join(notes)
+
+
+def _why(form: MatrixForm | None, expr: Expr, tensors: Mapping[str, str]) -> str:
+    """One line on why a product's factors sit where they do: ``the shared index n is X's first axis, …``."""
+    if form is None:
+        return ""
+    node = form.node
+    body = node.body if isinstance(node, TermNode) and node.body is not None else node
+    if not isinstance(body, Product) or len(expr.terms) != 1:
+        return ""
+    (term,) = expr.terms
+    refs = {tensors.get(f.name, f.name): f for f in term.factors if isinstance(f, Ref)}
+    reasons = []
+    last = len(body.factors) - 1
+    for k, factor in enumerate(body.factors):
+        transposed = isinstance(factor, Transpose) and isinstance(factor.arg, Tensor)
+        tensor = factor.arg if transposed else factor
+        if not isinstance(tensor, Tensor) or tensor.name not in refs:
+            continue
+        ref = refs[tensor.name]
+        shared = [(axis, i) for axis, i in enumerate(ref.indices) if i in term.summed]
+        if len(ref.indices) != 2 or len(shared) != 1:
+            continue
+        axis, index = shared[0]
+        place = "on the left" if k == 0 else "on the right" if k == last else "in the middle"
+        which = "first" if axis == 0 else "second"
+        if transposed:
+            reasons.append(f"the shared index {ir.display_name(index)} is {tensor.name}'s {which} axis, "
+                           f"so {tensor.name} enters transposed, {place}")
+        elif (k == 0 and axis == 1) or (k == last and axis == 0):
+            reasons.append(f"the shared index {ir.display_name(index)} is {tensor.name}'s {which} axis, "
+                           f"so {tensor.name} enters as it is, {place}")
+    transposed_only = [r for r in reasons if "transposed" in r]
+    return "; ".join(transposed_only or reasons)
 
 
 def _loss_name(program: Program, of: str, seed: str | None) -> str:
@@ -711,7 +842,7 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     for tensor in inputs:
         rows.extend(_input_rows(program, statement, tensor, adj, shapes, tensors, is_seed, pieces))
     if differentials:
-        rows.extend(_differential_rows(statement, g_out, pieces, is_seed, loss))
+        rows.extend(_differential_rows(statement, g_out, pieces, is_seed, loss, _metavariables(program)))
     fixed = {i: ir.display_name(i) for i in statement.lhs}
     title_latex = rf"\text{{[{statement.number}]}}\quad " \
                   rf"{_latex_ref(statement.name, list(fixed.values()))} = {expr_to_latex(statement.rhs, fixed)}"
@@ -773,9 +904,10 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
     form = to_matrix(contribution, slots, tensors=tensors)
     if form is not None:
         shape = shapes.of_form(form)
+        why = _why(form, contribution, tensors)
         rows.append(ExplanationRow(f"{g_name} {'+=' if _many(program, tensor, adj) else '='} {form.text}",
                                    f"{ref_to_latex(g_name, ())} = {form.latex}",
-                                   "matrix form" + (f": {shape}" if shape else "")))
+                                   "matrix form" + (f": {shape}" if shape else "") + (f"; why: {why}" if why else "")))
     else:
         rows.append(ExplanationRow(f"{g_name}: no matrix form", r"\text{no matrix form}",
                                    "a factor has more than two indices, or indices meet in more than two places"))
@@ -794,7 +926,7 @@ def _lx(tensors: Mapping[str, str]) -> dict[str, str]:
 
 
 def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: bool,
-                       of: str) -> list[ExplanationRow]:
+                       of: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> list[ExplanationRow]:
     """``dL = G : dF = G : (dW X) = G Xᵀ : dW``, one row per input, and why each factor moves."""
     rows = []
     total = simplify(ir.add(*(tangent for _, tangent, _, _ in pieces)))
@@ -816,8 +948,8 @@ def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: 
             if t_form.text != pairing:
                 text += f" = {pairing}{more}"
             latex = rf"{ref_to_latex('d' + of, ())} = {c_form.latex} : {ref_to_latex('d' + tensor, ())}"
-            rows.append(ExplanationRow(text, latex, f"read the gradient off dL = G : dX: g{tensor} = G"
-                                       .replace("dL", f"d{of}")))
+            rows.append(ExplanationRow(text, latex, f"read the gradient off d{of} = {metas[0]} : d{tensor}: "
+                                       f"g{tensor} = {metas[0]}"))
             continue
         else:
             piece = t_form.text if isinstance(t_form.node, Tensor) else f"({t_form.text})"
@@ -826,7 +958,7 @@ def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: 
                 text = f"d{of} = … + {g_out} : {piece} + … = … + {pairing} + …"
             latex = rf"{ref_to_latex(g_out, ())} : \left({t_form.latex}\right) = {c_form.latex} : " \
                     rf"{ref_to_latex('d' + tensor, ())}"
-        rows.append(ExplanationRow(text, latex, _frobenius_rule(t_form.node, f"d{tensor}")))
+        rows.append(ExplanationRow(text, latex, _frobenius_rule(t_form.node, f"d{tensor}", metas)))
     return rows
 
 
@@ -839,13 +971,18 @@ def _pairing(form: MatrixForm, d_name: str) -> str:
     return f"{form.operand()} : {d_name}"
 
 
-def _frobenius_rule(node: Node, d_name: str) -> str:
-    """Which Frobenius identity moves the factors around ``dX``."""
+def _frobenius_rule(node: Node, d_name: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> str:
+    """Which Frobenius identity moves the factors around ``d_name``; ``metas`` are placeholder letters
+    (any gradient, left factor, right factor, elementwise factor) that the program does not use."""
+    return _frobenius_template(node, d_name).format(P=metas[0], Q=metas[1], S=metas[2], M=metas[3], d=d_name)
+
+
+def _frobenius_template(node: Node, d_name: str) -> str:
     body = node.body if isinstance(node, TermNode) and node.body is not None else node
     if isinstance(body, Tensor) and body.name == d_name:
-        return "A : dX: the gradient passes through"
+        return "{P} : {d}: the gradient passes through"
     if isinstance(body, Hadamard):
-        return "A : (M ⊙ dX) = (A ⊙ M) : dX: elementwise factors stay, multiplied in"
+        return "{P} : ({M} ⊙ {d}) = ({P} ⊙ {M}) : {d}: elementwise factors stay, multiplied in"
     if isinstance(body, Product):
         names = [f.name if isinstance(f, Tensor) else f.arg.name if isinstance(f, Transpose) and
                  isinstance(f.arg, Tensor) else "" for f in body.factors]
@@ -854,16 +991,17 @@ def _frobenius_rule(node: Node, d_name: str) -> str:
             left, right = body.factors[:k], body.factors[k + 1:]
             if isinstance(body.factors[k], Transpose) and len(body.factors) == 2 and \
                     isinstance(body.factors[0], Ones):
-                return "A : (1 dbᵀ) = (1ᵀ A) db: b was broadcast down the rows, so its gradient sums them"
+                return "{P} : (1 {d}ᵀ) = (1ᵀ {P}) {d}: the vector was broadcast down the rows, so its gradient sums them"
             if isinstance(body.factors[k], Transpose):
-                return {(True, True): "A : (B dXᵀ C) = C Aᵀ B : dX", (True, False): "A : (B dXᵀ) = Aᵀ B : dX",
-                        (False, True): "A : (dXᵀ C) = C Aᵀ : dX"}[(bool(left), bool(right))] + \
-                    ": a transposed dX turns the whole product around"
+                return {(True, True): "{P} : ({Q} {d}ᵀ {S}) = {S} {P}ᵀ {Q} : {d}",
+                        (True, False): "{P} : ({Q} {d}ᵀ) = {P}ᵀ {Q} : {d}",
+                        (False, True): "{P} : ({d}ᵀ {S}) = {S} {P}ᵀ : {d}"}[(bool(left), bool(right))] + \
+                    ": a transposed {d} turns the whole product around"
             if left and right:
-                return "A : (B dX C) = Bᵀ A Cᵀ : dX: a left factor lands on the left, transposed; " \
+                return "{P} : ({Q} {d} {S}) = {Q}ᵀ {P} {S}ᵀ : {d}: a left factor lands on the left, transposed; " \
                        "a right factor on the right, transposed"
             if left:
-                return "A : (B dX) = Bᵀ A : dX: a factor on the left of dX lands on the left, transposed"
+                return "{P} : ({Q} {d}) = {Q}ᵀ {P} : {d}: a factor on the left of {d} lands on the left, transposed"
             if right:
-                return "A : (dX C) = A Cᵀ : dX: a factor on the right of dX lands on the right, transposed"
+                return "{P} : ({d} {S}) = {P} {S}ᵀ : {d}: a factor on the right of {d} lands on the right, transposed"
     return ""

@@ -27,7 +27,7 @@ from .printing import format_number, index_names
 from .program import Derivative, Program
 from .semantics import Statement
 
-__all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex"]
+__all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex", "display_latex"]
 
 Printable = Union[Expr, Derivative, Program, Statement]
 
@@ -257,3 +257,16 @@ def _operand(expr: Expr, names: dict[str, str], tensors: dict[str, str], exponen
                 return text
             return rf"{{{text}}}"
     return rf"\left({text}\right)"
+
+
+def display_latex(body: str) -> str:
+    """``body`` (equations, one per line) as displayed math for a notebook: ``$$…$$``, aligned when several.
+
+    >>> display_latex("y = x")
+    '$$y = x$$'
+    """
+    lines = [line for line in body.split("\n") if line.strip()]
+    if len(lines) <= 1:
+        return f"$${body.strip()}$$"
+    return "$$\\begin{aligned}\n" + " \\\\\n".join(line.replace(" = ", " &= ", 1) for line in lines) + \
+        "\n\\end{aligned}$$"

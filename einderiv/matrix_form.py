@@ -44,7 +44,8 @@ from .printing import format_number
 from .program import Derivative
 from .simplification import simplify
 
-__all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node"]
+__all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node",
+           "describe_matrix_form", "column_vector_notes"]
 
 class _NoForm(Exception):
     """Internal: the expression has no matrix form."""
@@ -1151,14 +1152,23 @@ def _match_factor(pattern, factor, mapping: dict[str, str], lhs: set[str]):
 
 
 def _match_expr(pattern: Expr, expr: Expr, mapping: dict[str, str], lhs: set[str]) -> bool:
+    """Whether ``expr`` is ``pattern`` with its free indices renamed by ``mapping`` (extended as found);
+    a sum's own indices match the other side's one to one (``sum[d](exp(S[n,d]))`` is ``sum[e](exp(S[n,e]))``)."""
     if len(pattern.terms) != len(expr.terms):
         return False
     for pt, et in zip(pattern.terms, expr.terms):
-        if pt.coeff != et.coeff or pt.summed or et.summed or len(pt.factors) != len(et.factors):
+        if pt.coeff != et.coeff or len(pt.summed) != len(et.summed) or len(pt.factors) != len(et.factors):
             return False
+        bound = set(pt.summed)
+        local = {k: v for k, v in mapping.items() if k not in bound}
         for pf, ef in zip(pt.factors, et.factors):
-            if _match_factor(pf, ef, mapping, lhs) is not None:
+            if _match_factor(pf, ef, local, lhs | bound) is not None:
                 return False
+        if any(b not in local for b in bound) or {local[b] for b in bound} != set(et.summed):
+            return False
+        if any(local[k] in et.summed for k in local if k not in bound):
+            return False
+        mapping.update({k: v for k, v in local.items() if k not in bound})
     return True
 
 
@@ -1309,6 +1319,8 @@ def to_matrix(obj, free_order: Sequence[str] | None = None, *, tensors: Mapping[
         node = _tidy(node)
         if len(free) == 2 and (node.rows, node.cols) == (target[1], target[0]) and target[0] != target[1]:
             node = _transpose(node)
+        if len(free) == 1 and node.rows is None and node.cols is not None:
+            node = _transpose(node)          # vectors are columns: 1ᵀ G (a row) is written Gᵀ 1
         sizes = tuple((k, tuple(v)) for k, v in sorted(_size_sources(expr, names, free).items()))
         return MatrixForm(node, _layout(node, free), free, sizes)
     except _NoForm:
@@ -1475,3 +1487,133 @@ def kronecker_form(derivative: Derivative, labels: Mapping[str, str] | None = No
     """
     form = kronecker_matrix(derivative, labels)
     return None if form is None else form.text
+
+
+def describe_matrix_form(derivative: Derivative, program=None, ascii: bool = False) -> str:
+    """One line: the derivative in matrix notation, its Kronecker (vec) form, or why there is none.
+
+    A scalar's gradient (or a Jacobian with at most two indices) gets its matrix
+    form; a larger Jacobian of a linear map gets ``d vec(F)/d vec(W)`` with
+    ``vec`` stacking columns; anything else, the reason it has neither.
+
+    >>> from einderiv import parse
+    >>> p = parse("F[i,k] = W[i,j] X[j,k]")
+    >>> print(describe_matrix_form(p.derivative("X")))
+    vec form: d vec(F)/d vec(X) = I_k ⊗ W  (vec stacks columns; I_k is the identity over index k; dF/dX itself has 4 indices)
+    """
+    of, wrt = derivative.of, derivative.wrt
+    order = len(derivative.out_indices) + len(derivative.wrt_indices)
+    pick = (lambda form: form.ascii) if ascii else (lambda form: form.text)
+    kron = "kron" if ascii else "⊗"
+    if order <= 2:
+        form = to_matrix(derivative, program=program) if not derivative.out_indices else to_matrix(derivative)
+        if form is not None:
+            what = (f"shaped like {wrt}: the gradient of the scalar {of}" if not derivative.out_indices
+                    else f"a {'matrix' if order == 2 else 'vector'}: row = entry of {of}, column = entry of {wrt}"
+                    if order == 2 else f"a vector over the entries of {of if derivative.out_indices else wrt}")
+            line = f"matrix form: d{of}/d{wrt} = {pick(form)}  ({what})"
+            return line + _unit_row_sum_note(derivative, program, pick)
+    form = kronecker_matrix(derivative)
+    if form is not None:
+        identities = sorted({n.label for n in _identities(form.node) if n.label})
+        note = "; ".join(f"I_{name} is the identity over index {name}" for name in identities)
+        return (f"vec form: d vec({of})/d vec({wrt}) = {pick(form)}  (vec stacks columns"
+                f"{'; ' + note if note else ''}; d{of}/d{wrt} itself has {order} indices)")
+    if len(derivative.out_indices) > 2 or len(derivative.wrt_indices) > 2:
+        return (f"no matrix form: d{of}/d{wrt} has {order} indices ({len(derivative.out_indices)} of {of}, "
+                f"{len(derivative.wrt_indices)} of {wrt}); a matrix has 2, and a vec ({kron}) form needs at most 2 "
+                f"on each side")
+    return (f"no matrix form: d{of}/d{wrt} has {order} indices and its terms do not split into matrix products "
+            f"(nor into A {kron} B for a vec form); the index form above is the derivative")
+
+
+def _identities(node: Node) -> list[Identity]:
+    if isinstance(node, Identity):
+        return [node]
+    found: list[Identity] = []
+    if isinstance(node, Kron):
+        return _identities(node.left) + _identities(node.right)
+    if isinstance(node, TermNode) and node.body is not None:
+        return _identities(node.body)
+    if isinstance(node, Sum):
+        for t in node.terms:
+            found.extend(_identities(t))
+    return found
+
+
+def column_vector_notes(program, names=None, ascii: bool = False) -> tuple[str, ...]:
+    """A note for each one-index statement whose matrix form comes out transposed (``Y = Wᵀ X``).
+
+    Matrix forms treat every vector as a column; a text that writes vectors as
+    rows has ``y = x W`` for the same statement.
+
+    >>> from einderiv import parse
+    >>> print(column_vector_notes(parse("Y[j] = X[i] W[i,j]"))[0])
+    vectors are columns here: in Y[j] = X[i] W[i,j], Wᵀ X is what a text with row vectors writes X W, X a row (the same numbers)
+    """
+    style = _ASCII if ascii else _TEXT
+    notes = []
+    for s in program.statements:
+        if s.rank != 1 or s.hidden or (names is not None and s.name not in names):
+            continue
+        form = to_matrix(s.rhs, s.lhs)
+        if form is None:
+            continue
+        for product in _products(form.node):
+            factors = product.factors
+            last = factors[-1]
+            if not (isinstance(last, Tensor) and (last.rows is None) != (last.cols is None)) or \
+                    not any(isinstance(f, Transpose) for f in factors[:-1]):
+                continue
+            row_text = " ".join(_render(f.arg if isinstance(f, Transpose) else f if f is last else _transpose(f),
+                                        style) for f in reversed(factors))
+            vector = _render(last, style)
+            notes.append(f"vectors are columns here: in {s.source.strip()}, {_render(product, style)} is what a text "
+                         f"with row vectors writes {row_text}, {vector} a row (the same numbers)")
+    return tuple(notes)
+
+
+def _products(node: Node) -> list[Product]:
+    """The matrix products in ``node``, outermost first (through sums, scaled terms and functions)."""
+    if isinstance(node, Product):
+        return [node]
+    if isinstance(node, TermNode):
+        return [] if node.body is None else _products(node.body)
+    if isinstance(node, Sum):
+        return [p for t in node.terms for p in _products(t)]
+    if isinstance(node, Func):
+        return [p for a in node.args for p in _products(a)]
+    return []
+
+
+def _unit_row_sum_note(derivative: Derivative, program, pick) -> str:
+    """``; where each row of T sums to 1 …, this is (P − T) / N``: the form when a summed label matrix drops out."""
+    expr = _inline_chain(derivative)
+    names: dict[str, str] = {}
+    terms = []
+    for term in expr.terms:
+        factors = list(term.factors)
+        summed = list(term.summed)
+        for f in term.factors:
+            if not (isinstance(f, Ref) and len(f.indices) == 2 and f.name not in getattr(program, "names", ())):
+                continue
+            inner = [i for i in f.indices if i in summed and
+                     sum(i in ir.factor_indices(g) for g in factors) == 1]
+            if len(inner) == 1 and f.indices[1] == inner[0] and len(factors) > 1:
+                names[f.name] = ir.display_name(inner[0])
+                factors.remove(f)
+                summed.remove(inner[0])
+                break
+        terms.append(Term(term.coeff, tuple(summed), tuple(factors)))
+    elsewhere = {f.name for t in terms for f in t.factors if isinstance(f, Ref)}
+    names = {n: i for n, i in names.items() if n in elsewhere}    # T both summed and as itself: (P − T)/N
+    if not names:
+        return ""
+    form = to_matrix(simplify(Expr(tuple(terms))), derivative.out_indices + derivative.wrt_indices,
+                     program=program)
+    if form is None:
+        return ""
+    rows = ", ".join(f"Σ_{index} {name}[·,{index}] = 1" for name, index in names.items())
+    which = " and ".join(names)
+    return (f"; where each row of {which} sums to 1 ({rows}: one-hot labels or probabilities), "
+            f"this is {pick(form)}")

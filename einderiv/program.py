@@ -94,11 +94,69 @@ class Program:
         of = self.resolve_output(of)
         if not isinstance(wrt, str):
             raise ProgramError(f"wrt must be the name of an input, got {wrt!r}")
+        if wrt in self.names:
+            return _local_derivative(self, of, wrt)
         with depth_guard(f"the derivative of '{of}'"):
             return _derivative(self, of, wrt)
 
+    def cut(self, wrts: "tuple[str, ...] | list[str]", of: str | None = None) -> "Program":
+        """The program with the statements of ``wrts`` removed, so that each becomes an input.
+
+        What is kept: the statements ``of`` depends on, walking back from ``of``
+        and stopping at ``wrts``. A derivative of the result with respect to an
+        intermediate is its *local* (partial) Jacobian: the other statements keep
+        their own inputs, even where those are the intermediate's ancestors.
+
+        >>> p = parse("H[n,c] = A[n,h] W[h,c]; Z[n,c] = H[n,c] + b[c]")
+        >>> p.cut(["H"], "Z").text
+        'Z[n,c] = H[n,c] + b[c]'
+        >>> print(p.derivative("H", of="Z"))
+        dZ[n,c]/dH[a,b] = δ[n,a] δ[c,b]
+        """
+        of = self.resolve_output(of)
+        cut = [w for w in wrts if w in self.names]
+        if not cut:
+            return self
+        if of in cut:
+            raise ProgramError(f"'{of}' is both the output and a tensor to differentiate with respect to: "
+                               f"d{of}/d{of} is the identity, a product of Kronecker deltas")
+        table = self._by_name
+        seen: set[str] = set()
+        stack = [of]
+        while stack:
+            name = stack.pop()
+            if name in seen or name in cut or name not in table:
+                continue
+            seen.add(name)
+            stack.extend(ir.tensor_names(table[name].rhs))
+        missing = [w for w in cut if not _reaches(self, of, w)]
+        if missing:
+            raise ProgramError(f"'{of}' does not depend on '{missing[0]}': its derivative is zero")
+        text = "\n".join(s.source.strip() for s in self.statements if s.name in seen and not s.hidden)
+        return _parse_cached(text)
+
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(name for name, _ in self.inputs) or "none"
+        if len(self.names) == 1:
+            return f"Program({short(self.statements[0].source.strip())!r}; inputs {inputs})"
+        return f"Program({len(self.names)} statements {short(', '.join(self.names), 60)}; inputs {inputs})"
+
+    def _repr_latex_(self) -> str:
+        from .latex import display_latex, to_latex
+        return display_latex(to_latex(self))
+
+
+def short(text: str, width: int = 100) -> str:
+    """``text`` on one line, cut to ``width`` characters with ``…`` (for ``repr``).
+
+    >>> short("a\\nb")
+    'a; b'
+    """
+    text = "; ".join(line.strip() for line in text.split("\n") if line.strip())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @bounded_cache(max_entries=512, max_weight=MAX_TEXT)
@@ -106,7 +164,31 @@ def _parse_cached(text: str) -> Program:
     tree = parse_text(text)
     with depth_guard("the program"):
         statements, input_ranks, warns = analyse(tree)
-    return Program(text, statements, tuple(input_ranks.items()), warns)
+    return Program(text, statements, tuple(input_ranks.items()), warns + _matrix_habit_warnings(statements))
+
+
+def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]:
+    """A warning for each ``C = A B``: capitalised names written without indices are scalars here.
+
+    >>> print(_matrix_habit_warnings(_parse_cached("C = A B").statements)[0])
+    statement 1 (line 1: C = A B): A and B have no indices, so they are scalars and this is a product of numbers; for matrices write the indices: C[i,j] = A[i,k] B[k,j]
+    """
+    found = []
+    for s in statements:
+        if s.lhs or s.hidden:
+            continue
+        for term in s.rhs.terms:
+            names = [f.name for f in term.factors if isinstance(f, ir.Ref) and not f.indices]
+            if len(names) < 2 or len(names) != len(term.factors) or sum(n[:1].isupper() for n in names) < 2:
+                continue
+            inner = iter(ir.fresh_names(len(names) - 1, {"i", "j"}, "klmnpqrstuvw"))
+            axes = ["i"] + [next(inner) for _ in names[1:]] + ["j"]
+            product = " ".join(f"{n}[{axes[k]},{axes[k + 1]}]" for k, n in enumerate(names))
+            listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+            found.append(f"{s.where()}: {listed} have no indices, so they are scalars and this is a product of "
+                         f"numbers; for matrices write the indices: {s.name}[i,j] = {product}")
+            break
+    return tuple(found)
 
 
 def parse(text: str) -> Program:
@@ -184,6 +266,15 @@ class Derivative:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        lines = self.to_text().split("\n")
+        more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
+        return f"Derivative({short(lines[-1])}){more}"
+
+    def _repr_latex_(self) -> str:
+        from .latex import display_latex, to_latex
+        return display_latex(to_latex(self))
+
 
 def chain_index_names(indices: tuple[str, ...]) -> dict[str, str]:
     """Display names for the indices of a named intermediate, distinct from each other.
@@ -224,6 +315,38 @@ def jacobian_seed(out: tuple[str, ...], positions: tuple[str, ...]) -> Expr:
     return ir.mul(*(ir.delta(o, p) for o, p in zip(out, positions)))
 
 
+def _reaches(program: Program, of: str, name: str) -> bool:
+    """Whether ``of`` is computed from the tensor ``name`` (directly or through statements)."""
+    table = {s.name: s for s in program.statements}
+    seen: set[str] = set()
+    stack = [of]
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in table:
+            continue
+        seen.add(current)
+        used = ir.tensor_names(table[current].rhs)
+        if name in used:
+            return True
+        stack.extend(used)
+    return False
+
+
+def _local_derivative(program: Program, of: str, wrt: str) -> Derivative:
+    """``d of / d wrt`` for an intermediate ``wrt``: the derivative in the cut program (see :meth:`Program.cut`)."""
+    program.rank(wrt)
+    if of == wrt:
+        out = output_slots(program, of)
+        slots = wrt_slots(program, wrt, out)
+        return Derivative(of, wrt, out, slots, jacobian_seed(out, slots), ())
+    if not _reaches(program, of, wrt):
+        out = output_slots(program, of)
+        return Derivative(of, wrt, out, wrt_slots(program, wrt, out), ir.ZERO, ())
+    cut = program.cut([wrt], of)
+    with depth_guard(f"the derivative of '{of}'"):
+        return _derivative(cut, of, wrt)
+
+
 @bounded_cache(max_entries=256, max_weight=MAX_TEXT)
 def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     rank = program.rank(wrt)
@@ -239,7 +362,50 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     seed = jacobian_seed(out, program.statement(of).lhs)
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
-    return _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements))
+    return _folded(program, _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements)))
+
+
+#: Folding the program's definitions back is tried on derivatives up to this many terms.
+FOLD_TERMS = 16
+
+
+def _folded(program: Program, d: Derivative) -> Derivative:
+    """``d`` written with the program's named intermediates where that is shorter:
+    ``exp(S[a,b]) / sum[d](exp(S[a,d]))`` becomes ``P[a,b]`` when a statement defines ``P`` so."""
+    from .matrix_form import fold_definitions
+    patterns = [s for s in program.statements if not s.hidden]
+    if not patterns or d.definitions or len(d.expr.terms) > FOLD_TERMS or \
+            any(len(s.expr.terms) > FOLD_TERMS for s in d.chain):
+        return d
+    chain = tuple(replace(s, expr=_shorter(s.expr, fold_definitions(s.expr, patterns)))
+                  for s in d.chain)
+    return replace(d, expr=_shorter(d.expr, fold_definitions(d.expr, patterns)), chain=chain)
+
+
+def _shorter(expr: Expr, folded: Expr) -> Expr:
+    """``folded`` if it is shorter and removes each function it folds away entirely, else ``expr``.
+
+    Half a fold (``y − σ(z)²`` for ``σ(z) (1 − σ(z))`` with ``y = σ(z)``) hides a pattern a reader knows."""
+    if len(format_expr(folded)) >= len(format_expr(expr)):
+        return expr
+    before, after = _call_counts(expr), _call_counts(folded)
+    if any(0 < after.get(fn, 0) < count for fn, count in before.items()):
+        return expr
+    return folded
+
+
+def _call_counts(expr: Expr) -> dict[str, int]:
+    """How often each function is called in ``expr``, nested calls too."""
+    counts: dict[str, int] = {}
+    for term in expr.terms:
+        for f in term.factors:
+            if isinstance(f, ir.Call):
+                counts[f.fn] = counts.get(f.fn, 0) + 1
+            for nested in (f.args if isinstance(f, ir.Call) else (f.base, f.exponent) if isinstance(f, ir.Power)
+                           else ()):
+                for name, k in _call_counts(nested).items():
+                    counts[name] = counts.get(name, 0) + k
+    return counts
 
 
 #: Temporaries are written out in place in a derivative while it keeps at most this many factors.

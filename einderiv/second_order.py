@@ -286,6 +286,16 @@ class Hessian:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        from .program import short
+        lines = self.to_text().split("\n")
+        more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
+        return f"Hessian({short(lines[-1])}){more}"
+
+    def _repr_latex_(self) -> str:
+        from .latex import display_latex, to_latex
+        return display_latex(to_latex(self))
+
 
 def symbolic_hessian(program: Program | str, wrt: str, wrt2: str | None = None, of: str | None = None) -> Hessian:
     """The Hessian ``d²of / d wrt d wrt2`` in index form (``wrt2`` defaults to ``wrt``).

@@ -11,7 +11,7 @@ Symbols are named after the input: ``A`` of shape (1, 3) gives ``a1, a2, a3``
 (axes of size 1 are dropped), ``B`` of shape (3, 2) gives ``b11, b12, …``
 (lowercase name and 1-based indices; ``w1_11`` for ``W1``), a scalar keeps its
 name. Where an axis is longer than 9, or two names would clash, every input is
-named ``B[0,1]`` instead (0-based, as in numpy).
+named ``B[1,2]`` instead (counted from 1 too).
 
 SymPy is an optional dependency (``pip install 'einderiv[symbolic]'``); it is
 imported only when these functions run. This module prints nothing.
@@ -38,7 +38,8 @@ from .planning import Context, index_size
 from .program import Program
 from .semantics import dependencies, resolve_sizes
 
-__all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "require_sympy"]
+__all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "symbolic_vjp",
+           "require_sympy"]
 
 #: The most entries any one symbolic tensor may have.
 MAX_ENTRIES = 4096
@@ -73,7 +74,7 @@ def _compact_names(name: str, shape: Shape) -> np.ndarray:
 def _bracket_names(name: str, shape: Shape) -> np.ndarray:
     names = np.empty(shape, dtype=object)
     for index in np.ndindex(*shape):
-        names[index] = f"{name}[{','.join(map(str, index))}]" if shape else name
+        names[index] = f"{name}[{','.join(str(i + 1) for i in index)}]" if shape else name
     return names
 
 
@@ -83,7 +84,7 @@ def symbol_names(shapes: Mapping[str, Shape]) -> dict[str, np.ndarray]:
     >>> symbol_names({"A": (1, 3), "N": ()})["A"].tolist()
     [['a1', 'a2', 'a3']]
     >>> symbol_names({"W": (2, 10)})["W"][0, :2].tolist()
-    ['W[0,0]', 'W[0,1]']
+    ['W[1,1]', 'W[1,2]']
     """
     if all(n <= 9 for shape in shapes.values() for n in shape):
         compact = {name: _compact_names(name, tuple(shape)) for name, shape in shapes.items()}
@@ -288,6 +289,8 @@ def symbolic_jacobian(program: Program, wrt: str, shapes: Mapping[str, Shape], *
     sympy = require_sympy()
     of = program.resolve_output(of)
     derivative = program.derivative(wrt, of)
+    if wrt in program.names:                 # an intermediate: its local Jacobian, in its own entries
+        program = program.cut([wrt], of)
     if wrt not in shapes:
         raise ShapeError(f"the shape of input '{wrt}' is not known")
     ctx, env = _prepare(program, of, shapes, sizes, values, sympy)
@@ -302,3 +305,35 @@ def symbolic_jacobian(program: Program, wrt: str, shapes: Mapping[str, Shape], *
                                                                                   for i in s.indices)}, ctx.dtype)
         env[s.name] = evaluator.tensor(s.expr, s.indices, f"the adjoint of '{s.of}'")
     return evaluator.tensor(derivative.expr, result_indices, f"the Jacobian d{of}/d{wrt}")
+
+
+def symbolic_vjp(program: Program, wrt: str, shapes: Mapping[str, Shape], upstream: str, *, of: str | None = None,
+                 sizes: Mapping[str, int] | None = None, values: Mapping[str, np.ndarray] | None = None
+                 ) -> np.ndarray:
+    """``Σ upstream[o] d of[o] / d wrt``: the vector–Jacobian product with SymPy entries, shaped like ``wrt``.
+
+    ``shapes`` holds the upstream gradient's shape (that of ``of``) under the name
+    ``upstream``; it is named like an input (``G`` of shape (1, 2) gives ``g1, g2``)
+    unless its value is in ``values``.
+
+    >>> from einderiv import parse
+    >>> symbolic_vjp(parse("C[i,j] = A[i,k] B[k,j]"), "B", {"A": (1, 3), "B": (3, 2), "G": (1, 2)}, "G").tolist()
+    [[a1*g1, a1*g2], [a2*g1, a2*g2], [a3*g1, a3*g2]]
+    """
+    sympy = require_sympy()
+    of = program.resolve_output(of)
+    if upstream not in shapes:
+        raise ShapeError(f"the shape of the upstream gradient '{upstream}' is not known")
+    jacobian = symbolic_jacobian(program, wrt, shapes, of=of, sizes=sizes, values=values)
+    gradient = symbolic_inputs(shapes, values)[upstream]
+    out_rank = gradient.ndim
+    if jacobian.shape[:out_rank] != gradient.shape:
+        raise ShapeError(f"the upstream gradient '{upstream}' has shape {gradient.shape} but '{of}' has shape "
+                         f"{jacobian.shape[:out_rank]}")
+    result = np.empty(jacobian.shape[out_rank:], dtype=object)
+    for index in np.ndindex(*result.shape):
+        total = sympy.Integer(0)
+        for o in np.ndindex(*gradient.shape):
+            total += gradient[o] * jacobian[o + index]
+        result[index] = sympy.expand(total)
+    return result

@@ -161,13 +161,13 @@ def test_jacobian_text_prints_a_block_per_output_entry():
     assert text == (
         "dC[i,j]/dA[a,b] = δ[i,a] B[b,j]\n"
         "shape: (1, 2, 1, 3) = shape(C) + shape(A)\n"
-        "layout: tensor: the output's axes first, then the input's; one block per entry of C\n"
+        "layout: tensor: the output's axes first, then the input's; one block per entry of C, counted from 1\n"
         "inputs: A, B given\n"
         "\n"
-        "dC[0,0]/dA =\n"
+        "dC[1,1]/dA =\n"
         "[[1. 3. 5.]]\n"
         "\n"
-        "dC[0,1]/dA =\n"
+        "dC[1,2]/dA =\n"
         "[[2. 4. 6.]]\n")
 
 
@@ -177,7 +177,7 @@ def test_jacobian_flattened_text_states_its_convention():
     assert "layout: numerator: a 2×6 matrix; row = entry of C, column = entry of B, both in row-major order" in text
     assert "inputs: A, B random (seed 0)" in text
     vec = ok("jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=3,j=2", "--layout", "vec", "--ascii")
-    assert "column-major" in vec and "X^T kron I" in vec
+    assert "column-major" in vec and "so here d vec(C)/d vec(B) = kron(I_j, A)" in vec
 
 
 def test_jacobian_of_WX_in_vec_layout_is_XT_kron_I(tmp_path):
@@ -361,14 +361,14 @@ def test_bad_input_fails_cleanly(args, expected):
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=two"], "--sizes: expected NAME=N pairs"),
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=2", "--format", "npy"], "give a file with --output"),
     (["eval", "y[i] = 2 x[i]", "--sizes", "i=2", "--format", "yaml"], "invalid choice: 'yaml'"),
-    (["jacobian", MATMUL, "--wrt", "C", "--sizes", "i=1,k=1,j=1"], "'C' is defined by a statement"),
+    (["jacobian", MATMUL, "--wrt", "C", "--sizes", "i=1,k=1,j=1"], "'C' is both the output and a tensor"),
     (["grad", MATMUL, "--wrt", "A", "--sizes", "i=1,k=1,j=1"], "grad needs a scalar output"),
     (["jacobian", MATMUL, "--wrt", "B", "--sizes", "i=10,k=10,j=10", "--symbolic"],
      "symbolic entries are limited to 4,096"),
     (["diff", "y[i] = foo(x[i])", "--wrt", "x"], "unknown function 'foo'"),
     (["diff", "y[i] = 2 x[i]", "--wrt", "x,"], "--wrt: expected names separated by commas"),
-    (["jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=1,j=1", "--upstream", "G=[[1]]", "--symbolic"],
-     "cannot be combined"),
+    (["jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=1,j=1", "--upstream", "A", "--symbolic"],
+     "'A' is a tensor of the program"),
     (["jacobian", MATMUL, "--wrt", "B", "--sizes", "i=1,k=1,j=1", "--upstream", "G=[[1, 2]]"],
      r"upstream gradient 'G' has shape \(1, 2\) but 'C' has shape \(1, 1\)"),
     (["eval", "y[i,k] = x[i]", "--sizes", "i=2"], "index 'k' .* give its size, e.g. --sizes k=3"),
@@ -491,8 +491,8 @@ def test_symbolic_evaluator_agrees_with_numbers_through_a_chain():
     symbols = sympy.symbols("x1 x2", real=True)
     numbers = [float(entry.subs(dict(zip(symbols, x)))) for entry in J]
     np.testing.assert_allclose(numbers, einderiv.grad(program, "x", {"x": x}), rtol=1e-10)
-    assert symbol_names({"W": (2, 10)})["W"][1, 9] == "W[1,9]"            # a dimension above 9
-    assert symbol_names({"A": (3,), "a": (3,)})["a"][0] == "a[0]"         # a clash: bracket names for all
+    assert symbol_names({"W": (2, 10)})["W"][1, 9] == "W[2,10]"            # a dimension above 9
+    assert symbol_names({"A": (3,), "a": (3,)})["a"][0] == "a[1]"         # a clash: bracket names for all
     assert symbol_names({"W1": (2, 2)})["W1"][0, 1] == "w1_12"
 
 
@@ -502,8 +502,8 @@ def test_demo_prints_the_derivatives_and_the_full_jacobian_of_the_built_in_examp
     assert "dF[i,k]/dW[a,b] = δ[i,a] X[b,k]" in out
     assert "dF[i,k]/dX[a,b] = W[i,a] δ[k,b]" in out
     assert "shape: (2, 2, 2, 3) = shape(F) + shape(W)" in out
-    # the block of entry F[1,1]: only row a = 1 is non-zero, and it holds column k = 1 of X
-    block = out.split("dF[1,1]/dW =", 1)[1]
+    # the block of entry F[2,2] (counted from 1): only row a = 2 is non-zero, and it holds column k = 2 of X
+    block = out.split("dF[2,2]/dW =", 1)[1]
     assert block.split()[:6] == ["[[0.", "0.", "0.]", "[0.", "1.", "3.]]"]
 
 
@@ -548,7 +548,7 @@ def test_grad_explain_prints_the_backprop_equations(tmp_path):
     path.write_text(NETWORK, encoding="utf-8")
     out = ok("grad", f"@{path}", "--wrt", "W1,b1,W2,b2", "--explain")
     assert "gW2 = H2ᵀ gH3" in out
-    assert "gb2 = 1ᵀ gZ" in out
+    assert "gb2 = gZᵀ 1" in out
     assert "gH3[n,c] = gZ[n,c]" in out
     assert "gH2 = gH3 W2ᵀ" in out
 

@@ -58,12 +58,12 @@ def test_two_layer_adjoint_matrix_forms_and_notes():
     assert forms == {
         "Z": "gZ = (Z − T) / N",
         "H3": "gH3 = gZ",
-        "b2": "gb2 = 1ᵀ gZ",
+        "b2": "gb2 = gZᵀ 1",
         "H2": "gH2 = gH3 W2ᵀ",
         "W2": "gW2 = H2ᵀ gH3",
         "H1": "gH1 = gH2 ⊙ [H1 ≥ 0]",
         "H0": "gH0 = gH1",
-        "b1": "gb1 = 1ᵀ gH1",
+        "b1": "gb1 = gH1ᵀ 1",
         "W1": "gW1 = Xᵀ gH0",
     }
     # the two identities of the network, and the bias gradients summing over the batch
@@ -71,7 +71,7 @@ def test_two_layer_adjoint_matrix_forms_and_notes():
     assert adj.step("H0").note == "∂H1/∂H0 is the identity: the gradient passes through"
     assert adj.step("b2").note == "b2 is broadcast along n: its gradient sums over n"
     assert adj.step("H1").note == "elementwise: times ∂H2/∂H1 = [H1 ≥ 0]"
-    assert adj.step("W2").note == "from H3 = H2 W2"
+    assert adj.step("W2").note == "from H3 = H2 W2: the shared index n is H2's first axis, so H2 enters transposed, on the left"
     table = str(adj)
     assert table.splitlines()[0] == "Reverse mode: the gradient of L with respect to W1, b1, W2, b2"
     assert "gW2[h,c] = gH3[n,c] H2[n,h]" in table and "gW2 = H2ᵀ gH3" in table
@@ -204,14 +204,14 @@ def test_explain_matrix_product():
     assert rules[0] == "∂W[i,j]/∂W[a,b] = δ[i,a] δ[j,b]"
     assert rules[1] == "δ elimination: j → b"
     assert rules[4] == "δ elimination: i → a"
-    assert rules[-1].startswith("A : (dX C) = A Cᵀ : dX: a factor on the right of dX lands on the right")
+    assert rules[-1].startswith("P : (dW S) = P Sᵀ : dW: a factor on the right of dW lands on the right")
     assert e.sections[0].title.startswith("[1] F[i,k] = W[i,j] X[j,k]")
 
 
 def test_explain_left_factor_lands_left():
     e = explain("F[i,k] = W[i,j] X[j,k]", "X", differentials=True)
     assert _rows(e)[-1] == "dL = gF : dF = gF : (W dX) = Wᵀ gF : dX"
-    assert e.sections[0].rows[-1].rule.startswith("A : (B dX) = Bᵀ A : dX: a factor on the left")
+    assert e.sections[0].rows[-1].rule.startswith("P : (Q dX) = Qᵀ P : dX: a factor on the left")
 
 
 def test_explain_chain_why_a3_left_and_w4_right():
@@ -227,8 +227,8 @@ def test_explain_chain_why_a3_left_and_w4_right():
 def test_explain_two_layer_network_covers_every_node():
     e = explain(TWO_LAYER, NET_WRTS)
     text = str(e)
-    for line in ("gH3 = gZ", "gb2 = 1ᵀ gZ", "gW2 = H2ᵀ gH3", "gH2 = gH3 W2ᵀ", "gH1 = gH2 ⊙ [H1 ≥ 0]",
-                 "gH0 = gH1", "gb1 = 1ᵀ gH1", "gW1 = Xᵀ gH0", "∂Z[n,c]/∂H3[a,b] = δ[n,a] δ[c,b]",
+    for line in ("gH3 = gZ", "gb2 = gZᵀ 1", "gW2 = H2ᵀ gH3", "gH2 = gH3 W2ᵀ", "gH1 = gH2 ⊙ [H1 ≥ 0]",
+                 "gH0 = gH1", "gb1 = gH1ᵀ 1", "gW1 = Xᵀ gH0", "∂Z[n,c]/∂H3[a,b] = δ[n,a] δ[c,b]",
                  "∂H1[n,h]/∂H0[a,b] = δ[n,a] δ[h,b]"):
         assert line in text, line
     assert "chain rule through max" in text
@@ -240,7 +240,7 @@ def test_explain_shapes_from_index_sizes():
     text = str(e)
     assert "(H3: 6×2)" in text
     assert "matrix form: (4×6) (6×2) → 4×2" in text     # gW2 = H2ᵀ gH3
-    assert "matrix form: (1×6) (6×2) → 1×2" in text     # gb2 = 1ᵀ gZ
+    assert "matrix form: (2×6) (6×1) → 2×1" in text     # gb2 = gZᵀ 1
     assert "(L: scalar)" in text
 
 
@@ -275,7 +275,8 @@ def test_explain_no_matrix_form_row():
 
 def test_explain_latex():
     e = explain("F[i,k] = W[i,j] X[j,k]", "W", differentials=True)
-    assert e.latex.startswith("\\begin{aligned}\n&\\text{[1]}\\quad F_{ik} = W_{ij} X_{jk}\\qquad F = W X")
+    assert e.latex.startswith("\\begin{aligned}\n&\\text{Reverse mode for the gradient of L")     # the header first
+    assert "\\\\\n&\\text{[1]}\\quad F_{ik} = W_{ij} X_{jk}\\qquad F = W X" in e.latex
     assert "\\frac{\\partial F_{ik}}{\\partial W_{ab}} = \\delta_{ia} \\delta_{jb} X_{jk}" in e.latex
     assert "\\mathrm{gW} = \\mathrm{gF} X^\\top" in e.latex
     assert e._repr_latex_() == f"$${e.latex}$$"

@@ -112,9 +112,9 @@ def test_softmax_jacobian():
     assert form.text == "diag(p) − p pᵀ"
     env = {name: einderiv.evaluate(program, inputs, of=name) for name in program.names}
     assert_close(form.evaluate({**inputs, **env}), jac)
-    # without folding the definitions back in, the form is still right, only longer
+    # the derivative itself is written with the named intermediates, as that is shorter
     plain = to_matrix(program.derivative("z"))
-    assert plain.text == "diag(exp(z)) / s − e exp(z)ᵀ / s²"
+    assert plain.text == "diag(p) − p pᵀ"
     assert_close(plain.evaluate({**inputs, **env}), jac)
 
 
@@ -186,7 +186,7 @@ def _statement_form(text):
     # broadcasting a bias along the rows
     ("Y[n,c] = X[n,d] W[d,c] + b[c]", "X W + 1 bᵀ", {"X": (4, 3), "W": (3, 2), "b": (2,)}),
     # sums over one index of a matrix: column sums (a row) and row sums (a column)
-    ("s[c] = G[n,c]", "1ᵀ G", {"G": (4, 3)}),
+    ("s[c] = G[n,c]", "Gᵀ 1", {"G": (4, 3)}),
     ("s[n] = G[n,c]", "G 1", {"G": (4, 3)}),
     # closed cycles and full contractions
     ("L = A[i,j] B[j,i]", "tr(A B)", {"A": (2, 3), "B": (3, 2)}),
@@ -235,7 +235,7 @@ def test_printing_is_pure_and_deterministic():
 
 
 def test_layouts():
-    assert to_matrix(einderiv.parse("s[c] = G[n,c]").statements[0].rhs).layout == "row"
+    assert to_matrix(einderiv.parse("s[c] = G[n,c]").statements[0].rhs).layout == "column"   # vectors are columns
     assert to_matrix(einderiv.parse("L = x[i] x[i]").derivative("x")).layout == "column"
     assert to_matrix(einderiv.parse("L = x[i] x[i]").statements[0].rhs).layout == "scalar"
     assert to_matrix(einderiv.parse("L = a[i] X[i,j] b[j]").derivative("X")).layout == "matrix"
