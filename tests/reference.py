@@ -428,14 +428,15 @@ class jax_reference:
 
 
 def fd_directional(text: str, inputs: Mapping[str, Any], directions: Mapping[str, Any], *,
-                   of: str | None = None, sizes: Mapping[str, int] | None = None, h: float = 1e-6):
-    """Central difference ``(f(x + h v) - f(x - h v)) / 2h`` of the reference evaluator (float64)."""
+                   of: str | None = None, sizes: Mapping[str, int] | None = None, h: float = 1e-3):
+    """Five-point central difference of the reference evaluator along ``directions`` (float64):
+    ``(8 (f(x + h v) - f(x - h v)) - (f(x + 2h v) - f(x - 2h v))) / 12h``, error O(h⁴)."""
     def at(sign):
         env = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
         for k, v in directions.items():
             env[k] = env[k] + sign * h * np.asarray(v, dtype=np.float64)
         return reference_value(text, env, of=of, sizes=sizes)
-    return (at(+1) - at(-1)) / (2 * h)
+    return (8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * h)
 
 
 def fd_second(text: str, inputs: Mapping[str, Any], u: Mapping[str, Any], v: Mapping[str, Any], *,

@@ -12,7 +12,8 @@ index names can be drawn freely while sizes stay consistent. Statements are
   (``exp sin cos tanh sigmoid``; ``log``/``sqrt`` of positive expressions),
   integer powers, positive denominators and ``sum[...]`` over indices of its body.
   The left-hand side is a random subset, in random order, of the indices that
-  appear, so the rest are summed.
+  appear, so the rest are summed. Half the statements are *simple*: sums of
+  products of references and numbers only.
 
 Later statements prefer earlier intermediates, so intermediates are used several
 times. ``kinks=True`` adds ``relu abs max min``.
@@ -71,8 +72,8 @@ class _Tensor:
 class _Statement:
     """Index bookkeeping for one statement: names → kinds, names bound by ``sum``."""
 
-    def __init__(self, draw, pool, kinks):
-        self.draw, self.pool, self.kinks = draw, pool, kinks
+    def __init__(self, draw, pool, kinks, simple=False):
+        self.draw, self.pool, self.kinks, self.simple = draw, pool, kinks, simple
         self.kinds: dict[str, str] = {}
         self.retired: set[str] = set()
         self.used: set[str] = set()
@@ -122,7 +123,7 @@ class _Statement:
         return out
 
     def factor(self, depth: int) -> str:
-        if depth >= 2:
+        if depth >= 2 or self.simple:
             if self.draw(st.integers(0, 2)) == 0:
                 return self.draw(st.sampled_from(NUMBERS))
             return self.ref()
@@ -190,7 +191,7 @@ def programs(draw, scalar_output: bool = False, kinks: bool = False, min_stateme
         name = "L" if last and scalar_output else f"H{k}"
         kind = "general" if last and scalar_output else \
             draw(st.sampled_from(("rename", "transpose", "diag", "general", "general")))
-        stmt = _Statement(draw, pool, kinks)
+        stmt = _Statement(draw, pool, kinks, simple=draw(st.booleans()))   # simple: sums of products only
         line = None
         if kind == "rename":
             t = stmt.tensor()
@@ -236,3 +237,56 @@ def programs(draw, scalar_output: bool = False, kinks: bool = False, min_stateme
     used = parse_reference(text).input_ranks
     shapes = {t.name: tuple(sizes[k] for k in t.kinds) for t in pool if t.is_input and t.name in used}
     return Case(text, shapes, draw(st.integers(0, 2**31 - 1)))
+
+
+@st.composite
+def reuse_programs(draw) -> Case:
+    """Programs that rename, transpose or take the diagonal of an intermediate ``A`` and use the
+    copies and ``A`` itself several times, ending in a scalar product of two of them:
+    ``A[i] = x[i] y[i]; B[i] = A[i]; C[i] = A[i] + z[i]; L = B[i] C[i]``."""
+    sizes = {k: draw(st.integers(1, 3)) for k in "ab"}
+    kinds = draw(st.sampled_from([("a",), ("a", "b"), ("a", "a")]))
+    letters = "ijk"[:len(kinds)]
+    idx = ",".join(letters)
+    shapes = {"x": tuple(sizes[k] for k in kinds), "y": tuple(sizes[k] for k in kinds)}
+    lines = [draw(st.sampled_from([f"A[{idx}] = x[{idx}] y[{idx}]", f"A[{idx}] = x[{idx}] + y[{idx}]",
+                                   f"A[{idx}] = 2 x[{idx}]"]))]
+    pool = [("A", kinds)]
+    for n in range(draw(st.integers(2, 4))):
+        name = "BCDE"[n]
+        src, sk = draw(st.sampled_from(pool))
+        sidx = ",".join("ijk"[:len(sk)])
+        ops = ["rename", "plus", "times", "const", "scale"]
+        if len(sk) == 2:
+            ops.append("transpose")
+        if len(sk) == 2 and sk[0] == sk[1]:
+            ops.append("diag")
+        op = draw(st.sampled_from(ops))
+        if op == "rename":
+            lines.append(f"{name}[{sidx}] = {src}[{sidx}]")
+            out = sk
+        elif op == "transpose":
+            lines.append(f"{name}[j,i] = {src}[i,j]")
+            out = sk[::-1]
+        elif op == "diag":
+            lines.append(f"{name}[i] = {src}[i,i]")
+            out = sk[:1]
+        else:
+            z = f"z{n}"
+            shapes[z] = tuple(sizes[k] for k in sk)
+            rhs = {"plus": f"{src}[{sidx}] + {z}[{sidx}]", "times": f"{src}[{sidx}] {z}[{sidx}]",
+                   "const": f"{src}[{sidx}] + 1", "scale": f"3 {src}[{sidx}]"}[op]
+            if op in ("const", "scale"):
+                del shapes[z]
+            lines.append(f"{name}[{sidx}] = {rhs}")
+            out = sk
+        pool.append((name, out))
+    (p, pk), (q, qk) = draw(st.lists(st.sampled_from(pool), min_size=2, max_size=2))
+    pidx = ",".join("ijk"[:len(pk)])
+    qidx = ",".join("ijk"[:len(qk)]) if qk == pk else ",".join("lmn"[:len(qk)])
+    extra = draw(st.sampled_from(["", f" + {p}[{pidx}]", " + 1"]))
+    lines.append(f"L = {p}[{pidx}] {q}[{qidx}]{extra}")
+    text = "; ".join(lines)
+    from reference import parse_reference
+    used = parse_reference(text).input_ranks
+    return Case(text, {k: v for k, v in shapes.items() if k in used}, draw(st.integers(0, 2**31 - 1)))
