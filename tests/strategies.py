@@ -148,8 +148,12 @@ class _Statement:
             base = self.ref() if self.draw(st.booleans()) else f"({self.expr(depth + 1)})"
             return f"{base}{self.draw(st.sampled_from(('^', '**')))}{self.draw(st.sampled_from(('2', '3')))}"
         if choice == "div":
-            return f"(1 / {self.positive(depth + 1)})" if self.draw(st.booleans()) else \
-                f"{self.positive(depth + 1)}^{self.draw(st.sampled_from(('-1', '0.5', '-2')))}"
+            form = self.draw(st.integers(0, 2))
+            if form == 0:
+                return f"(1 / {self.positive(depth + 1)})"
+            if form == 1:
+                return f"{self.positive(depth + 1)}^{self.draw(st.sampled_from(('-1', '0.5', '-2')))}"
+            return f"{self.positive(depth + 1)}^({self.expr(depth + 1)})"     # an expression as exponent
         if choice == "log":
             return f"{self.draw(st.sampled_from(('log', 'sqrt')))}({self.positive(depth + 1)})"
         if choice == "sum":

@@ -16,7 +16,8 @@ an input (or cotangent, tangent, vector) or with another returned array, and no
 argument is modified. ``wrt`` lists are tried in every order (all permutations
 of up to three names): each name's result may not depend on the order.
 
-``EINDERIV_HYPOTHESIS_PROFILE=long`` runs 50 times more examples, randomised and shrunk;
+``EINDERIV_HYPOTHESIS_PROFILE=long`` runs 50 times more examples (``EINDERIV_DIFFERENTIAL_SCALE``),
+randomised and shrunk;
 ``EINDERIV_DIFFERENTIAL_IGNORE_ALIASING=1`` leaves out the aliasing checks of the random tests.
 """
 
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::einderiv.EinderivWarning"),
               pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 LONG = os.environ.get("EINDERIV_HYPOTHESIS_PROFILE") == "long"
+SCALE = int(os.environ.get("EINDERIV_DIFFERENTIAL_SCALE", "50"))   # examples per default example under long
 # EINDERIV_DIFFERENTIAL_IGNORE_ALIASING=1: check values only (a search for wrong numbers that
 # aliasing failures would otherwise stop at their first example)
 IGNORE_ALIASING = os.environ.get("EINDERIV_DIFFERENTIAL_IGNORE_ALIASING") == "1"
@@ -47,7 +49,7 @@ BOUND = 1e3          # inputs whose intermediates exceed this are skipped (overf
 def budget(n: int) -> settings:
     """``n`` examples, derandomised and not shrunk (fast); under the long profile 50 n, random, shrunk."""
     phases = list(Phase) if LONG else [Phase.explicit, Phase.reuse, Phase.generate]
-    return settings(max_examples=n * 50 if LONG else n, deadline=None, derandomize=not LONG, database=None,
+    return settings(max_examples=n * SCALE if LONG else n, deadline=None, derandomize=not LONG, database=None,
                     phases=phases,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large])
@@ -442,7 +444,9 @@ def test_gradient_list_results_are_independent(order):
     lambda a: einderiv.hessian("L = x[i] x[i] y[j] y[j]", "x", a, wrt2="y"),
     lambda a: einderiv.hvp("L = x[i] y[i]", "x", a, {"y": a["c"]}),
     lambda a: einderiv.hvp("L = x[i] x[i] / 2", "x", a, a["c"]),
-])
+], ids=["evaluate-rename", "evaluate-diagonal", "evaluate-transpose", "evaluate-of-input", "grad", "grad-list",
+        "value_and_grad-list", "vjp-rename", "vjp-rename-chain", "vjp-transpose", "jvp-rename", "jvp-transpose",
+        "jacobian-list", "hessian-mixed", "hvp-mapping", "hvp-array"])
 def test_results_never_alias_arguments(call):
     arguments = {"x": np.array([1.0, 2.0]), "y": np.array([3.0, 4.0]), "c": np.array([5.0, 6.0]),
                  "A": np.array([[1.0, 2.0], [3.0, 4.0]])}
