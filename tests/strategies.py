@@ -10,7 +10,8 @@ index names can be drawn freely while sizes stay consistent. Statements are
   contractions, Hadamard products, diagonals, broadcasting), numbers,
   parenthesised sums (which the language distributes), smooth functions
   (``exp sin cos tanh sigmoid``; ``log``/``sqrt`` of positive expressions),
-  integer powers, positive denominators and ``sum[...]`` over indices of its body.
+  integer powers, positive denominators, ``sum[...]`` over indices of its body and
+  factors that cancel (``x[k] / x[k]``, ``log(exp(...))``).
   The left-hand side is a random subset, in random order, of the indices that
   appear, so the rest are summed. Half the statements are *simple*: sums of
   products of references and numbers only.
@@ -128,13 +129,16 @@ class _Statement:
                 return self.draw(st.sampled_from(NUMBERS))
             return self.ref()
         choice = self.draw(st.sampled_from(("ref", "ref", "ref", "num", "paren", "func", "pow", "div", "sum",
-                                            "log", "kink")))
+                                            "log", "kink", "cancel")))
         if choice == "ref":
             return self.ref()
         if choice == "num":
             return self.draw(st.sampled_from(NUMBERS))
         if choice == "paren":
             return f"({self.expr(depth + 1)})"
+        if choice == "cancel":      # factors that cancel: their indices are still summed
+            r = self.ref()
+            return self.draw(st.sampled_from((f"{r} / {r}", f"log(exp({self.expr(depth + 1)}))")))
         if choice == "func":
             return f"{self.draw(st.sampled_from(SMOOTH))}({self.expr(depth + 1)})"
         if choice == "kink" and self.kinks:
