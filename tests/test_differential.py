@@ -412,6 +412,17 @@ def test_transposed_or_diagonal_intermediate_reused_keeps_gradient(text):
     assert_no_aliasing()
 
 
+def test_double_transpose_of_an_intermediate_keeps_gradient():
+    """Found by reuse_programs: a transpose of a transpose, used with the original."""
+    text = "A[i,j] = x[i,j] y[i,j]; B[j,i] = A[i,j]; C[j,i] = B[i,j]; L = C[i,j] A[i,j] + C[i,j]"
+    inputs = {"x": np.array([[1.0, 2.0], [3.0, 4.0]]), "y": np.array([[0.5, -1.0], [2.0, 0.25]])}
+    for name in inputs:     # dL/dx = y (2 x y + 1): [[1, 3], [26, 0.75]]
+        g = checked(einderiv.grad, text, name, inputs, protected=inputs)
+        np.testing.assert_allclose(g, fd_grad(text, name, inputs), rtol=1e-6, err_msg=f"{text}: d/d{name}")
+    np.testing.assert_allclose(einderiv.grad(text, "x", inputs), [[1.0, 3.0], [26.0, 0.75]])
+    assert_no_aliasing()
+
+
 WRT_LIST = "s[i] = x[i] w[i]; L = s[i] q[i] + s[i] y[i] + y[i] y[i]"
 WRT_INPUTS = {"x": np.array([1.0, 2.0]), "w": np.array([1.0, 1.0]), "q": np.array([0.0, 0.0]),
               "y": np.array([3.0, 4.0])}
