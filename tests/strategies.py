@@ -137,8 +137,10 @@ class _Statement:
         if choice == "paren":
             return f"({self.expr(depth + 1)})"
         if choice == "cancel":      # factors that cancel: their indices are still summed
-            r = self.ref()
-            return self.draw(st.sampled_from((f"{r} / {r}", f"log(exp({self.expr(depth + 1)}))")))
+            if self.draw(st.booleans()):
+                r = self.ref()
+                return f"{r} / {r}"
+            return f"log(exp({self.expr(depth + 1)}))"
         if choice == "func":
             return f"{self.draw(st.sampled_from(SMOOTH))}({self.expr(depth + 1)})"
         if choice == "kink" and self.kinks:
