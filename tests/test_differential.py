@@ -185,7 +185,7 @@ def with_every_order(fn, case: Case, inputs, *args, protected, every=True, **kwa
 # ------------------------------------------------------------------ values
 
 @given(programs(kinks=True))
-@budget(30)
+@budget(20)
 def test_evaluate_matches_reference(case):
     inputs = tame(case)
     env = reference_values(case.text, inputs)
@@ -203,7 +203,7 @@ def test_evaluate_matches_reference(case):
 # ------------------------------------------------------------------ reverse mode
 
 @given(programs(scalar_output=True))
-@budget(8)
+@budget(5)
 def test_grad_matches_finite_differences(case):
     inputs = tame(case)
     g = with_every_order(einderiv.grad, case, inputs, protected=inputs)
@@ -213,7 +213,7 @@ def test_grad_matches_finite_differences(case):
 
 
 @given(reuse_programs())
-@budget(15)
+@budget(10)
 def test_reused_intermediates_grad_matches_finite_differences(case):
     """Renamed, transposed and diagonal copies of an intermediate, each used again (in-place reuse)."""
     inputs = tame(case)
@@ -230,7 +230,7 @@ def test_reused_intermediates_grad_matches_finite_differences(case):
 
 
 @given(programs(scalar_output=True, kinks=True))
-@budget(4)
+@budget(3)
 def test_grad_matches_jax(case):
     _jax()
     inputs = tame(case)
@@ -242,7 +242,7 @@ def test_grad_matches_jax(case):
 
 
 @given(programs(scalar_output=True, kinks=True))
-@budget(6)
+@budget(4)
 def test_value_and_grad(case):
     inputs = tame(case)
     names = list(case.names)
@@ -255,7 +255,7 @@ def test_value_and_grad(case):
 
 
 @given(programs(), st.integers(0, 1000))
-@budget(10)
+@budget(6)
 def test_vjp_matches_finite_differences(case, seed):
     inputs = tame(case)
     u = np.random.default_rng(seed).uniform(-1, 1, size=output_shape(case, inputs))
@@ -266,7 +266,7 @@ def test_vjp_matches_finite_differences(case, seed):
 
 
 @given(programs(kinks=True), st.integers(0, 1000))
-@budget(4)
+@budget(3)
 def test_vjp_matches_jax(case, seed):
     _jax()
     inputs = tame(case)
@@ -279,7 +279,7 @@ def test_vjp_matches_jax(case, seed):
 
 
 @given(programs(kinks=True))
-@budget(3)
+@budget(2)
 def test_jacobian_matches_jax(case):
     _jax()
     inputs = tame(case)
@@ -291,7 +291,7 @@ def test_jacobian_matches_jax(case):
 
 
 @given(programs(), st.integers(0, 1000))
-@budget(10)
+@budget(6)
 def test_jacobian_vjp_jvp_agree(case, seed):
     """<u, J v> three ways (jacobian, vjp, jvp), against finite differences; jvp is linear in the tangents."""
     inputs = tame(case)
@@ -318,7 +318,7 @@ def test_jacobian_vjp_jvp_agree(case, seed):
 # ------------------------------------------------------------------ forward mode
 
 @given(programs(kinks=True), st.data())
-@budget(4)
+@budget(3)
 def test_jvp_matches_jax(case, data):
     _jax()
     inputs = tame(case)
@@ -336,8 +336,8 @@ def hessian_pairs(names):
     return pairs[:4]
 
 
-@given(programs(scalar_output=True, max_statements=4), st.integers(0, 1000))
-@budget(6)
+@given(programs(scalar_output=True, max_statements=3), st.integers(0, 1000))
+@budget(4)
 def test_hessian_hvp_match_finite_differences(case, seed):
     inputs = tame(case)
     for a, b in hessian_pairs(case.names):
@@ -355,7 +355,7 @@ def test_hessian_hvp_match_finite_differences(case, seed):
     assert_no_aliasing()
 
 
-@given(programs(scalar_output=True, max_statements=4, kinks=True), st.integers(0, 1000))
+@given(programs(scalar_output=True, max_statements=3, kinks=True), st.integers(0, 1000))
 @budget(2)
 def test_hessian_hvp_match_jax(case, seed):
     _jax()
