@@ -38,7 +38,9 @@ def simplify(expr: Expr) -> Expr:
     terms: list[Term] = []
     for term in expr.terms:
         for t in _expand_term(term).terms:
-            t = collect_powers(_eliminate_deltas(t))
+            # merging powers can cancel factors (s[k] / s[k] → 1): a summed index no factor
+            # carries any more still counts, as a size factor (Σ_k 1 = size(k))
+            t = _sizes_for_unused(collect_powers(_eliminate_deltas(t)))
             if t.coeff != 0.0:
                 terms.append(t)
     return _merge_like_terms(terms)
