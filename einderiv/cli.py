@@ -60,7 +60,7 @@ from .evaluation import evaluate, grad, jacobian, vjp
 from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from .printing import format_expr, format_ref
 from .program import Derivative, Program, parse
-from .semantics import dependencies, resolve_sizes
+from .semantics import dependencies, resolve_sizes, written_names
 from .simplification import simplify
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
@@ -636,7 +636,7 @@ def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[
     ranks = dict(program.inputs)
     used = {of} | set(wrts)
     for name in _ancestors(program, [of, *(w for w in wrts if w in program.names)]):
-        used.update(ir.tensor_names(program.statement(name).rhs))
+        used.update(written_names(program.statement(name)))    # as written: z in z[n]^0 still sizes n
     return [n for n in ranks if n in used]
 
 

@@ -378,7 +378,11 @@ def _lower_statement(node: StatementNode, number: int, tag: str, expansion: list
     terms = []
     for coeff, factors in expansion:
         term = ir.scale(ir.mul(*(_lower(f, scope) for f in factors)), coeff)
-        implicit = tuple(i for i in ir.free_indices(term) if i not in lhs)
+        # summed over every index written in the term, also one a fold removed (z[n]^0, z[n]/z[n]:
+        # the term still sums over n, so it counts size(n))
+        written = sorted(set().union(*(_free_names(f, frozenset()) for f in factors)))
+        implicit = tuple(dict.fromkeys(i for i in (*ir.free_indices(term), *map(scope.index, written))
+                                       if i not in lhs))
         terms.append(ir.summation(implicit, term))
     rhs = simplify(ir.add(*terms))
     return Statement(number, node.name, lhs, rhs, node.source, node.line,
