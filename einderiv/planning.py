@@ -344,7 +344,9 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         def core(env, expression=expression, getters=getters):
             return expression(*[get(env) for get in getters])
     if coeff == 1.0:
-        if len(operands) >= 2:
+        # a product, or a sum over some axes, is a new array; a lone operand only renamed or
+        # transposed may be a view of what it reads
+        if len(operands) >= 2 or len(set(sublists[0])) > len(out_ids):
             core.fresh = True
         return core
     if coeff == -1.0:

@@ -50,7 +50,7 @@ def sym(array: np.ndarray, axis: int) -> np.ndarray:
 
 def symmetric_names(program, symmetric: Sequence[str] | str | None) -> tuple[str, ...]:
     """The checked names: inputs of the program written with two indices."""
-    if symmetric is None:
+    if symmetric is None or (isinstance(symmetric, tuple) and not symmetric):
         return ()
     names = (symmetric,) if isinstance(symmetric, str) else tuple(symmetric) \
         if isinstance(symmetric, (list, tuple, set, frozenset)) else None
