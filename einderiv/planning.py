@@ -35,7 +35,7 @@ from .errors import MemoryLimitError, ShapeError, UnsupportedError
 from .functions import FUNCTIONS
 from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
-__all__ = ["Context", "compile_expr", "path_optimizer", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
+__all__ = ["Context", "compile_expr", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
 
 #: Default limit, in bytes, on any one tensor einderiv allocates (read at each call;
@@ -439,15 +439,6 @@ def _optimizer(ctx: Context, operands: int):
     if ctx.optimize != "auto" or not 5 <= operands <= 10:   # the search costs ~3^operands: 12 take a second
         return ctx.optimize
     return opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
-
-
-def path_optimizer(ctx: Context, operands: int):
-    """The path search used for a contraction of ``operands`` operands (see :func:`_optimizer`).
-
-    >>> path_optimizer(Context({}, {}, np.dtype(float)), 3)
-    'auto'
-    """
-    return _optimizer(ctx, operands)
 
 
 def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], getters: list[Runner],
