@@ -217,6 +217,10 @@ def caret_context(text: str, line: int, column: int, width: int = 60) -> str:
     return f"    {source}\n    {' ' * (at - start + len(before))}^"
 
 
+#: The longest program text parsed (a 16,000-statement program is about 400,000 characters).
+MAX_PROGRAM_CHARACTERS = 10_000_000
+
+
 def parse_text(text: str) -> ProgramNode:
     """Parse program text into a syntax tree, or raise :class:`ParseError`.
 
@@ -225,6 +229,9 @@ def parse_text(text: str) -> ProgramNode:
     """
     if not isinstance(text, str):
         raise ParseError(f"a program is text, not {type(text).__name__}")
+    if len(text) > MAX_PROGRAM_CHARACTERS:
+        raise ParseError(f"the program is {len(text):,} characters long, over the limit of "
+                         f"{MAX_PROGRAM_CHARACTERS:,} (the command line reads at most 10 MB)")
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as error:

@@ -303,3 +303,8 @@ def test_the_trap_warning_also_comes_from_numeric_calls_on_program_text():
 def test_a_size_no_array_axis_can_hold_is_refused_everywhere(call):
     with pytest.raises(einderiv.ShapeError, match=r"is too large \(about 2\*\*\d+\); an array axis holds at most"):
         call()
+
+
+def test_a_program_text_over_ten_million_characters_is_refused_before_parsing():
+    with pytest.raises(einderiv.ParseError, match=r"the program is 10,000,001 characters long, over the limit"):
+        einderiv.parse("y = " + "x" * 9_999_997)
