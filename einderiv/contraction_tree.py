@@ -35,10 +35,24 @@ from . import ir
 from .ir import Expr, Ref, Term
 from .semantics import Statement
 
-__all__ = ["lower_products", "StatementTable", "MIN_OPERANDS"]
+__all__ = ["lower_products", "StatementTable", "MIN_OPERANDS", "is_split"]
 
 #: Terms with at least this many tensor operands are split into two-operand statements.
 MIN_OPERANDS = 3
+
+
+def _split_name(statement: str, number: int) -> str:
+    """The name of the ``number``-th intermediate split off ``statement``: no program can write it."""
+    return f"{statement}.{number}"
+
+
+def is_split(name: str) -> bool:
+    """Whether ``name`` is an intermediate split off a statement.
+
+    >>> is_split(_split_name("L", 1)), is_split("L")
+    (True, False)
+    """
+    return "." in name
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def _split_term(term: Term, statement: Statement, path: Callable[[Sequence[Ref],
         summed = tuple(i for i in indices if i not in needed)
         contracted.update(summed)
         number = counter + len(intermediates) + 1
-        name = f"{statement.name}.{number}"
+        name = _split_name(statement.name, number)
         # The intermediate's own index names: variants (same size) that no other statement uses,
         # as every statement's indices are its own.
         own = {i: f"{i}~t{number}" for i in indices}

@@ -36,7 +36,7 @@ from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError
 from .planning import Context, compile_expr, index_size
 from . import program as program_module
 from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
-from .contraction_tree import StatementTable, lower_products
+from .contraction_tree import StatementTable, is_split, lower_products
 from .semantics import checked_size, dependencies, resolve_sizes, written_names
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
@@ -90,16 +90,16 @@ class _Plan:
 
 
 def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    given = list(env.values())
+    # A fresh runner returns a buffer of its own (see _compile_plan); any other result may be an
+    # input, a view of one, or a buffer another result returned.
+    borrowing = [name for name, runner in plan.results if not getattr(runner, "fresh", False)]
+    given = list(env.values()) if borrowing else []
     with depth_guard("the program"):
         for name, runner in plan.steps:
             env[name] = runner(env)
         results = {name: runner(env) for name, runner in plan.results}
-    # A fresh runner returns a buffer of its own (see _compile_plan); any other result may be an
-    # input, a view of one, or a buffer another result returned.
-    borrowed = {name: results[name] for name, runner in plan.results if not getattr(runner, "fresh", False)}
-    if borrowed:
-        results.update(_owned(borrowed, given))
+    if borrowing:
+        results.update(_owned({name: results[name] for name in borrowing}, given))
     return results
 
 
@@ -250,7 +250,7 @@ def _forward_specs(program: Program | StatementTable, names: Sequence[str], ctx:
 
 def _what(statement) -> str:
     """How errors name a statement's value (or an intermediate product of a split statement)."""
-    if "." in statement.name:
+    if is_split(statement.name):
         return f"an intermediate product of '{statement.source.strip()}'"
     return f"'{statement.name}'"
 
@@ -499,11 +499,15 @@ def _cut_at(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, si
 
 
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
-             mode: str, cotangent=None) -> dict[str, np.ndarray]:
+             mode: str, cotangent=None, symmetric: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Results by name; those of inputs named in ``symmetric`` projected by ``sym`` on their axes."""
+    sym = _symmetric.symmetric_names(program, symmetric)
+    _symmetric.check_inputs(sym, inputs)
     program, inputs = _cut_at(program, of, wrts, inputs, sizes, memory_limit)
     request = _reverse_request(program, of, wrts, inputs, sizes, memory_limit, mode, cotangent)
     plan = _cached(request.key, lambda: _compile_plan(*_reverse_specs(request)))
-    return _run(plan, {**request.arrays, **request.extra_arrays})
+    results = _run(plan, {**request.arrays, **request.extra_arrays})
+    return _symmetric.project(results, wrts, sym, program.rank(of) if mode == "jacobian" else 0)
 
 
 def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of: str | None = None,
@@ -525,10 +529,7 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    sym = _symmetric.symmetric_names(program, symmetric)
-    _symmetric.check_inputs(sym, inputs)
-    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "jacobian"),
-                                names, sym, program.rank(of))
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "jacobian", symmetric=symmetric)
     return result[names[0]] if single else result
 
 
@@ -547,9 +548,7 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    sym = _symmetric.symmetric_names(program, symmetric)
-    _symmetric.check_inputs(sym, inputs)
-    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "grad"), names, sym, 0)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "grad", symmetric=symmetric)
     return result[names[0]] if single else result
 
 
@@ -570,10 +569,7 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
     program = as_program(program)
     of = program.resolve_output(of)
     names, single = _names(wrt)
-    sym = _symmetric.symmetric_names(program, symmetric)
-    _symmetric.check_inputs(sym, inputs)
-    result = _symmetric.project(_reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent),
-                                names, sym, 0)
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent, symmetric)
     return result[names[0]] if single else result
 
 
@@ -591,11 +587,8 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
     names, single = _names(wrt)
-    sym = _symmetric.symmetric_names(program, symmetric)
-    _symmetric.check_inputs(sym, inputs)
-    result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad")
+    result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad", symmetric=symmetric)
     value = float(result.pop(VALUE))
-    result = _symmetric.project(result, names, sym, 0)
     return value, (result[names[0]] if single else result)
 
 
