@@ -329,20 +329,19 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         return _fresh(donor)
     elif direct is not None:
         core = _apply(direct, getters)
-    elif len(ids) > EINSUM_LETTERS:
-        shapes = [tuple(index_size(i, ctx) for i in idx) for _, idx in operands]
-        core = _pairwise(sublists, out_ids, shapes, getters, ctx)
     else:
         shapes = [tuple(index_size(i, ctx) for i in idx) for _, idx in operands]
-        args = [x for pair in zip(shapes, sublists) for x in pair]
-        described = " ".join(f"{getattr(get, 'name', '(…)')}[{','.join(ir.display_name(i) for i in idx)}]"
-                             for get, idx in operands)
-        path = _path_within_limit(described, sublists, out_ids, shapes, ids, ctx)
-        expression = opt_einsum.contract_expression(*args, out_ids, optimize=path)
-        ctx.paths.append(expression)
+        described = _product_text((getattr(get, "name", "(…)"), idx) for get, idx in operands)
+        if len(ids) > EINSUM_LETTERS:
+            core = _pairwise(sublists, out_ids, shapes, getters, ctx, described, ids)
+        else:
+            path = _path_within_limit(described, sublists, out_ids, shapes, ids, ctx)
+            args = [x for pair in zip(shapes, sublists) for x in pair]
+            expression = opt_einsum.contract_expression(*args, out_ids, optimize=path)
+            ctx.paths.append(expression)
 
-        def core(env, expression=expression, getters=getters):
-            return expression(*[get(env) for get in getters])
+            def core(env, expression=expression, getters=getters):
+                return expression(*[get(env) for get in getters])
     if coeff == 1.0:
         # a product, or a sum over some axes, is a new array; a lone operand only renamed or
         # transposed may be a view of what it reads
@@ -395,8 +394,12 @@ def product_path(operands: Sequence[Ref], keep: set[str], ctx: Context) -> list[
     sublists = [[ids[i] for i in r.indices] for r in operands]
     out = [ids[i] for i in ids if i in keep]
     shapes = [tuple(index_size(i, ctx) for i in r.indices) for r in operands]
-    described = " ".join(f"{r.name}[{','.join(ir.display_name(i) for i in r.indices)}]" for r in operands)
-    return _path_within_limit(described, sublists, out, shapes, ids, ctx)
+    return _path_within_limit(_product_text((r.name, r.indices) for r in operands), sublists, out, shapes, ids, ctx)
+
+
+def _product_text(factors) -> str:
+    """``A[i,j] B[j,k]`` from (name, indices) pairs, for error messages."""
+    return " ".join(f"{name}[{','.join(ir.display_name(i) for i in idx)}]" for name, idx in factors)
 
 
 def _path_within_limit(described: str, sublists: list[list[int]], out: list[int],
@@ -442,7 +445,7 @@ def _optimizer(ctx: Context, operands: int):
 
 
 def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], getters: list[Runner],
-              ctx: Context) -> Runner:
+              ctx: Context, described: str, ids: Mapping[str, int]) -> Runner:
     """A contraction with more indices than einsum has letters, step by step along opt_einsum's path.
 
     The path is searched as for any contraction (opt_einsum names indices with
@@ -455,9 +458,7 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
         raise UnsupportedError(f"a product with more than {EINSUM_LETTERS} distinct indices that takes a "
                                f"diagonal (an index twice on one tensor) is not supported; use a separate statement")
     sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
-    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
-    equation = ",".join("".join(symbols[i] for i in sub) for sub in sublists) + "->" + "".join(symbols[i] for i in out)
-    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)))
+    path = _path_within_limit(described, sublists, out, shapes, ids, ctx)
     current = [list(s) for s in sublists]
     steps = []
     for positions in path:
@@ -466,9 +467,9 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
         later = set(out).union(*current)
         acc = chosen[0]
         folds = []
-        for b in chosen[1:]:
+        for k, b in enumerate(chosen[1:], 2):
             union = acc + [i for i in b if i not in acc]
-            rest = set().union(*chosen[chosen.index(b) + 1:]) if b is not chosen[-1] else set()
+            rest = set().union(*chosen[k:])
             keep = [i for i in union if i in later or i in rest]
             if len(union) > MAX_NDIM:
                 raise UnsupportedError(f"a product step over {len(union)} indices; numpy arrays have at most {MAX_NDIM} axes")
