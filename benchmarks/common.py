@@ -543,4 +543,4 @@ def einderiv_reset() -> None:
 
 def _is_parser_builder(fn) -> bool:
     """The cached lark parser: built once per process from the grammar file (not per program)."""
-    return getattr(fn, "__module__", "") == "einderiv.parsing" and "parser" in getattr(fn, "__name__", "")
+    return getattr(fn, "__module__", "") == "einderiv.language.parsing" and "parser" in getattr(fn, "__name__", "")

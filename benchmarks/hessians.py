@@ -6,7 +6,7 @@
 * logistic regression ``Σ_n log(1 + exp(−y_n x_nᵀw))`` with y = ±1:
   ``H = Xᵀ diag(σ(m)(1 − σ(m))) X``, m = y ⊙ Xw (dense; n = 2048, d = 256).
 
-Runs only when ``einderiv.second_order`` exists (its ``hessian(program, wrt,
+Runs only when ``einderiv.numeric.hessian`` exists (its ``hessian(program, wrt,
 inputs)``).
 """
 
@@ -28,9 +28,9 @@ LOGISTIC = "z[n] = X[n,i] w[i]\nm[n] = y[n] z[n]\nL = log(1 + exp(-m[n]))"
 
 def _second_order():
     try:
-        return importlib.import_module("einderiv.second_order")
+        return importlib.import_module("einderiv.numeric.hessian")
     except ImportError as error:
-        raise Unavailable(f"einderiv.second_order is not there yet ({error})") from None
+        raise Unavailable(f"einderiv.numeric.hessian is not there yet ({error})") from None
 
 
 # ---------------------------------------------------------------- closed forms
@@ -132,7 +132,7 @@ def run(session: Session) -> Report:
     for label, structured, program, wrt, inputs, closed, fn, args, k in cases(rng, session.quick):
         contenders = [
             Contender("closed form", "limit", lambda closed=closed: closed),
-            Contender("einderiv.second_order.hessian", "einderiv", _einderiv_maker(program, wrt, inputs),
+            Contender("einderiv.numeric.hessian.hessian", "einderiv", _einderiv_maker(program, wrt, inputs),
                       reset=einderiv_reset),
             Contender("jax.jit(jax.hessian)", "rival", lambda fn=fn, args=args, k=k: _jax(fn, args, k),
                       to_numpy=_to_numpy),

@@ -106,7 +106,7 @@ def network_program(eq: str) -> tuple[str, tuple[str, ...]]:
 
 
 def forward_optimizer(operands: int):
-    """The path search einderiv uses for a product of ``operands`` tensors (einderiv.planning._optimizer)."""
+    """The path search einderiv uses for a product of ``operands`` tensors (einderiv.numeric.planning._optimizer)."""
     if 5 <= operands <= 10:
         return opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
     return "auto"

@@ -343,7 +343,7 @@ def _flops_table(c: Contraction, paths: list[PathResult], rows) -> str:
 
 def _einsum_of(expr, target: tuple[str, ...], sizes: dict[str, int], arrays: dict[str, np.ndarray]):
     """A one-term einderiv IR expression → (equation, operand makers); deltas become ``np.eye`` operands."""
-    from einderiv import ir
+    from einderiv.core import ir
     (term,) = expr.terms
     letters: dict[str, str] = {}
 
@@ -371,10 +371,10 @@ def _delta_case(text: str, wrt: str, arrays: dict[str, np.ndarray], G: np.ndarra
     Eliminated: the same after einderiv's ``simplify`` (what its planner contracts).
     """
     import einderiv
-    from einderiv import ir
-    from einderiv.differentiation import partial
-    from einderiv.program import wrt_slots
-    from einderiv.simplification import simplify
+    from einderiv.core import ir
+    from einderiv.calculus.differentiation import partial
+    from einderiv.calculus.program import wrt_slots
+    from einderiv.core.simplify import simplify
     program = einderiv.parse(text)
     statement = program.statements[-1]
     slots = wrt_slots(program, wrt, statement.lhs)

@@ -14,22 +14,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
+from einderiv.errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
                      SingularMatrixError, UnsupportedError)
 
 __version__ = "0.1.0"
 
 #: public name → the module that defines it
 _HOMES = {
-    "parse": "program", "Program": "program", "Derivative": "program",
-    "evaluate": "evaluation", "jacobian": "evaluation", "grad": "evaluation", "vjp": "evaluation",
-    "jvp": "evaluation", "value_and_grad": "evaluation", "clear_cache": "evaluation", "cache_info": "evaluation",
-    "hessian": "second_order", "hvp": "second_order", "symbolic_hessian": "second_order", "Hessian": "second_order",
-    "codegen": "code_generation",
-    "to_matrix": "matrix_form", "kronecker_form": "matrix_form", "MatrixForm": "matrix_form",
-    "adjoint": "explanation", "AdjointProgram": "explanation", "explain": "explanation", "Explanation": "explanation",
-    "set_memory_limit": "planning", "to_latex": "latex",
-    "plan": "plan_report", "PlanReport": "plan_report",
+    "parse": "calculus.program", "Program": "calculus.program", "Derivative": "calculus.program",
+    "evaluate": "numeric.evaluation", "jacobian": "numeric.evaluation", "grad": "numeric.evaluation", "vjp": "numeric.evaluation",
+    "jvp": "numeric.evaluation", "value_and_grad": "numeric.evaluation", "clear_cache": "numeric.evaluation", "cache_info": "numeric.evaluation",
+    "hessian": "numeric.hessian", "hvp": "numeric.hessian", "symbolic_hessian": "numeric.hessian", "Hessian": "numeric.hessian",
+    "codegen": "render.codegen",
+    "to_matrix": "render.matrix_form", "kronecker_form": "render.matrix_form", "MatrixForm": "render.matrix_form",
+    "adjoint": "render.explanation", "AdjointProgram": "render.explanation", "explain": "render.explanation", "Explanation": "render.explanation",
+    "set_memory_limit": "numeric.planning", "to_latex": "render.latex",
+    "plan": "numeric.plan_report", "PlanReport": "numeric.plan_report",
 }
 
 __all__ = [
@@ -57,12 +57,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eagerly
-    from .code_generation import codegen
-    from .evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
-    from .explanation import AdjointProgram, Explanation, adjoint, explain
-    from .latex import to_latex
-    from .matrix_form import MatrixForm, kronecker_form, to_matrix
-    from .plan_report import PlanReport, plan
-    from .planning import set_memory_limit
-    from .program import Derivative, Program, parse
-    from .second_order import Hessian, hessian, hvp, symbolic_hessian
+    from einderiv.render.codegen import codegen
+    from einderiv.numeric.evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
+    from einderiv.render.explanation import AdjointProgram, Explanation, adjoint, explain
+    from einderiv.render.latex import to_latex
+    from einderiv.render.matrix_form import MatrixForm, kronecker_form, to_matrix
+    from einderiv.numeric.plan_report import PlanReport, plan
+    from einderiv.numeric.planning import set_memory_limit
+    from einderiv.calculus.program import Derivative, Program, parse
+    from einderiv.numeric.hessian import Hessian, hessian, hvp, symbolic_hessian

@@ -1,8 +1,8 @@
-"""``python -m einderiv``: the command line (see :mod:`einderiv.cli`)."""
+"""``python -m einderiv``: the command line (see :mod:`einderiv.cli.app`)."""
 
 import sys
 
-from .cli import main
+from einderiv.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -104,7 +104,7 @@ class _ToTuples(Transformer):
 
 @functools.lru_cache(maxsize=None)
 def _parser() -> Lark:
-    grammar = resources.files("einderiv").joinpath("grammar.lark").read_text()
+    grammar = resources.files("einderiv.language").joinpath("grammar.lark").read_text()
     return Lark(grammar, parser="lalr", maybe_placeholders=True)
 
 

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.cli import (CommandLineError, flatten_jacobian, infer_shapes, load_array, main, parse_sizes,
+from einderiv.cli.app import (CommandLineError, flatten_jacobian, infer_shapes, load_array, main, parse_sizes,
                           read_program)
-from einderiv.latex import expr_to_latex, matrix_to_latex, to_latex
+from einderiv.render.latex import expr_to_latex, matrix_to_latex, to_latex
 
 REPO = Path(__file__).resolve().parents[1]
 needs_sympy = pytest.mark.skipif(importlib.util.find_spec("sympy") is None,
@@ -463,7 +463,7 @@ def test_latex_of_programs_and_derivatives():
     sums = einderiv.parse("y[i] = sqrt(sum[j](A[i,j]^2)) + abs(x[i])")
     assert to_latex(sums) == "y_{i} = \\sqrt{\\sum_{j} {A_{ij}}^{2}} + \\left\\lvert x_{i} \\right\\rvert"
     assert matrix_to_latex([["1"]]) == "\\begin{bmatrix} 1 \\end{bmatrix}"
-    assert expr_to_latex(einderiv.ir.ZERO) == "0"
+    assert expr_to_latex(einderiv.core.ir.ZERO) == "0"
     with pytest.raises(TypeError, match="to_latex takes"):
         to_latex(42)
 
@@ -481,7 +481,7 @@ def test_latex_names_chain_adjoints_with_a_bar():
 
 def test_symbolic_evaluator_agrees_with_numbers_through_a_chain():
     sympy = pytest.importorskip("sympy")
-    from einderiv.symbolic import symbol_names, symbolic_jacobian
+    from einderiv.numeric.symbolic import symbol_names, symbolic_jacobian
 
     program = einderiv.parse("A[i] = exp(x[i]) + sin(x[i]) + cos(x[i])\n"
                              "B[i] = A[i] A[i] + A[i] x[i] + log(A[i]) + sqrt(A[i]) + tanh(A[i])\n"
@@ -558,7 +558,7 @@ def test_grad_explain_prints_the_backprop_equations(tmp_path):
 
 
 def _help_examples() -> list[str]:
-    from einderiv.cli import _EXAMPLES
+    from einderiv.cli.app import _EXAMPLES
     return [line.strip() for text in _EXAMPLES.values() for line in text.splitlines()
             if line.strip().startswith("einderiv ")]
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv import cli
-from einderiv.cli import CommandLineError, main, write_atomically
+from einderiv.cli import app as cli
+from einderiv.cli.app import CommandLineError, main, write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
 

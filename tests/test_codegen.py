@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.code_generation import NUMPY_CODE, codegen
-from einderiv.functions import FUNCTIONS, USER_FUNCTIONS
-from einderiv.second_order import hessian
+from einderiv.render.codegen import NUMPY_CODE, codegen
+from einderiv.core.functions import FUNCTIONS, USER_FUNCTIONS
+from einderiv.numeric.hessian import hessian
 from helpers import assert_close, numeric_jacobian, random_array
 
 WX_LOSS = "F[i,k] = W[i,j] X[j,k]\nL = (F[i,k] - T[i,k])^2 / 2"
@@ -443,7 +443,7 @@ def test_comments_never_copy_source(tmp_path):
 
 # every control character in a comment or docstring is escaped, and can end neither early
 def test_printable_escapes_control_characters():
-    from einderiv.code_generation import _docstring_text, _printable
+    from einderiv.render.codegen import _docstring_text, _printable
     text = _printable("a\rb\fc\vd\x00e\x85f\u2028g\\h δ²")
     assert text == "a\\rb\\x0cc\\x0bd\\x00e\\x85f\\u2028g\\\\h δ²"
     assert text.isprintable()
@@ -482,7 +482,7 @@ def test_non_identifier_names_are_refused():
     ("def value_and_grad(**inputs):", "@print\ndef value_and_grad(**inputs):", "the signature of value_and_grad"),
 ])
 def test_allow_list_refuses_what_codegen_does_not_write(old, new, problem):
-    from einderiv.code_generation import _verified
+    from einderiv.render.codegen import _verified
     source = codegen("L = x[i] x[i]", "x", hessian=True)
     assert _verified(source) == source
     tampered = source.replace(old, new, 1)

@@ -14,7 +14,7 @@ import pytest
 
 import einderiv
 from helpers import mps_network
-from einderiv import evaluation
+from einderiv.numeric import evaluation
 
 
 def _mps(sites: int) -> tuple[str, dict[str, tuple[int, ...]]]:
@@ -115,8 +115,8 @@ def test_a_jacobian_term_with_more_indices_than_einsum_letters_follows_a_planned
 
 def test_an_index_only_one_operand_has_is_summed_before_the_outer_product():
     # Σ_b x[b,c] y[a] = (Σ_b x[b,c]) y[a]: a sum and a broadcast product, no einsum over (a, b, c)
-    from einderiv import ir
-    from einderiv.planning import Context, compile_expr
+    from einderiv.core import ir
+    from einderiv.numeric.planning import Context, compile_expr
     ctx = Context(sizes={"a": 3, "b": 4, "c": 5}, shapes={"x": (4, 5), "y": (3,)}, dtype=np.dtype(float))
     expr = ir.summation(["b"], ir.mul(ir.ref("x", ["b", "c"]), ir.ref("y", ["a"])))
     run = compile_expr(expr, ("c", "a"), ctx, "test")

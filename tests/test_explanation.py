@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.explanation import AdjointProgram, Explanation, adjoint, explain
+from einderiv.render.explanation import AdjointProgram, Explanation, adjoint, explain
 from helpers import assert_close, random_inputs
 
 TWO_LAYER = """H0[n,h] = X[n,d] W1[d,h]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.second_order import hessian, hvp, symbolic_hessian
+from einderiv.numeric.hessian import hessian, hvp, symbolic_hessian
 from helpers import assert_close, numeric_jacobian, random_array
 
 QUADRATIC = "L = x[i] A[i,j] x[j]"

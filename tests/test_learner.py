@@ -7,7 +7,7 @@ import pytest
 
 import einderiv
 from einderiv import ProgramError, evaluate, grad, jacobian, parse, vjp
-from einderiv.cli import main
+from einderiv.cli.app import main
 
 NETWORK = """H0[n,h] = X[n,d] W1[d,h]
 H1[n,h] = H0[n,h] + b1[h]
@@ -118,7 +118,7 @@ def test_vec_layout_header_names_the_programs_kronecker_form_and_matches_the_val
     assert "so here d vec(F)/d vec(X) = I_k ⊗ W" in text
     W = np.array([[1.0, 2.0], [3.0, 4.0]])
     J = jacobian("F[i,k] = W[i,j] X[j,k]", "X", {"W": W, "X": np.ones((2, 2))})
-    from einderiv.cli import flatten_jacobian
+    from einderiv.cli.app import flatten_jacobian
     np.testing.assert_allclose(flatten_jacobian(J, 2, "vec"), np.kron(np.identity(2), W))
 
 
@@ -163,8 +163,8 @@ def test_rule_legends_use_placeholders_the_program_does_not_use(capsys):
 # ---------------------------------------------------------------- 9. notebooks
 
 def test_reprs_are_short_and_readable():
-    from einderiv.explanation import adjoint, explain
-    from einderiv.second_order import symbolic_hessian
+    from einderiv.render.explanation import adjoint, explain
+    from einderiv.numeric.hessian import symbolic_hessian
     assert repr(parse("F[i,k] = W[i,j] X[j,k]").derivative("W")) == "Derivative(dF[i,k]/dW[a,b] = δ[i,a] X[b,k])"
     assert repr(parse("L = x[i] A[i,j] x[j]")) == "Program('L = x[i] A[i,j] x[j]'; inputs x, A)"
     assert repr(parse(BACKPROP)) == "Program(3 statements A4, A5, E; inputs A3, W3, W4, R)"
@@ -175,8 +175,8 @@ def test_reprs_are_short_and_readable():
 
 
 def test_notebook_objects_render_latex_and_markdown_tables():
-    from einderiv.explanation import adjoint, explain
-    from einderiv.second_order import symbolic_hessian
+    from einderiv.render.explanation import adjoint, explain
+    from einderiv.numeric.hessian import symbolic_hessian
     program = parse(BACKPROP)
     assert program._repr_latex_().startswith("$$\\begin{aligned}") and "&=" in program._repr_latex_()
     assert program.derivative("W3")._repr_latex_().startswith("$$\\frac{\\partial E}{\\partial \\mathrm{W3}_{ab}}")
@@ -203,7 +203,7 @@ def test_symbolic_jacobian_and_vjp_side_by_side_in_the_learners_entries(capsys):
 
 def test_symbolic_vjp_with_given_upstream_numbers_matches_the_numeric_vjp(capsys):
     pytest.importorskip("sympy")
-    from einderiv.symbolic import symbolic_vjp
+    from einderiv.numeric.symbolic import symbolic_vjp
     values = {"A": np.array([[1.0, 2.0, 3.0]]), "G": np.array([[1.0, -1.0]])}
     result = symbolic_vjp(parse(MATMUL), "B", {"A": (1, 3), "B": (3, 2), "G": (1, 2)}, "G", values=values)
     expected = vjp(MATMUL, "B", {"A": values["A"], "B": np.ones((3, 2))}, values["G"])
@@ -245,7 +245,7 @@ def test_a_transposed_one_index_form_notes_the_column_vector_convention(capsys):
 def test_bias_gradients_are_columns(capsys):
     table = run(capsys, "grad", NETWORK, "--wrt", "b1,b2", "--explain")
     assert "gb2 = gZᵀ 1" in table and "gb1 = gH1ᵀ 1" in table and "= 1ᵀ" not in table
-    from einderiv.matrix_form import to_matrix
+    from einderiv.render.matrix_form import to_matrix
     form = to_matrix(parse("s[c] = G[n,c]").statements[0].rhs)
     assert (form.text, form.layout) == ("Gᵀ 1", "column")
     G = np.arange(6.0).reshape(3, 2)
@@ -256,7 +256,7 @@ def test_block_labels_and_symbols_count_from_one(capsys):
     out = run(capsys, "jacobian", "y[i] = A[i,j] x[j]", "--wrt", "x", "--sizes", "i=2,j=2", "--symbolic")
     assert "dy[1]/dx =\n[a11, a12]" in out and "dy[2]/dx =\n[a21, a22]" in out
     assert "dy[0]" not in out and "counted from 1" in out
-    from einderiv.symbolic import symbol_names
+    from einderiv.numeric.symbolic import symbol_names
     assert symbol_names({"W": (2, 10)})["W"][0, 0] == "W[1,1]"
 
 

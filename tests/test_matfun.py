@@ -187,7 +187,7 @@ def test_printed_derivatives_read_back_to_the_jacobian(program, wrts, inputs):
         if "delta(" in rhs:
             continue        # the language does not read delta(i,a) back yet (a separate, known gap)
         out = [n for n in (derivative.out_indices + derivative.wrt_indices)]
-        names = ",".join(einderiv.ir.display_name(i) for i in out)
+        names = ",".join(einderiv.core.ir.display_name(i) for i in out)
         text = f"D[{names}] = {rhs}" if names else f"D = {rhs}"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EinderivWarning)
@@ -319,7 +319,7 @@ def test_no_summation_trap_warning_inside_a_matrix_argument():
 def test_symbolic_entries_agree_with_sympy_differentiation():
     # d logdet(A)/dA = A⁻ᵀ and d inv(A)/dA, entry by entry, against sympy.diff of the symbolic value
     sympy = pytest.importorskip("sympy")
-    from einderiv.symbolic import symbolic_jacobian, symbolic_value
+    from einderiv.numeric.symbolic import symbolic_jacobian, symbolic_value
     for text in ["L = logdet(A)", "L = det(A)", "Y[i,j] = inv(A)[i,j]", "y[i] = inv(A[i,j] + B[i,j])[i,j] x[j]"]:
         program = einderiv.parse(text)
         shapes = {"A": (2, 2), "B": (2, 2), "x": (2,)}
@@ -338,7 +338,7 @@ def test_symbolic_entries_agree_with_sympy_differentiation():
 
 def test_symbolic_singular_matrix_is_a_clear_error():
     pytest.importorskip("sympy")
-    from einderiv.symbolic import symbolic_value
+    from einderiv.numeric.symbolic import symbolic_value
     with pytest.raises(SingularMatrixError, match=r"the matrix of inv\(A\) is singular: its determinant is 0"):
         symbolic_value(einderiv.parse("Y[i,j] = inv(A)[i,j]"), {"A": (2, 2)}, values={"A": np.ones((2, 2))})
 

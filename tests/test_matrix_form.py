@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einderiv
-from einderiv.matrix_form import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
+from einderiv.render.matrix_form import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
 from helpers import assert_close, random_inputs
 
 RNG_SEED = 7
@@ -94,7 +94,7 @@ def test_least_squares_matrix_two_statements():
 def test_gram_matrix():
     program = einderiv.parse("G[i,j] = X[k,i] X[k,j]")
     assert to_matrix(program.statement("G").rhs).text == "Xᵀ X"
-    from einderiv.explanation import adjoint
+    from einderiv.render.explanation import adjoint
     step = adjoint(program, "X").step("X")
     assert step.matrix.text == "X (gGᵀ + gG)"
     inputs = _inputs({"X": (4, 3), "gG": (3, 3)})
@@ -325,7 +325,7 @@ def test_kronecker_of_vector_map_is_the_jacobian():
 def test_fold_definitions_uses_program_tensors():
     program = einderiv.parse("e[i] = exp(z[i]); s = e[j]; p[i] = e[i] / s")
     folded = fold_definitions(program.derivative("z").expr, program.statements)
-    assert einderiv.ir.tensor_names(folded) == ("p",)
+    assert einderiv.core.ir.tensor_names(folded) == ("p",)
 
 
 # ---------------------------------------------------------------- property: forms equal the index form

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv import evaluate, grad, hessian, jacobian, semantics
+from einderiv import evaluate, grad, hessian, jacobian
+from einderiv.language import lowering as semantics
 from helpers import count_lines, numeric_jacobian
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.cli import main
+from einderiv.cli.app import main
 
 X = np.array([1.0, 2.0, 4.0])
 Z = np.array([1.5, 0.7])

@@ -56,7 +56,7 @@ def test_planning_allocates_nothing_of_the_input_sizes():
 
 
 def _main(capsys, *argv: str) -> tuple[int, str, str]:
-    from einderiv.cli import main
+    from einderiv.cli.app import main
     status = main(list(argv))
     captured = capsys.readouterr()
     return status, captured.out, captured.err

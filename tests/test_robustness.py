@@ -20,7 +20,7 @@ import pytest
 import einderiv
 from einderiv import (EinderivError, MemoryLimitError, ParseError, ProgramError, ShapeError, UnsupportedError,
                       evaluate, grad, jacobian, jvp, vjp)
-from einderiv import evaluation, planning
+from einderiv.numeric import evaluation, planning
 from helpers import count_lines
 
 MATMUL = "F[i,k] = W[i,j] X[j,k]"
@@ -474,7 +474,7 @@ def test_plan_cache_is_a_bounded_lru(monkeypatch):
 def test_caches_are_bounded_by_program_text_too(monkeypatch):
     # a long program's parse, derivatives and plans take ~300 bytes per character of its text:
     # a cap on entries alone let 40 programs of 1,000 statements hold 500 MB
-    from einderiv import program as program_module
+    from einderiv.calculus import program as program_module
     texts = [tanh_chain(30).replace("tanh(", f"tanh({k + 1} * ") for k in range(5)]
     budget = int(2.5 * len(texts[0]))                      # room for two of these programs, not three
     monkeypatch.setattr(evaluation, "_CACHE_TEXT", budget)
@@ -568,7 +568,7 @@ def test_the_grep_above_can_fail():
 
 @pytest.fixture
 def cli():
-    return pytest.importorskip("einderiv.cli", reason="the command line (einderiv.cli) is not written yet")
+    return pytest.importorskip("einderiv.cli.app", reason="the command line (einderiv.cli.app) is not written yet")
 
 
 class _Touch:

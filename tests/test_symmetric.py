@@ -8,7 +8,7 @@ import pytest
 
 import einderiv
 from einderiv import EinderivWarning, ProgramError, ShapeError
-from einderiv.cli import main
+from einderiv.cli.app import main
 from helpers import assert_close
 
 GAUSSIAN = "L = 0.5 x[i] inv(S)[i,j] x[j] + 0.5 logdet(S)"

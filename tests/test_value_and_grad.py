@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv import evaluation
+from einderiv.numeric import evaluation
 
 NETWORK = """
 H[n,h] = X[n,d] W1[d,h] + b1[h]

@@ -10,7 +10,7 @@ A name before a parenthesis gets ``*`` (``c * (x + y)``), since juxtaposed it
 would read as a call. The text parses back to the same meaning (``ascii=True``
 writes ``delta(i,a)`` for ``δ[i,a]``; both are the language's Kronecker delta).
 
->>> from einderiv import ir
+>>> from einderiv.core import ir
 >>> e = ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"]))
 >>> format_expr(e)
 'δ[i,a] X[b,k]'
@@ -23,8 +23,8 @@ import math
 import re
 from typing import Mapping
 
-from . import ir
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.core import ir
+from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
 __all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product"]
 
@@ -231,7 +231,7 @@ def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, st
 def _format_matfn(factor: ir.MatFn, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:
     """``inv(A)[i,a]``, ``det(A)``, or ``inv(A[i,j] + B[i,j])[i,j]``: an argument's rows and columns
     take the names of the result's indices when those differ, so the text reads back the same way."""
-    from .matfun import bare_name
+    from einderiv.core.matrix_functions import bare_name
     outer = [names[i] for i in factor.indices]
     after = f"[{','.join(outer)}]" if factor.indices else ""
     name = bare_name(factor)
@@ -255,3 +255,12 @@ def _format_operand(expr: Expr, names: dict[str, str], ascii: bool, tensors: dic
     if ir.constant_value(expr) is not None and ir.constant_value(expr) >= 0:
         return text
     return f"({text})"
+
+
+def describe_call(factor: ir.MatFn) -> str:
+    """``inv(A)`` or ``det(A[i,j] + B[i,j])``: the call as the user would write it, for messages."""
+    from einderiv.core.matrix_functions import bare_name
+    name = bare_name(factor)
+    if name is not None:
+        return f"{factor.fn}({name})"
+    return f"{factor.fn}({format_expr(factor.arg)})"

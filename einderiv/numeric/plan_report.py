@@ -24,14 +24,14 @@ from typing import Mapping, Sequence
 import numpy as np
 import opt_einsum
 
-from . import evaluation as _ev
-from . import ir
-from .errors import ShapeError
-from .ir import Call, Delta, Expr, Power, Ref, Size
-from .planning import Context, index_size
-from .printing import format_expr, format_ref
-from .program import Program, as_program
-from .semantics import checked_size
+from einderiv.numeric import evaluation as _ev
+from einderiv.core import ir
+from einderiv.errors import ShapeError
+from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size
+from einderiv.numeric.planning import Context, index_size
+from einderiv.language.printing import format_expr, format_ref
+from einderiv.calculus.program import Program, as_program
+from einderiv.language.lowering import checked_size
 
 __all__ = ["plan", "PlanReport", "PlanStep"]
 

@@ -27,17 +27,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import ir
-from .differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
-from . import planning, simplification
-from . import symmetric as _symmetric
-from .caching import MAX_TEXT, bounded_cache
-from .errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
-from .planning import Context, compile_expr, index_size
-from . import program as program_module
-from .program import Program, as_program, jacobian_seed, output_slots, wrt_slots
-from .contraction_tree import StatementTable, is_split, lower_products
-from .semantics import checked_size, dependencies, resolve_sizes, written_names
+from einderiv.core import ir
+from einderiv.calculus.differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
+from einderiv.numeric import planning
+from einderiv.core import simplify as simplification
+from einderiv.numeric import symmetric as _symmetric
+from einderiv.core.caching import MAX_TEXT, bounded_cache
+from einderiv.errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
+from einderiv.numeric.planning import Context, compile_expr, index_size
+from einderiv.calculus import program as program_module
+from einderiv.calculus.program import Program, as_program, jacobian_seed, output_slots, wrt_slots
+from einderiv.numeric.contraction_tree import StatementTable, is_split, lower_products
+from einderiv.language.lowering import checked_size, dependencies, resolve_sizes, written_names
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
 
@@ -257,7 +258,7 @@ def _what(statement) -> str:
 
 def _lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTable:
     """The statements ``names`` with products of three or more tensors split along their
-    contraction paths (:mod:`einderiv.contraction_tree`), for these shapes."""
+    contraction paths (:mod:`einderiv.numeric.contraction_tree`), for these shapes."""
     statements = lower_products([program.statement(n) for n in names],
                                 lambda operands, keep: planning.product_path(operands, keep, ctx))
     return StatementTable.of(statements)
@@ -519,7 +520,7 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     nothing else is computed. Refuses (:class:`MemoryLimitError`) above
     ``memory_limit`` bytes (default 2 GiB).
     ``symmetric`` names matrix inputs constrained to be symmetric: their axes of the
-    Jacobian are projected by ``sym`` (see :mod:`einderiv.symmetric`).
+    Jacobian are projected by ``sym`` (see :mod:`einderiv.numeric.symmetric`).
 
     >>> import numpy as np
     >>> J = jacobian("y[i] = A[i,j] x[j]", "x", {"A": [[1, 2], [3, 4]], "x": np.ones(2)})
@@ -540,7 +541,7 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
 
     ``symmetric`` names matrix inputs constrained to be symmetric: their gradient is
     ``sym(G) = (G + Gᵀ)/2``, the gradient for the Frobenius inner product on
-    symmetric matrices (see :mod:`einderiv.symmetric`).
+    symmetric matrices (see :mod:`einderiv.numeric.symmetric`).
 
     >>> grad("L = x[i] x[i]", "x", {"x": [1.0, 2.0]}).tolist()
     [2.0, 4.0]
@@ -559,7 +560,7 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
 
     The Jacobian is never built: this is reverse mode over the statements.
     ``symmetric`` names matrix inputs constrained to be symmetric: their results
-    are ``sym(G) = (G + Gᵀ)/2`` (see :mod:`einderiv.symmetric`).
+    are ``sym(G) = (G + Gᵀ)/2`` (see :mod:`einderiv.numeric.symmetric`).
 
     >>> import numpy as np
     >>> W, X, G = np.ones((2, 3)), np.ones((3, 4)), np.ones((2, 4))

@@ -18,7 +18,7 @@ tangents forwards the same way. Each adjoint or tangent is either inlined into
 its consumers (when small: a rename, a delta, a single short product) or kept
 as a named intermediate, so the work is linear in the program's length.
 
->>> from einderiv import ir
+>>> from einderiv.core import ir
 >>> e = ir.mul(ir.ref("W", ["i", "j"]), ir.ref("X", ["j", "k"]))
 >>> [type(f).__name__ for f in partial(e, "W", ("a", "b")).terms[0].factors]
 ['Delta', 'Delta', 'Ref']
@@ -29,11 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from . import ir, matfun
-from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
-from .semantics import Statement, dependencies
-from .simplification import simplify
+from einderiv.core import ir
+
+from einderiv.calculus import matrix_rules
+from einderiv.core.functions import FUNCTIONS
+from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
+from einderiv.language.lowering import Statement, dependencies
+from einderiv.core.simplify import simplify
 
 __all__ = [
     "partial", "DerivedStatement", "DerivedProgram", "reverse_program", "forward_program",
@@ -85,7 +87,7 @@ def _partial_factor(factor: Factor, name: str, slots: tuple[str, ...]) -> Expr:
     if isinstance(factor, (Delta, Size)):
         return ir.ZERO
     if isinstance(factor, ir.MatFn):
-        return matfun.partial_factor(factor, name, slots, partial)
+        return matrix_rules.partial_factor(factor, name, slots, partial)
     if isinstance(factor, Call):
         rule = FUNCTIONS[factor.fn]
         pieces = []

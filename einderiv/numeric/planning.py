@@ -14,7 +14,7 @@ Every allocation of an output is checked against a byte limit first, and
 opt_einsum's ``memory_limit`` bounds planned intermediates.
 
 >>> import numpy as np
->>> from einderiv import ir
+>>> from einderiv.core import ir
 >>> ctx = Context(sizes={"i": 2, "k": 2}, shapes={"A": (2, 2)}, dtype=np.dtype(float))
 >>> run = compile_expr(ir.mul(ir.ref("A", ["i", "k"]), ir.delta("i", "k")), ("i", "k"), ctx, "demo")
 >>> run({"A": np.array([[1., 2.], [3., 4.]])}).tolist()
@@ -30,10 +30,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import opt_einsum
 
-from . import ir, matfun
-from .errors import MemoryLimitError, ShapeError, UnsupportedError
-from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.core import ir
+
+from einderiv.numeric import matrix_functions
+from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
+from einderiv.core.functions import FUNCTIONS
+from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
 __all__ = ["Context", "compile_expr", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
@@ -76,7 +78,7 @@ class Context:
     optimize: str = "auto"
     hint: str = "use vjp or jvp, which never build the full Jacobian"
     paths: list = field(default_factory=list)
-    matrices: dict = field(default_factory=dict)    # matfun: what the plan needs of each matrix (its inverse?)
+    matrices: dict = field(default_factory=dict)    # matrix functions: what the plan needs of each matrix (its inverse?)
 
 
 def index_size(index: str, ctx: Context) -> int:
@@ -238,7 +240,7 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     deltas: list[Delta] = []
     factors = term.factors
     if any(isinstance(f, ir.MatFn) for f in factors):     # inv(M)[p,q] X[q,k] → solve(M, X)[p,k]
-        factors, operands = matfun.solve_operands(term, target, ctx, compile_expr, index_size)
+        factors, operands = matrix_functions.solve_operands(term, target, ctx, compile_expr, index_size)
     for factor in factors:
         if isinstance(factor, Ref):
             operands.append((_getter(factor.name), factor.indices))
@@ -276,7 +278,7 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
 def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
     """For each axis of ``target``, the first axis that free deltas tie it to (union-find).
 
-    >>> from einderiv.ir import Delta
+    >>> from einderiv.core.ir import Delta
     >>> delta_groups(("i", "k", "a", "b"), [Delta("i", "a")])
     [0, 1, 0, 3]
     """
@@ -381,7 +383,7 @@ SLOWER_WITHIN_LIMIT = 8
 
 def product_path(operands: Sequence[Ref], keep: set[str], ctx: Context) -> list[tuple[int, ...]]:
     """The contraction order of a product of tensor entries keeping the ``keep`` indices
-    (see :func:`_path_within_limit`): what :mod:`einderiv.contraction_tree` splits along.
+    (see :func:`_path_within_limit`): what :mod:`einderiv.numeric.contraction_tree` splits along.
 
     >>> ctx = Context(sizes={"i": 2, "j": 3, "k": 4}, shapes={}, dtype=np.dtype(float))
     >>> product_path([Ref("A", ("i", "j")), Ref("B", ("j", "k")), Ref("c", ("k",))], {"i"}, ctx)
@@ -610,7 +612,7 @@ def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...]) -> Callable
 def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ...]]:
     """A call or power as an operand: its value over its free indices."""
     if isinstance(factor, ir.MatFn):
-        return matfun.compile_factor(factor, ctx, compile_expr, index_size)
+        return matrix_functions.compile_factor(factor, ctx, compile_expr, index_size)
     indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
     shape = tuple(index_size(i, ctx) for i in indices)
     check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")

@@ -54,14 +54,14 @@ from typing import IO, Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 
-from . import ir
-from .errors import EinderivError, MemoryLimitError, ProgramError, ShapeError, UnsupportedError
-from .evaluation import evaluate, grad, jacobian, vjp
-from .latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
-from .printing import format_expr, format_ref
-from .program import Derivative, Program, parse
-from .semantics import dependencies, resolve_sizes, written_names
-from .simplification import simplify
+from einderiv.core import ir
+from einderiv.errors import EinderivError, MemoryLimitError, ProgramError, ShapeError, UnsupportedError
+from einderiv.numeric.evaluation import evaluate, grad, jacobian, vjp
+from einderiv.render.latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
+from einderiv.language.printing import format_expr, format_ref
+from einderiv.calculus.program import Derivative, Program, parse
+from einderiv.language.lowering import dependencies, resolve_sizes, written_names
+from einderiv.core.simplify import simplify
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
            "write_atomically",
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["diff", "y[i] = A[i,j] x[j]", "--wrt", "x"]).command
     'diff'
     """
-    from . import __version__
+    from einderiv import __version__
 
     parser = _Parser(prog=PROG, description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="examples (more with einderiv COMMAND --help):\n\n" +
@@ -646,7 +646,7 @@ def infer_shapes(program: Program, given: Mapping[str, Shape], sizes: Mapping[st
 
     An index takes its size from ``sizes`` or from any array it labels, within
     its statement; statements' shapes pass on to later statements. Conflicts are
-    left to :func:`einderiv.semantics.resolve_sizes`, which names both sources.
+    left to :func:`einderiv.language.lowering.resolve_sizes`, which names both sources.
 
     >>> p = parse("C[i,j] = A[i,k] B[k,j]")
     >>> infer_shapes(p, {"A": (1, 3)}, {"j": 2}, ["A", "B"])
@@ -730,7 +730,7 @@ class _Data:
 
 def _symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, ...]:
     """The inputs named by ``--symmetric`` (checked: matrix inputs of the program)."""
-    from .symmetric import symmetric_names
+    from einderiv.numeric.symmetric import symmetric_names
     names = [n for item in getattr(args, "symmetric", []) for n in _split_names(item, "--symmetric")]
     return symmetric_names(program, names)
 
@@ -1076,13 +1076,13 @@ def _run_diff(args: argparse.Namespace) -> _Report:
         document = {"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "latex": to_latex(d)}
         text, latex = _derivative_text(d, args), [to_latex(d)]
         if args.matrix:
-            from .matrix_form import describe_matrix_form
+            from einderiv.render.matrix_form import describe_matrix_form
             line = describe_matrix_form(d, program, ascii=args.ascii)
             text, document["matrix"] = text + [line], line
             latex = latex + [f"% {line}"]
         sections.append(_Section(text, latex, json=document))
     if args.matrix and sections:
-        from .matrix_form import column_vector_notes
+        from einderiv.render.matrix_form import column_vector_notes
         notes = column_vector_notes(program, set(_ancestors(program, [of])), ascii=args.ascii)
         if notes:
             last = sections[-1]
@@ -1168,7 +1168,7 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
 
 def _kronecker_text(d: Derivative, ascii: bool) -> str | None:
     """The program's own ``d vec(F)/d vec(W)`` (``Xᵀ ⊗ I_i``), or None."""
-    from .matrix_form import kronecker_matrix
+    from einderiv.render.matrix_form import kronecker_matrix
     form = kronecker_matrix(d)
     return None if form is None else form.ascii if ascii else form.text
 
@@ -1225,7 +1225,7 @@ def _symbolic_upstream(args: argparse.Namespace, program: Program, of: str,
 
 def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, str]]:
     """``matrix: Aᵀ G``, the vector–Jacobian product in matrix notation, where it has one."""
-    from .matrix_form import to_matrix
+    from einderiv.render.matrix_form import to_matrix
     if d.chain:
         return []
     expr = simplify(ir.summation(d.out_indices, ir.mul(ir.ref(upstream, d.out_indices), d.expr)))
@@ -1254,7 +1254,7 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         if upstream is not None:
             name, G = upstream
             if data.symbolic:
-                from .symbolic import symbolic_vjp
+                from einderiv.numeric.symbolic import symbolic_vjp
                 given = {**data.given, **({name: G} if G is not None else {})}
                 values = symbolic_vjp(program, wrt, {**data.shapes, wrt: wrt_shape, name: out_shape}, name,
                                       of=of, sizes=data.sizes, values=given)
@@ -1278,7 +1278,7 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         shape = out_shape + wrt_shape
         _check_jacobian_bytes(of, wrt, shape, data, args.max_bytes)
         if data.symbolic:
-            from .symbolic import symbolic_jacobian
+            from einderiv.numeric.symbolic import symbolic_jacobian
             J = symbolic_jacobian(program, wrt, {**data.shapes, wrt: wrt_shape}, of=of, sizes=data.sizes,
                                   values=data.given)
         else:
@@ -1322,11 +1322,11 @@ def _latex_block_label(of: str, wrt: str, tensor: bool) -> Callable[[tuple[int, 
 
 
 def _run_grad(args: argparse.Namespace) -> _Report | None:
-    from .explanation import adjoint
+    from einderiv.render.explanation import adjoint
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     if args.explain:
-        from .explanation import ascii_text
+        from einderiv.render.explanation import ascii_text
         table = adjoint(program, wrts, of)
         text = to_latex(table) if args.format == "latex" else ascii_text(str(table)) if args.ascii else str(table)
         _emit(text.rstrip("\n") + "\n", args, sys.stdout)
@@ -1347,7 +1347,7 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
     else:
         sections.append(_Section([f"inputs: {data.sources()}"], [f"% inputs: {data.sources()}"]))
     if data.symbolic:
-        from .symbolic import symbolic_jacobian
+        from einderiv.numeric.symbolic import symbolic_jacobian
         results = {w: symbolic_jacobian(program, w, {**data.shapes, w: data.shape_of(w)}, of=of, sizes=data.sizes,
                                         values=data.given)
                    for w in wrts}
@@ -1368,7 +1368,7 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
 
 def _run_hessian(args: argparse.Namespace) -> _Report:
     """Every block ``d²of / d w d v`` for ``w`` in ``--wrt`` and ``v`` in ``--wrt2`` (default: ``--wrt``)."""
-    from .second_order import hessian, symbolic_hessian
+    from einderiv.numeric.hessian import hessian, symbolic_hessian
     program, of = _load_program(args)
     firsts = _split_names(args.wrt, "--wrt")
     seconds = _split_names(args.wrt2, "--wrt2") if args.wrt2 else firsts
@@ -1422,7 +1422,7 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _run_codegen(args: argparse.Namespace) -> None:
-    from .code_generation import codegen      # imported here: most commands never need it
+    from einderiv.render.codegen import codegen      # imported here: most commands never need it
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     text = codegen(program, wrts, of=of, shapes=_parse_shapes(args.shapes) or None,
@@ -1433,7 +1433,7 @@ def _run_codegen(args: argparse.Namespace) -> None:
 
 
 def _run_plan(args: argparse.Namespace) -> None:
-    from .plan_report import plan
+    from einderiv.numeric.plan_report import plan
     program, of = _load_program(args)
     mode = args.mode or ("grad" if args.wrt else "value")
     if mode != "value" and not args.wrt:
@@ -1447,7 +1447,7 @@ def _run_plan(args: argparse.Namespace) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> None:
-    from .explanation import explain
+    from einderiv.render.explanation import explain
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     sizes = _program_sizes(args.sizes, program)
@@ -1466,7 +1466,7 @@ def _run_eval(args: argparse.Namespace) -> _Report:
     data = _load_data(args, program, of, ())
     _check_bytes(f"the value of '{of}'", data.output_shape(), data.dtype.itemsize, args.max_bytes, "lower --sizes")
     if data.symbolic:
-        from .symbolic import symbolic_value
+        from einderiv.numeric.symbolic import symbolic_value
         value = symbolic_value(program, data.shapes, of=of, sizes=data.sizes, values=data.given)
     else:
         value = np.asarray(evaluate(program, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes))

@@ -21,7 +21,7 @@ from typing import Union
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from .errors import ParseError
+from einderiv.errors import ParseError
 
 __all__ = [
     "Node", "Number", "Name", "DeltaNode", "CallNode", "SumNode", "Unary", "Binary",

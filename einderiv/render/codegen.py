@@ -2,7 +2,7 @@
 
 :func:`codegen` writes the forward statements, the adjoint statements of
 reverse mode and, on request, the Hessian statements (see
-:mod:`einderiv.second_order`) as plain numpy and opt_einsum code that imports
+:mod:`einderiv.numeric.hessian`) as plain numpy and opt_einsum code that imports
 nothing else, so the module runs where einderiv is not installed. Each line is
 preceded by a comment giving the index statement it implements, in canonical
 printed form (never the program's raw text):
@@ -58,15 +58,15 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import opt_einsum
 
-from . import ir
-from .differentiation import numeric_inline, reverse_program
-from .errors import ProgramError, ShapeError, UnsupportedError
-from .ir import Call, Delta, Expr, Factor, Ref, Size, Term
-from .planning import Context, delta_groups, index_size
-from .printing import distinct_names, format_expr, format_number, format_ref
-from .program import Program, as_program, wrt_slots
-from .second_order import HessianProgram, gradient_program, hessian_program
-from .semantics import Statement, checked_size, dependencies, resolve_sizes, written_names
+from einderiv.core import ir
+from einderiv.calculus.differentiation import numeric_inline, reverse_program
+from einderiv.errors import ProgramError, ShapeError, UnsupportedError
+from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
+from einderiv.numeric.planning import Context, delta_groups, index_size
+from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref
+from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
+from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes, written_names
 
 __all__ = ["codegen", "NUMPY_CODE"]
 
@@ -324,7 +324,7 @@ def _ancestors(program: Program, of: str) -> list[Statement]:
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
     """The module docstring (the program in canonical printed form, never its raw text) and the prelude."""
-    from . import __version__
+    from einderiv import __version__
     listed = ", ".join(wrts)
     api = f"value_and_grad(**inputs) -> ({of}, {{name: d{of}/d name}}) for {listed}\n"
     if hessian:

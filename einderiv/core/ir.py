@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Union
 
-from .errors import UnsupportedError
+from einderiv.errors import UnsupportedError
 
 __all__ = [
     "Ref", "Delta", "Size", "Call", "Power", "Term", "Expr", "Factor",
@@ -97,7 +97,7 @@ class MatFn:
     ``arg`` is the matrix ``M[rows, cols]``; ``rows`` and ``cols`` are bound by
     this node (they are not free outside it), like the summed indices of a
     term. ``indices`` are the free indices of the result: two for ``inv``, none
-    for ``det`` and ``logdet``. See :mod:`einderiv.matfun`.
+    for ``det`` and ``logdet``. See :mod:`einderiv.core.matrix_functions`.
     """
 
     fn: str

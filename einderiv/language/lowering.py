@@ -15,7 +15,7 @@ This is where the language's meaning lives:
 * temporaries: deep nesting and big products of sums are lowered through
   hidden statements that mean the same (see :class:`_Temporaries`).
 
->>> from einderiv.parsing import parse_text
+>>> from einderiv.language.parsing import parse_text
 >>> stmts, inputs, warns = analyse(parse_text("y[i] = A[i,j] x[j]"))
 >>> stmts[0].rhs.terms[0].summed
 ('j#1',)
@@ -28,13 +28,15 @@ import sys
 from dataclasses import replace, dataclass, field
 from typing import Iterable, Mapping
 
-from . import ir, matfun
-from .errors import ProgramError, ShapeError, UnsupportedError
-from .functions import FUNCTIONS, USER_FUNCTIONS
-from .ir import Expr
-from .parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
+from einderiv.core import ir
+
+from einderiv.language import matrix_calls
+from einderiv.errors import ProgramError, ShapeError, UnsupportedError
+from einderiv.core.functions import FUNCTIONS, USER_FUNCTIONS
+from einderiv.core.ir import Expr
+from einderiv.language.parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
                       caret_context)
-from .simplification import simplify
+from einderiv.core.simplify import simplify
 
 __all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
 
@@ -521,7 +523,7 @@ def _lower_call(node: CallNode, scope: _Scope) -> Expr:
     if node.fn == "sum":
         raise _located(ProgramError, "sum needs its indices: write sum[j](...)", scope.text, node.line, node.column)
     if node.fn in ir.MATRIX_FUNCTIONS:
-        return matfun.lower_call(node, scope)
+        return matrix_calls.lower_call(node, scope)
     if node.indices is not None:
         raise _located(ProgramError, f"'{node.fn}(...)' is elementwise: no indices follow the call "
                        f"(only inv(...)[i,j] is indexed)", scope.text, node.line, node.column)
@@ -570,7 +572,7 @@ def written_names(statement: Statement) -> tuple[str, ...]:
 def dependencies(statements: Iterable[Statement], roots: Iterable[str]) -> tuple[str, ...]:
     """Names of the statements the ``roots`` depend on, roots included, in program order.
 
-    >>> from einderiv.parsing import parse_text
+    >>> from einderiv.language.parsing import parse_text
     >>> stmts, _, _ = analyse(parse_text("a[i] = x[i]; b[i] = y[i]; c[i] = a[i]"))
     >>> dependencies(stmts, ["c"])
     ('a', 'c')

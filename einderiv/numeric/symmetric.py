@@ -37,7 +37,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import EinderivWarning, ProgramError, ShapeError
+from einderiv.errors import EinderivWarning, ProgramError, ShapeError
 
 __all__ = ["sym", "symmetric_names", "check_inputs", "project_tangents"]
 

@@ -22,17 +22,17 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from . import ir
-from .differentiation import partial, reverse_program, slot_indices
-from .errors import ProgramError, ShapeError
-from .ir import Delta, Expr, Ref
-from .latex import expr_to_latex, ref_to_latex
-from .matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
+from einderiv.core import ir
+from einderiv.calculus.differentiation import partial, reverse_program, slot_indices
+from einderiv.errors import ProgramError, ShapeError
+from einderiv.core.ir import Delta, Expr, Ref
+from einderiv.render.latex import expr_to_latex, ref_to_latex
+from einderiv.render.matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
-from .printing import format_expr, format_ref
-from .program import Program, as_program
-from .semantics import Statement, checked_size, dependencies, resolve_sizes
-from .simplification import simplify
+from einderiv.language.printing import format_expr, format_ref
+from einderiv.calculus.program import Program, as_program
+from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes
+from einderiv.core.simplify import simplify
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain", "ascii_text"]
 
@@ -661,7 +661,7 @@ _LOCAL_DERIVATIVES = {
 }
 
 
-# The differential identities behind the matrix functions' rules (einderiv/matfun.py).
+# The differential identities behind the matrix functions' rules (einderiv/calculus/matrix_rules.py).
 _MATRIX_RULES = {
     "inv": "inverse rule: d(A⁻¹) = -A⁻¹ dA A⁻¹, so ∂inv(A)[i,j]/∂A[a,b] = -inv(A)[i,a] inv(A)[b,j]",
     "det": "Jacobi's formula: d det A = det(A) tr(A⁻¹ dA), so ∂det(A)/∂A[a,b] = det(A) inv(A)[b,a]",

@@ -21,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import ir
-from .ir import Expr
+from einderiv.core import ir
+from einderiv.core.ir import Expr
 
 __all__ = ["ElementwiseFunction", "FUNCTIONS", "USER_FUNCTIONS"]
 

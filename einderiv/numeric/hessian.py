@@ -40,18 +40,18 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import evaluation as _ev
-from . import ir
-from . import symmetric as _symmetric
-from .differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
+from einderiv.numeric import evaluation as _ev
+from einderiv.core import ir
+from einderiv.numeric import symmetric as _symmetric
+from einderiv.calculus.differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
                               numeric_inline, reverse_program, tangent_name)
-from .errors import ProgramError, ShapeError
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
-from .planning import Context, compile_expr
-from .printing import format_expr, format_ref
-from .program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
-from .semantics import Statement, dependencies
-from .simplification import collect_powers
+from einderiv.errors import ProgramError, ShapeError
+from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.numeric.planning import Context, compile_expr
+from einderiv.language.printing import format_expr, format_ref
+from einderiv.calculus.program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
+from einderiv.language.lowering import Statement, dependencies
+from einderiv.core.simplify import collect_powers
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
@@ -287,13 +287,13 @@ class Hessian:
         return self.to_text()
 
     def __repr__(self) -> str:
-        from .program import short
+        from einderiv.calculus.program import short
         lines = self.to_text().split("\n")
         more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
         return f"Hessian({short(lines[-1])}){more}"
 
     def _repr_latex_(self) -> str:
-        from .latex import display_latex, to_latex
+        from einderiv.render.latex import display_latex, to_latex
         return display_latex(to_latex(self))
 
 
@@ -361,7 +361,7 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
     free deltas become writes into diagonal views of a zeroed array. Refuses
     (:class:`MemoryLimitError`) above ``memory_limit`` bytes (default 2 GiB).
     An input named in ``symmetric`` has its axes projected by ``sym`` on each side
-    (``P H P``, see :mod:`einderiv.symmetric`).
+    (``P H P``, see :mod:`einderiv.numeric.symmetric`).
 
     >>> import numpy as np
     >>> hessian("L = x[i] x[i] y", "x", {"x": np.ones(2), "y": 3.0}).tolist()

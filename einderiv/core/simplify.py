@@ -14,7 +14,7 @@ Rules, applied to each term until none fires:
   over factors sorted by a name-free key, so the result never depends on
   hashing. Factor order within a term is kept as derived (it is deterministic).
 
->>> from einderiv import ir
+>>> from einderiv.core import ir
 >>> e = ir.summation(["j"], ir.mul(ir.delta("j", "b"), ir.ref("X", ["j", "k"])))
 >>> simplify(e).terms[0].factors
 (Ref(name='X', indices=('b', 'k')),)
@@ -26,9 +26,11 @@ import functools
 
 import numpy as np
 
-from . import ir, matfun
-from .functions import FUNCTIONS
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.core import ir
+
+from einderiv.core import matrix_functions
+from einderiv.core.functions import FUNCTIONS
+from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 
 __all__ = ["simplify", "term_key", "collect_powers"]
 
@@ -69,7 +71,7 @@ def _simplify_factor(factor: Factor) -> Expr:
         base, exponent = simplify(factor.base), simplify(factor.exponent)
         return ir.power(base, exponent)
     if isinstance(factor, ir.MatFn):
-        return matfun.make(factor.fn, simplify(factor.arg), factor.rows, factor.cols, factor.indices)
+        return matrix_functions.make(factor.fn, simplify(factor.arg), factor.rows, factor.cols, factor.indices)
     return Expr((Term(1.0, (), (factor,)),))
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence, Union
 
-from . import ir
-from .ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
-from .printing import format_number, index_names
-from .program import Derivative, Program
-from .semantics import Statement
+from einderiv.core import ir
+from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.language.printing import format_number, index_names
+from einderiv.calculus.program import Derivative, Program
+from einderiv.language.lowering import Statement
 
 __all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex", "display_latex"]
 
@@ -80,7 +80,7 @@ def expr_to_latex(expr: Expr, fixed: Mapping[str, str] | None = None,
                   tensors: Mapping[str, str] | None = None) -> str:
     """LaTeX of an IR expression; ``fixed`` names free indices, ``tensors`` gives LaTeX for tensor names.
 
-    >>> from einderiv import ir
+    >>> from einderiv.core import ir
     >>> expr_to_latex(ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"])))
     '\\\\delta_{ia} X_{bk}'
     """
@@ -208,9 +208,9 @@ def _factor(factor: Factor, names: dict[str, str], tensors: dict[str, str]) -> s
 
 def _matfn(factor: ir.MatFn, names: dict[str, str], tensors: dict[str, str]) -> str:
     """``(A^{-1})_{ia}``, ``\\det(A)``, ``\\log\\det(A)``; an expression argument is written with its own indices."""
-    from .matfun import bare_name
-    from .printing import distinct_names
-    from .matfun import batch_of
+    from einderiv.core.matrix_functions import bare_name
+    from einderiv.language.printing import distinct_names
+    from einderiv.core.matrix_functions import batch_of
     name = bare_name(factor)
     batch = batch_of(factor)
     if name is not None:

@@ -19,7 +19,7 @@ one planned, memory-checked step. Index names, sizes and meaning are those of
 the statement: the split changes how the numbers are computed, never what they
 are. Symbolic output (printed derivatives) never sees these statements.
 
->>> from einderiv.program import parse
+>>> from einderiv.calculus.program import parse
 >>> p = parse("L = A[i,j] B[j,k] C[k,l] D[l,i]")
 >>> left_to_right = lambda operands, keep: [(0, 1)] * (len(operands) - 1)
 >>> [s.name for s in lower_products(p.statements, left_to_right)]
@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from . import ir
-from .ir import Expr, Ref, Term
-from .semantics import Statement
+from einderiv.core import ir
+from einderiv.core.ir import Expr, Ref, Term
+from einderiv.language.lowering import Statement
 
 __all__ = ["lower_products", "StatementTable", "MIN_OPERANDS", "is_split"]
 
@@ -80,7 +80,7 @@ def lower_products(statements: Sequence[Statement],
 
     ``path(operands, keep)`` gives the contraction order (opt_einsum's linear
     path format) of the product of ``operands`` that keeps the ``keep`` indices:
-    :func:`einderiv.planning.product_path`, which also holds it to the memory limit.
+    :func:`einderiv.numeric.planning.product_path`, which also holds it to the memory limit.
     """
     lowered: list[Statement] = []
     for statement in statements:

@@ -31,12 +31,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import ir
-from .errors import MemoryLimitError, ShapeError, UnsupportedError
-from .ir import Call, Delta, Expr, Power, Ref, Size, Term
-from .planning import Context, index_size
-from .program import Program
-from .semantics import dependencies, resolve_sizes
+from einderiv.core import ir
+from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
+from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size, Term
+from einderiv.numeric.planning import Context, index_size
+from einderiv.calculus.program import Program
+from einderiv.language.lowering import dependencies, resolve_sizes
 
 __all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "symbolic_vjp",
            "require_sympy"]
@@ -202,13 +202,14 @@ def _matrix_function(evaluator: "_Evaluator", factor: ir.MatFn, at: dict[str, in
     its determinant; the inverse is the adjugate over the determinant, so a 2×2 gives
     the textbook ``d/(ad − bc)``. ``logdet`` is ``log(det M)`` (positive determinant).
     """
-    from .matfun import batch_of, describe
+    from einderiv.core.matrix_functions import batch_of
+    from einderiv.language.printing import describe_call as describe
     sympy = evaluator.sympy
     cache = evaluator.__dict__.setdefault("matrices", {})
     batch = {b: at[b] for b in batch_of(factor)}       # one matrix of a batch: the batch indices fixed
     key = (factor.arg, factor.rows, factor.cols, tuple(batch.items()))
     if key not in cache:
-        from .errors import SingularMatrixError
+        from einderiv.errors import SingularMatrixError
         n, m = index_size(factor.rows, evaluator.ctx), index_size(factor.cols, evaluator.ctx)
         if n != m:
             raise ShapeError(f"{factor.fn}(...) needs a square matrix, but {describe(factor)} has a {n}×{m} argument")

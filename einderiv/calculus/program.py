@@ -13,15 +13,15 @@ import functools
 import warnings
 from dataclasses import dataclass, replace
 
-from . import ir
-from .caching import MAX_TEXT, bounded_cache
-from .differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
-from .errors import EinderivWarning, ProgramError, depth_guard
-from .ir import Expr
-from .parsing import parse_text
-from .printing import format_expr, format_ref
-from .semantics import Statement, analyse
-from .simplification import simplify
+from einderiv.core import ir
+from einderiv.core.caching import MAX_TEXT, bounded_cache
+from einderiv.calculus.differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
+from einderiv.errors import EinderivWarning, ProgramError, depth_guard
+from einderiv.core.ir import Expr
+from einderiv.language.parsing import parse_text
+from einderiv.language.printing import format_expr, format_ref
+from einderiv.language.lowering import Statement, analyse
+from einderiv.core.simplify import simplify
 
 __all__ = ["Program", "Derivative", "parse", "as_program"]
 
@@ -145,7 +145,7 @@ class Program:
         return f"Program({len(self.names)} statements {short(', '.join(self.names), 60)}; inputs {inputs})"
 
     def _repr_latex_(self) -> str:
-        from .latex import display_latex, to_latex
+        from einderiv.render.latex import display_latex, to_latex
         return display_latex(to_latex(self))
 
 
@@ -272,7 +272,7 @@ class Derivative:
         return f"Derivative({short(lines[-1])}){more}"
 
     def _repr_latex_(self) -> str:
-        from .latex import display_latex, to_latex
+        from einderiv.render.latex import display_latex, to_latex
         return display_latex(to_latex(self))
 
 
@@ -372,7 +372,7 @@ FOLD_TERMS = 16
 def _folded(program: Program, d: Derivative) -> Derivative:
     """``d`` written with the program's named intermediates where that is shorter:
     ``exp(S[a,b]) / sum[d](exp(S[a,d]))`` becomes ``P[a,b]`` when a statement defines ``P`` so."""
-    from .matrix_form import fold_definitions
+    from einderiv.calculus.folding import fold_definitions
     patterns = [s for s in program.statements if not s.hidden]
     if not patterns or d.definitions or len(d.expr.terms) > FOLD_TERMS or \
             any(len(s.expr.terms) > FOLD_TERMS for s in d.chain):

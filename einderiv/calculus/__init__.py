@@ -1,0 +1,1 @@
+"""Symbolic derivatives: differentiation rules, programs and their derivatives. Imports language and core."""

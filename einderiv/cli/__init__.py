@@ -1,0 +1,5 @@
+"""The command line: ``einderiv <command> ...`` (the top layer)."""
+
+from einderiv.cli.app import main
+
+__all__ = ["main"]

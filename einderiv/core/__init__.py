@@ -1,0 +1,1 @@
+"""The bottom layer: the expression IR, the elementwise functions, simplification. No numpy."""

@@ -1,0 +1,1 @@
+"""Numbers: planning, cached plans, evaluation, Hessians. The only layer that imports numpy."""

@@ -1,0 +1,1 @@
+"""Presentation: LaTeX, matrix forms, explanations, generated code. Imports every layer below."""
