@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from einderiv.errors import (EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError, ShapeError,
-                     SingularMatrixError, UnsupportedError)
+from einderiv.errors import (BackendError, EinderivError, EinderivWarning, MemoryLimitError, ParseError, ProgramError,
+                     ShapeError, SingularMatrixError, UnsupportedError)
 
 __version__ = "0.1.0"
 
@@ -39,7 +39,7 @@ __all__ = [
     "to_matrix", "kronecker_form", "MatrixForm", "adjoint", "AdjointProgram", "explain", "Explanation",
     "clear_cache", "cache_info", "set_memory_limit", "to_latex", "plan", "PlanReport",
     "EinderivError", "ParseError", "ProgramError", "ShapeError", "UnsupportedError", "MemoryLimitError",
-    "SingularMatrixError", "EinderivWarning",
+    "SingularMatrixError", "BackendError", "EinderivWarning",
 ]
 
 

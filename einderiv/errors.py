@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedError",
     "MemoryLimitError",
     "SingularMatrixError",
+    "BackendError",
     "EinderivWarning",
     "depth_guard",
 ]
@@ -59,6 +60,10 @@ class MemoryLimitError(EinderivError):
 
 class SingularMatrixError(EinderivError):
     """A matrix given to ``inv``, ``det`` or ``logdet`` is singular (to working precision)."""
+
+
+class BackendError(EinderivError):
+    """Inputs from different array libraries (numpy and torch, say), or a library that is not installed."""
 
 
 class EinderivWarning(UserWarning):

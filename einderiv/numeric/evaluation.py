@@ -29,6 +29,7 @@ import numpy as np
 
 from einderiv.core import ir
 from einderiv.calculus.differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
+from einderiv.numeric import backend as _backends
 from einderiv.numeric import planning
 from einderiv.core import simplify as simplification
 from einderiv.numeric import symmetric as _symmetric
@@ -104,6 +105,14 @@ def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return results
 
 
+def _owned_elsewhere(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
+    """:func:`_owned` for arrays of another library (see :meth:`Backend.owned`)."""
+    kinds = {_backends.kind_of(v) for v in results.values()} - {None}
+    if not kinds:
+        return results
+    return _backends.by_name(kinds.pop()).owned(results, given)
+
+
 def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
     """``results`` with every array that may share memory with a given array, or with an
     earlier result, replaced by a copy: the caller owns what is returned.
@@ -117,6 +126,8 @@ def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
     >>> any(np.shares_memory(out[k], x) for k in out)
     False
     """
+    if any(type(v) is not np.ndarray and _backends.kind_of(v) is not None for v in results.values()):
+        return _owned_elsewhere(results, given)
     seen: dict[int, list[np.ndarray]] = {}
     for a in given:
         if isinstance(a, np.ndarray):
@@ -131,6 +142,11 @@ def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
     return owned
 
 
+def _copy(array: Any) -> Any:
+    """A copy the caller owns (torch spells it ``clone``)."""
+    return array.clone() if _backends.kind_of(array) == "torch" else array.copy()
+
+
 def _owner(array: np.ndarray) -> int:
     """Identity of the object that owns ``array``'s memory (views share their owner's)."""
     owner: Any = array
@@ -141,7 +157,16 @@ def _owner(array: np.ndarray) -> int:
 
 # ---------------------------------------------------------------- inputs
 
-def _as_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
+def _as_array(name: str, value: ArrayLike, role: str = "input", backend: _backends.Backend | None = None) -> np.ndarray:
+    """``value`` as a float array of ``backend``'s library (default: the value's own library)."""
+    if backend is None:
+        kind = None if type(value) is np.ndarray else _backends.kind_of(value)
+        backend = _backends.NUMPY if kind is None else _backends.by_name(kind, value)
+    if backend is not _backends.NUMPY:
+        return _backends.convert(value, backend, name, role)
+    if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
+        raise _backends.BackendError(f"{role} '{name}' is a {_backends.kind_of(value)} array but the other inputs "
+                                     f"are numpy arrays; give every input from one array library")
     try:
         array = np.asarray(value)
     except Exception as error:  # ragged lists and the like
@@ -182,11 +207,12 @@ def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dic
         raise ShapeError(f"inputs must map names to arrays, got {type(inputs).__name__}")
     ranks = dict(program.inputs)
     arrays = {}
+    backend = _input_backend(inputs, names)
     for name in names:
         if name not in inputs:
             raise ShapeError(f"missing input '{name}' (the program uses it with {ranks[name]} "
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(map(str, inputs))) or 'none'}")
-        array = _as_array(name, inputs[name])
+        array = _as_array(name, inputs[name], backend=backend)
         if array.ndim != ranks[name]:
             raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
                              f"(shape {array.shape}) but is written with {ranks[name]} "
@@ -195,8 +221,32 @@ def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dic
     return arrays
 
 
+def _input_backend(inputs: Inputs, names: Sequence[str]) -> _backends.Backend:
+    """The array library of a call's inputs: numpy unless one of them comes from another (see
+    :func:`einderiv.numeric.backend.backend_of`; numbers and lists adopt the others' library)."""
+    for name in names:
+        value = inputs.get(name)
+        if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
+            return _backends.backend_of([inputs[n] for n in names if n in inputs])
+    return _backends.NUMPY
+
+
+def _backend(arrays: Mapping[str, Any]) -> _backends.Backend:
+    """The library of checked arrays (all of one library, see :func:`_check_inputs`)."""
+    for a in arrays.values():
+        if type(a) is not np.ndarray:
+            return _backends.backend_of(arrays.values())
+    return _backends.NUMPY
+
+
+def _same_library(arrays: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+    """Refuse tangents, cotangents or vectors of another library than the inputs (a :class:`BackendError`)."""
+    if any(type(a) is not np.ndarray for a in extra.values()) or _backend(arrays) is not _backends.NUMPY:
+        _backends.backend_of([*arrays.values(), *extra.values()])
+
+
 def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
-    floats = [a.dtype for a in arrays.values()]
+    floats = [a.dtype if type(a) is np.ndarray else _backends.np_dtype(a.dtype) for a in arrays.values()]
     return np.result_type(*floats) if floats else np.dtype(np.float64)
 
 
@@ -225,11 +275,20 @@ def _names(wrt: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
 def _context(program: Program, arrays: Mapping[str, np.ndarray], sizes_key: tuple, statements: Sequence[str],
              memory_limit: int | None, hint: str) -> Context:
     chosen = [program.statement(n) for n in statements]
-    shapes = {name: a.shape for name, a in arrays.items()}
+    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
     index_sizes, all_shapes = resolve_sizes(tuple(chosen), shapes, dict(sizes_key))
     for name, _ in program.inputs:
         all_shapes.setdefault(name, ())
-    return Context(index_sizes, all_shapes, _dtype(arrays), _memory_limit(memory_limit), hint=hint)
+    limit = _memory_limit(memory_limit)
+    backend = _backend(arrays)
+    if backend.name == "dask":      # the limit bounds each chunk, which the backend sizes to it
+        return Context(index_sizes, all_shapes, _dtype(arrays), _UNBOUNDED, hint=hint,
+                       backend=backend.with_chunks(limit))
+    return Context(index_sizes, all_shapes, _dtype(arrays), limit, hint=hint, backend=backend)
+
+
+#: The byte limit of a whole array when arrays are chunked (dask): the real limit applies per chunk.
+_UNBOUNDED = 2 ** 62
 
 
 def _memory_limit(memory_limit: int | None) -> int:
@@ -362,7 +421,15 @@ def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
 
 
 def _signature(arrays: Mapping[str, np.ndarray]) -> tuple:
-    return tuple((n, a.shape, a.dtype.str) for n, a in arrays.items())
+    """What a plan depends on of its arrays: shapes and dtypes, and for other libraries than
+    numpy the library and device too (plans are cached per backend)."""
+    return tuple((n, a.shape, a.dtype.str) if type(a) is np.ndarray else _foreign_signature(n, a)
+                 for n, a in arrays.items())
+
+
+def _foreign_signature(name: str, array: Any) -> tuple:
+    device = getattr(array, "device", None)
+    return (name, tuple(array.shape), str(array.dtype), _backends.kind_of(array), str(device))
 
 
 # ---------------------------------------------------------------- public API
@@ -377,7 +444,7 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     program = as_program(program)
     of = program.resolve_output(of)
     if of not in program.names:
-        return _check_inputs(program, inputs, [of])[of].copy()      # the caller owns what is returned
+        return _copy(_check_inputs(program, inputs, [of])[of])      # the caller owns what is returned
     order, needed = _request(program, of, ())
     arrays = _check_inputs(program, inputs, needed)
     sizes_key = _sizes_key(sizes)
@@ -425,6 +492,7 @@ def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: I
     extra_arrays = {}
     if mode == "vjp":
         extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
+        _same_library(arrays, extra_arrays)
     return _ReverseRequest(program, of, wrts, mode, order, arrays, extra_arrays, _sizes_key(sizes),
                            _memory_limit(memory_limit))
 
@@ -589,7 +657,8 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
     names, single = _names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad", symmetric=symmetric)
-    value = float(result.pop(VALUE))
+    value = result.pop(VALUE)
+    value = float(value) if _backends.kind_of(value) is None else value     # other libraries: a 0-d array of theirs
     return value, (result[names[0]] if single else result)
 
 
@@ -620,10 +689,15 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         program.rank(name)
     if of not in program.names:
         arrays = _check_inputs(program, inputs, [of])
-        return _as_array(of, tangents[of], "tangent").copy() if of in tangents else np.zeros_like(arrays[of])
+        if of in tangents:
+            return _copy(_as_array(of, tangents[of], "tangent"))
+        if type(arrays[of]) is np.ndarray:
+            return np.zeros_like(arrays[of])
+        return _backend(arrays).np.zeros(tuple(arrays[of].shape), _dtype(arrays))
     order, needed = _request(program, of, sources)
     arrays = _check_inputs(program, inputs, needed)
     tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
+    _same_library(arrays, tangent_arrays)
     for n in sources:
         if tangent_arrays[tangent_name(n)].shape != arrays[n].shape:
             raise ShapeError(f"the tangent of '{n}' has shape {tangent_arrays[tangent_name(n)].shape} "

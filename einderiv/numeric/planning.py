@@ -33,6 +33,7 @@ import opt_einsum
 from einderiv.core import ir
 
 from einderiv.numeric import matrix_functions
+from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
@@ -79,6 +80,7 @@ class Context:
     hint: str = "use vjp or jvp, which never build the full Jacobian"
     paths: list = field(default_factory=list)
     matrices: dict = field(default_factory=dict)    # matrix functions: what the plan needs of each matrix (its inverse?)
+    backend: Backend = NUMPY                        # the array library the runners call (numeric/backend.py)
 
 
 def index_size(index: str, ctx: Context) -> int:
@@ -121,10 +123,13 @@ def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str,
     single = donate if len(expr.terms) == 1 else frozenset()
     terms = [_compile_term(t, target, shape, ctx, single) for t in expr.terms]
     dtype = ctx.dtype
+    zeros = ctx.backend.np.zeros
     if not terms:
-        return _fresh(lambda env: np.zeros(shape, dtype))
+        return _fresh(lambda env: zeros(shape, dtype))
     if len(terms) == 1 and terms[0].exact:
         return terms[0].value
+    if not ctx.backend.in_place:
+        return _fresh(_functional_sum(terms, shape, dtype, ctx.backend))
     if all(t.view is None for t in terms):
         donor = next((k for k, t in enumerate(terms) if t.exact and t.source in donate), None)
         if donor is not None and len(terms) > 1:
@@ -175,7 +180,8 @@ def _factored(expr: Expr) -> Expr:
 class _TermPlan:
     value: Runner                    # the term's value (coefficient applied) over its axes
     exact: bool                      # value is already the full target, in order
-    view: Callable | None = None     # out → the diagonal view the value adds into (None: out itself)
+    view: Callable | list | None = None  # out → the diagonal view the value adds into (None: out itself);
+    #                                       without in-place writes, the groups of axes the diagonal ties
     expand: tuple[int, ...] = ()     # axes of the view the value lacks (broadcast)
     source: str | None = None        # the term is just this environment array, as it is
 
@@ -196,6 +202,30 @@ def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
             out = np.array(out, dtype=dtype, copy=True)
         for value in rest:
             np.add(out, value, out=out)
+        return out
+    return run
+
+
+def _functional_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype, backend: Backend) -> Runner:
+    """Σ terms without writing into any array but fresh zeros (every library but numpy):
+    the dense terms added, broadcast to the target, then each free-delta diagonal added
+    by the backend's ``scatter`` (a strided view, ``.at[].add`` or chunk by chunk)."""
+    xnp, scatter = backend.np, backend.scatter
+    dense = [t for t in terms if t.view is None]
+    diagonal = [t for t in terms if t.view is not None]
+
+    def value(t: _TermPlan, env):
+        v = t.value(env)
+        return xnp.expand_dims(v, t.expand) if t.expand else v
+
+    def run(env):
+        out = None
+        for t in dense:
+            out = value(t, env) if out is None else xnp.add(out, value(t, env))
+        if out is not None and (len(dense) < 2 or tuple(out.shape) != shape or diagonal):
+            out = xnp.add(xnp.zeros(shape, dtype), out)      # a fresh array of the target's shape and dtype
+        for t in diagonal:
+            out = scatter(xnp, out, t.view, shape, dtype, value(t, env))
         return out
     return run
 
@@ -240,6 +270,7 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     deltas: list[Delta] = []
     factors = term.factors
     if any(isinstance(f, ir.MatFn) for f in factors):     # inv(M)[p,q] X[q,k] → solve(M, X)[p,k]
+        ctx.backend.require("matrix functions (inv, det, logdet)", "numpy")
         factors, operands = matrix_functions.solve_operands(term, target, ctx, compile_expr, index_size)
     for factor in factors:
         if isinstance(factor, Ref):
@@ -269,7 +300,9 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     expand = tuple(k for k, g in enumerate(group_order) if target[g] not in present)
     has_deltas = len(group_order) < len(target)
     exact = not has_deltas and not expand
-    view = _diagonal_view([group_axes[g] for g in group_order], shape, ctx.dtype) if has_deltas else None
+    groups = [group_axes[g] for g in group_order]
+    # numpy: out → its strided diagonal view; other libraries: the groups, for the backend's scatter
+    view = (_diagonal_view(groups, shape, ctx.dtype) if ctx.backend.in_place else groups) if has_deltas else None
     plain = len(term.factors) == 1 and isinstance(term.factors[0], Ref) and term.coeff == 1.0 \
         and term.factors[0].indices == target and not term.summed
     return _TermPlan(value, exact, view, expand, term.factors[0].name if plain else None)
@@ -306,16 +339,19 @@ def _getter(name: str) -> Runner:
 def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str, ...], coeff: float,
                  ctx: Context, donate: frozenset[str] = frozenset()) -> Runner:
     dtype = ctx.dtype
+    xnp = ctx.backend.np
     if not operands:
-        return lambda env: np.array(coeff, dtype)     # a fresh array: callers may write into results
+        if xnp is np:
+            return lambda env: np.array(coeff, dtype)     # a fresh array: callers may write into results
+        return lambda env: xnp.asarray(coeff, dtype)
     scalars = [get for get, idx in operands if not idx]
     if scalars and len(scalars) < len(operands):
         # 0-d operands multiply the result: no contraction needs to see them
         rest = _contraction([(get, idx) for get, idx in operands if idx], out, coeff, ctx)
         if len(scalars) == 1:
             (scalar,) = scalars
-            return _fresh(lambda env: np.multiply(rest(env), scalar(env)))
-        return _fresh(lambda env: np.multiply(rest(env), math.prod(get(env) for get in scalars)))
+            return _fresh(lambda env: xnp.multiply(rest(env), scalar(env)))
+        return _fresh(lambda env: xnp.multiply(rest(env), math.prod(get(env) for get in scalars)))
     ids: dict[str, int] = {}
     for _, idx in operands:
         for i in idx:
@@ -323,7 +359,7 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     sublists = [[ids[i] for i in idx] for _, idx in operands]
     out_ids = [ids[i] for i in out]
     getters = [get for get, _ in operands]
-    direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands])
+    direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands], xnp)
     donor = _donor(getters, sublists, out_ids, donate)
     if len(operands) == 1 and sublists[0] == out_ids:
         core = getters[0]
@@ -342,8 +378,12 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
             expression = opt_einsum.contract_expression(*args, out_ids, optimize=path)
             ctx.paths.append(expression)
 
-            def core(env, expression=expression, getters=getters):
-                return expression(*[get(env) for get in getters])
+            if xnp is np:
+                def core(env, expression=expression, getters=getters):
+                    return expression(*[get(env) for get in getters])
+            else:
+                def core(env, expression=expression, getters=getters, backend=ctx.backend.name):
+                    return expression(*[get(env) for get in getters], backend=backend)
     if coeff == 1.0:
         # a product, or a sum over some axes, is a new array; a lone operand only renamed or
         # transposed may be a view of what it reads
@@ -351,8 +391,8 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
             core.fresh = True
         return core
     if coeff == -1.0:
-        return _fresh(lambda env: np.negative(core(env)))
-    return _fresh(lambda env: np.multiply(core(env), coeff))
+        return _fresh(lambda env: xnp.negative(core(env)))
+    return _fresh(lambda env: xnp.multiply(core(env), coeff))
 
 
 def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], donate: frozenset[str]) -> Runner | None:
@@ -460,6 +500,7 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
         raise UnsupportedError(f"a product with more than {EINSUM_LETTERS} distinct indices that takes a "
                                f"diagonal (an index twice on one tensor) is not supported; use a separate statement")
     sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
+    xnp = ctx.backend.np
     path = _path_within_limit(described, sublists, out, shapes, ids, ctx)
     current = [list(s) for s in sublists]
     steps = []
@@ -475,19 +516,19 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
             keep = [i for i in union if i in later or i in rest]
             if len(union) > MAX_NDIM:
                 raise UnsupportedError(f"a product step over {len(union)} indices; numpy arrays have at most {MAX_NDIM} axes")
-            fold = _direct([acc, b], keep, [tuple(sizes[i] for i in acc), tuple(sizes[i] for i in b)])
+            fold = _direct([acc, b], keep, [tuple(sizes[i] for i in acc), tuple(sizes[i] for i in b)], xnp)
             if fold is None:
                 check_bytes(tuple(sizes[i] for i in union), ctx, "an intermediate product of a term with many indices")
-                fold = _broadcast_step(acc, b, union, keep, sizes)
+                fold = _broadcast_step(acc, b, union, keep, sizes, xnp)
             folds.append(fold)
             acc = keep
         if len(chosen) == 1:
             keep = [i for i in acc if i in later]
-            folds.append(_direct([acc], keep, [tuple(sizes[i] for i in acc)]))
+            folds.append(_direct([acc], keep, [tuple(sizes[i] for i in acc)], xnp))
             acc = keep
         steps.append((tuple(positions), tuple(folds), len(chosen)))
         current.append(acc)
-    final = _direct([current[0]], list(out), [tuple(sizes[i] for i in current[0])])
+    final = _direct([current[0]], list(out), [tuple(sizes[i] for i in current[0])], xnp)
 
     def run(env):
         values = [get(env) for get in getters]
@@ -504,7 +545,8 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
     return run
 
 
-def _broadcast_step(a: list[int], b: list[int], union: list[int], keep: list[int], sizes: dict[int, int]) -> Callable:
+def _broadcast_step(a: list[int], b: list[int], union: list[int], keep: list[int], sizes: dict[int, int],
+                    xnp=np) -> Callable:
     """(x over ``a``, y over ``b``) → their product summed down to ``keep`` (``a`` is a prefix of ``union``)."""
     full_a = tuple(sizes[i] if i in a else 1 for i in union)
     perm_b = tuple(sorted(range(len(b)), key=lambda k: union.index(b[k])))
@@ -512,8 +554,8 @@ def _broadcast_step(a: list[int], b: list[int], union: list[int], keep: list[int
     summed = tuple(k for k, i in enumerate(union) if i not in keep)
 
     def step(x, y):
-        product = np.multiply(np.reshape(x, full_a), np.reshape(np.transpose(y, perm_b), full_b))
-        return np.sum(product, axis=summed) if summed else product
+        product = xnp.multiply(xnp.reshape(x, full_a), xnp.reshape(xnp.transpose(y, perm_b), full_b))
+        return xnp.sum(product, axis=summed) if summed else product
     return step
 
 
@@ -525,7 +567,7 @@ def _apply(fn: Callable, getters: list[Runner]) -> Runner:
     return lambda env: fn(first(env), second(env))
 
 
-def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]]) -> Callable | None:
+def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], xnp=np) -> Callable | None:
     """One numpy call for the contractions of one or two operands that need no path.
 
     opt_einsum would do the same (a transpose, a sum, one ``tensordot`` or one
@@ -541,32 +583,33 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         summed = tuple(k for k, i in enumerate(a) if i not in out)
         kept = [i for i in a if i in out]
         perm = tuple(kept.index(i) for i in out)
-        return lambda x: np.transpose(np.sum(x, axis=summed) if summed else x, perm)
+        return lambda x: xnp.transpose(xnp.sum(x, axis=summed) if summed else x, perm)
     if len(sublists) != 2:
         return None
     a, b = sublists
     if any(i not in b and i not in out for i in a) or any(i not in a and i not in out for i in b):
-        return _reduced_first(a, b, out, shapes)
+        return _reduced_first(a, b, out, shapes, xnp)
     shared = [i for i in a if i in b]
     if not (set(a) | set(b)) - set(shared) <= set(out):
         return None
     if len(shared) == 1 and len(a) <= 2 and len(b) <= 2 and shared[0] not in out:
-        return _matmul(a, b, shared[0], out)
+        return _matmul(a, b, shared[0], out, xnp)
     if not set(shared) & set(out):
         axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
         order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
         perm = tuple(order.index(i) for i in out)
         if perm == tuple(range(len(perm))):
-            return lambda x, y: np.tensordot(x, y, axes)
-        return lambda x, y: np.transpose(np.tensordot(x, y, axes), perm)
+            return lambda x, y: xnp.tensordot(x, y, axes)
+        return lambda x, y: xnp.transpose(xnp.tensordot(x, y, axes), perm)
     if set(shared) <= set(out):
-        align_a = _aligner(a, out, shapes[0])
-        align_b = _aligner(b, out, shapes[1])
-        return lambda x, y: np.multiply(align_a(x), align_b(y))
+        align_a = _aligner(a, out, shapes[0], xnp)
+        align_b = _aligner(b, out, shapes[1], xnp)
+        return lambda x, y: xnp.multiply(align_a(x), align_b(y))
     return None
 
 
-def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> Callable | None:
+def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]],
+                   xnp=np) -> Callable | None:
     """Sum away the indices only one operand has (and the output lacks) before the product:
     ``Σ_b x[b,c] y[a]`` is ``(Σ_b x[b,c]) y[a]``, a sum and an outer product instead of an einsum."""
     lone_a = tuple(k for k, i in enumerate(a) if i not in b and i not in out)
@@ -575,16 +618,16 @@ def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tupl
     b2 = [i for k, i in enumerate(b) if k not in lone_b]
     shapes2 = [tuple(n for k, n in enumerate(shapes[0]) if k not in lone_a),
                tuple(n for k, n in enumerate(shapes[1]) if k not in lone_b)]
-    inner = _direct([a2, b2], out, shapes2)
+    inner = _direct([a2, b2], out, shapes2, xnp)
     if inner is None:
         return None
 
     def product(x, y):
-        return inner(np.sum(x, axis=lone_a) if lone_a else x, np.sum(y, axis=lone_b) if lone_b else y)
+        return inner(xnp.sum(x, axis=lone_a) if lone_a else x, xnp.sum(y, axis=lone_b) if lone_b else y)
     return product
 
 
-def _matmul(a: list[int], b: list[int], k: int, out: list[int]) -> Callable:
+def _matmul(a: list[int], b: list[int], k: int, out: list[int], xnp=np) -> Callable:
     """A product of two operands of rank ≤ 2 over one index, as ``np.matmul`` of (transposed) views."""
     flip_a = len(a) == 2 and a[0] == k          # the contracted index must come last in x …
     flip_b = len(b) == 2 and b[1] == k          # … and first in y
@@ -592,53 +635,67 @@ def _matmul(a: list[int], b: list[int], k: int, out: list[int]) -> Callable:
     perm = tuple(order.index(i) for i in out)
     transposed = perm != tuple(range(len(perm)))
 
+    if xnp is not np:
+        def product(x, y):
+            result = xnp.matmul(x.T if flip_a else x, y.T if flip_b else y)
+            return xnp.transpose(result, perm) if transposed else result
+        return product
+
     def product(x, y):
         result = np.matmul(x.T if flip_a else x, y.T if flip_b else y)
         return result.transpose(perm) if transposed else result
     return product
 
 
-def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...]) -> Callable:
+def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...], xnp=np) -> Callable:
     """x over ``sub`` → a view that broadcasts against ``out``."""
     ordered = sorted(range(len(sub)), key=lambda k: out.index(sub[k]))
     sizes = {sub[k]: shape[k] for k in range(len(sub))}
     full = tuple(sizes.get(i, 1) for i in out)
     perm = tuple(ordered)
     if perm == tuple(range(len(perm))):
-        return lambda x: np.reshape(x, full)
-    return lambda x: np.reshape(np.transpose(x, perm), full)
+        return lambda x: xnp.reshape(x, full)
+    return lambda x: xnp.reshape(xnp.transpose(x, perm), full)
 
 
 def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ...]]:
     """A call or power as an operand: its value over its free indices."""
     if isinstance(factor, ir.MatFn):
+        ctx.backend.require("matrix functions (inv, det, logdet)", "numpy")
         return matrix_functions.compile_factor(factor, ctx, compile_expr, index_size)
     indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
+    xnp = ctx.backend.np
     shape = tuple(index_size(i, ctx) for i in indices)
     check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")
     if isinstance(factor, Call):
         args = [_aligned(a, indices, ctx) for a in factor.args]
-        fn = FUNCTIONS[factor.fn].numpy
+        fn = ctx.backend.elementwise(FUNCTIONS[factor.fn])
 
         def run_call(env):
             return fn(*[a(env) for a in args])
-        return _cast(run_call, ctx.dtype), indices
+        return _cast(run_call, ctx.dtype, xnp), indices
     base = _aligned(factor.base, indices, ctx)
     p = ir.constant_value(factor.exponent)
     if p is not None:
         if p == 1.0:       # a parenthesized sum (see _factored): its value as it is
             return base, indices
-        op = {2.0: np.square, -1.0: np.reciprocal, 0.5: np.sqrt}.get(p)
+        op = {2.0: xnp.square, -1.0: xnp.reciprocal, 0.5: xnp.sqrt}.get(p)
 
         def run_power(env):
             b = base(env)
-            return op(b) if op is not None else np.power(b, p)
-        return _cast(run_power, ctx.dtype), indices
+            return op(b) if op is not None else xnp.power(b, p)
+        return _cast(run_power, ctx.dtype, xnp), indices
     exponent = _aligned(factor.exponent, indices, ctx)
-    return _cast(lambda env: np.power(base(env), exponent(env)), ctx.dtype), indices
+    return _cast(lambda env: xnp.power(base(env), exponent(env)), ctx.dtype, xnp), indices
 
 
-def _cast(run: Runner, dtype) -> Runner:
+def _cast(run: Runner, dtype, xnp=np) -> Runner:
+    if xnp is not np:
+        def cast_other(env):
+            value = run(env)
+            return value if value.dtype == dtype else xnp.astype(value, dtype)
+        return cast_other
+
     def cast(env):
         value = np.asarray(run(env))
         return value if value.dtype == dtype else value.astype(dtype)
@@ -652,7 +709,8 @@ def _aligned(expr: Expr, indices: tuple[str, ...], ctx: Context) -> Runner:
     if own == indices:
         return run
     full = tuple(index_size(i, ctx) if i in own else 1 for i in indices)
+    reshape = ctx.backend.np.reshape
 
     def aligned(env):
-        return np.reshape(run(env), full)
+        return reshape(run(env), full)
     return aligned
