@@ -192,11 +192,7 @@ def by_name(kind: str, example: Any = None) -> Backend:
         return NUMPY
     if kind not in KINDS:
         raise BackendError(f"unknown array library '{kind}'; choose one of {', '.join(KINDS)}")
-    device = None
-    if example is not None and kind == "jax":
-        device = next(iter(example.devices()))
-    elif example is not None and kind in ("torch", "cupy"):
-        device = example.device
+    device = device_of(example) if example is not None else None
     key = (kind, str(device))
     backend = _MADE.get(key)
     if backend is None:
@@ -205,6 +201,16 @@ def by_name(kind: str, example: Any = None) -> Backend:
 
 
 _MADE: dict[tuple[str, str], Backend] = {}
+
+
+def device_of(array: Any) -> Any:
+    """The device an array lives on, or None where it has none yet (a jax tracer inside ``jax.jit``)."""
+    try:
+        if kind_of(array) == "jax":
+            return next(iter(array.devices()))
+        return getattr(array, "device", None)
+    except Exception:       # jax's ConcretizationTypeError: jit places the arrays itself
+        return None
 
 
 def _make(kind: str, device: Any) -> Backend:
@@ -218,7 +224,6 @@ def _make(kind: str, device: Any) -> Backend:
         if kind == "jax":
             import jax
             import jax.numpy as jnp
-            device = jax.devices()[0] if device is None else device
             return Backend("jax", _JaxNumpy(device), jnp, device=device, scatter=_jax_scatter)
         if kind == "cupy":
             import cupy
@@ -242,8 +247,7 @@ def convert(value: Any, backend: Backend, name: str, role: str):
         import torch
         array = value if kind_of(value) == "torch" else torch.as_tensor(np.asarray(value), device=backend.device)
     elif backend.name == "jax":
-        import jax
-        array = value if kind_of(value) == "jax" else jax.device_put(np.asarray(value), backend.device)
+        array = value if kind_of(value) == "jax" else backend.np.asarray(np.asarray(value))
     else:
         import cupy
         array = value if kind_of(value) == "cupy" else cupy.asarray(np.asarray(value))
@@ -299,7 +303,7 @@ class _TorchNumpy:
 
 
 class _JaxNumpy:
-    """``jax.numpy`` with arrays created on the inputs' device."""
+    """``jax.numpy`` with arrays created on the inputs' device (inside ``jax.jit``, where jit places them)."""
 
     def __init__(self, device):
         import jax
@@ -310,10 +314,13 @@ class _JaxNumpy:
         return getattr(self.jnp, name)
 
     def zeros(self, shape, dtype):
-        return self.jax.device_put(self.jnp.zeros(shape, dtype), self.device)
+        return self._put(self.jnp.zeros(shape, dtype))
 
     def asarray(self, value, dtype=None):
-        return self.jax.device_put(self.jnp.asarray(value, dtype), self.device)
+        return self._put(self.jnp.asarray(value, dtype))
+
+    def _put(self, array):
+        return array if self.device is None else self.jax.device_put(array, self.device)
 
     def astype(self, x, dtype):
         return x.astype(dtype)

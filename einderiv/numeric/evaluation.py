@@ -218,7 +218,17 @@ def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dic
                              f"(shape {array.shape}) but is written with {ranks[name]} "
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}")
         arrays[name] = array
+    if backend is not _backends.NUMPY:
+        arrays = _one_dtype(arrays, [n for n in names if _backends.kind_of(inputs[n]) is not None])
     return arrays
+
+
+def _one_dtype(arrays: dict[str, Any], native: Sequence[str]) -> dict[str, Any]:
+    """Arrays of another library than numpy in one dtype: that of the arrays given in that library
+    (numbers and lists adopt it, as in torch and jax). Their operations do not promote as numpy's do."""
+    dtype = _dtype({n: arrays[n] for n in native} or arrays)
+    xnp = _backend(arrays).np
+    return {n: a if _backends.np_dtype(a.dtype) == dtype else xnp.astype(a, dtype) for n, a in arrays.items()}
 
 
 def _input_backend(inputs: Inputs, names: Sequence[str]) -> _backends.Backend:
@@ -239,10 +249,13 @@ def _backend(arrays: Mapping[str, Any]) -> _backends.Backend:
     return _backends.NUMPY
 
 
-def _same_library(arrays: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
-    """Refuse tangents, cotangents or vectors of another library than the inputs (a :class:`BackendError`)."""
-    if any(type(a) is not np.ndarray for a in extra.values()) or _backend(arrays) is not _backends.NUMPY:
-        _backends.backend_of([*arrays.values(), *extra.values()])
+def _extras_like(arrays: Mapping[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Tangents, cotangents or vectors checked against the inputs: of their library (else a
+    :class:`BackendError`) and, off numpy, of their dtype."""
+    if all(type(a) is np.ndarray for a in extra.values()) and _backend(arrays) is _backends.NUMPY:
+        return extra
+    _backends.backend_of([*arrays.values(), *extra.values()])
+    return _one_dtype({**arrays, **extra}, list(arrays)) if arrays else extra
 
 
 def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
@@ -428,7 +441,7 @@ def _signature(arrays: Mapping[str, np.ndarray]) -> tuple:
 
 
 def _foreign_signature(name: str, array: Any) -> tuple:
-    device = getattr(array, "device", None)
+    device = _backends.device_of(array)
     return (name, tuple(array.shape), str(array.dtype), _backends.kind_of(array), str(device))
 
 
@@ -492,7 +505,7 @@ def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: I
     extra_arrays = {}
     if mode == "vjp":
         extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
-        _same_library(arrays, extra_arrays)
+        extra_arrays = {n: a for n, a in _extras_like(arrays, extra_arrays).items() if n in extra_arrays}
     return _ReverseRequest(program, of, wrts, mode, order, arrays, extra_arrays, _sizes_key(sizes),
                            _memory_limit(memory_limit))
 
@@ -697,7 +710,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
     order, needed = _request(program, of, sources)
     arrays = _check_inputs(program, inputs, needed)
     tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
-    _same_library(arrays, tangent_arrays)
+    tangent_arrays = {n: a for n, a in _extras_like(arrays, tangent_arrays).items() if n in tangent_arrays}
     for n in sources:
         if tangent_arrays[tangent_name(n)].shape != arrays[n].shape:
             raise ShapeError(f"the tangent of '{n}' has shape {tangent_arrays[tangent_name(n)].shape} "

@@ -432,6 +432,7 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
         if t.shape != arrays[name].shape:
             raise ShapeError(f"the vector for '{name}' has shape {t.shape} but '{name}' has shape {arrays[name].shape}")
         tangent_arrays[tangent_name(name)] = t
+    tangent_arrays = {n: a for n, a in _ev._extras_like(arrays, tangent_arrays).items() if n in tangent_arrays}
     memory_limit = _ev._memory_limit(memory_limit)
     key = ("hvp", program.text, of, wrt, sources, _ev._signature(arrays), _ev._signature(tangent_arrays),
            sizes_key, memory_limit)
