@@ -295,3 +295,28 @@ def test_a_dask_gradient_and_jacobian_on_a_two_process_cluster(da):
     for k in WRT:
         np.testing.assert_allclose(got_grad[k], want_grad[k], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_jacobian, want_jacobian, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- the command line
+
+@pytest.mark.parametrize("library", ["torch", "dask"])
+@pytest.mark.parametrize("argv", [
+    ["jacobian", "y[i] = tanh(sum[j](A[i,j] x[j]))", "--wrt", "x,A", "--sizes", "i=2,j=3"],
+    ["grad", "L = sum[i](tanh(sum[j](A[i,j] x[j]))^2)", "--wrt", "x", "--sizes", "i=2,j=3"],
+    ["hessian", "L = x[i] x[i] c", "--wrt", "x", "--sizes", "i=3"],
+    ["eval", "y[i] = exp(x[i])", "--sizes", "i=3", "--format", "json"],
+    ["jacobian", "y[i] = tanh(x[i])", "--wrt", "x", "--sizes", "i=2", "--upstream", "G=[1,2]"],
+])
+def test_the_command_line_backend_option_prints_what_numpy_prints(capsys, library, argv):
+    pytest.importorskip("dask.array" if library == "dask" else library)
+    from einderiv.cli import main
+    assert main(argv) == 0
+    want = capsys.readouterr().out
+    assert main([*argv, "--backend", library]) == 0
+    assert capsys.readouterr().out == want
+
+
+def test_the_command_line_refuses_an_unknown_backend(capsys):
+    from einderiv.cli import main
+    assert main(["eval", "y[i] = x[i]", "--sizes", "i=2", "--backend", "tensorflow"]) == 2
+    assert "--backend: invalid choice: 'tensorflow'" in capsys.readouterr().err

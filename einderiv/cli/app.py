@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=_non_negative, default=0, metavar="N",
                       help="seed of the random inputs (default: 0)")
     precision_and_limit(data)
+    data.add_argument("--backend", choices=("numpy", "torch", "jax", "dask"), default="numpy",
+                      help="array library that computes the numbers (default: numpy; torch, jax and dask need "
+                           "their extra: pip install 'einderiv[torch]'); dask computes chunk by chunk, "
+                           "each chunk within --max-bytes")
     data.add_argument("--show-inputs", action="store_true", help="also print the input arrays used")
     data.add_argument("--symmetric", metavar="S[,T…]", action="append", default=[],
                       help="matrix inputs constrained to be symmetric: derivatives are sym(G) = (G + Gᵀ)/2, "
@@ -784,6 +788,19 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
     return data
 
 
+def _arrays(data: "_Data | dict", args: argparse.Namespace) -> dict:
+    """The inputs as arrays of ``--backend``'s library (a dask array's chunks within ``--max-bytes``)."""
+    from einderiv.numeric.backend import to_library
+    arrays = data if isinstance(data, dict) else data.arrays
+    return to_library(arrays, getattr(args, "backend", "numpy"), args.max_bytes)
+
+
+def _numpy(value):
+    """A result of ``--backend``'s library as numpy, for the formats."""
+    from einderiv.numeric.backend import to_numpy
+    return to_numpy(value)
+
+
 def _converted(what: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` as ``dtype``; finite numbers that overflow it are an error, not infinities."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -1259,8 +1276,9 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
                 values = symbolic_vjp(program, wrt, {**data.shapes, wrt: wrt_shape, name: out_shape}, name,
                                       of=of, sizes=data.sizes, values=given)
             else:
-                values = vjp(program, wrt, data.arrays, G, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
-                             symmetric=_symmetric_inputs(args, program))
+                values = _numpy(vjp(program, wrt, _arrays(data, args), _arrays({"G": G}, args)["G"], of=of,
+                                    sizes=data.sizes, memory_limit=args.max_bytes,
+                                    symmetric=_symmetric_inputs(args, program)))
             text, latex = _vjp_text(d, name, args.ascii)
             heading = [text]
             meta = [("shape", f"{wrt_shape} = shape({wrt})"),
@@ -1282,8 +1300,8 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
             J = symbolic_jacobian(program, wrt, {**data.shapes, wrt: wrt_shape}, of=of, sizes=data.sizes,
                                   values=data.given)
         else:
-            J = jacobian(program, wrt, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
-                         symmetric=_symmetric_inputs(args, program))
+            J = _numpy(jacobian(program, wrt, _arrays(data, args), of=of, sizes=data.sizes,
+                                memory_limit=args.max_bytes, symmetric=_symmetric_inputs(args, program)))
         values = flatten_jacobian(J, len(out_shape), args.layout)
         matrix = values.shape if args.layout != "tensor" else ()
         meta = [("shape", f"{shape} = shape({of}) + shape({wrt})" +
@@ -1339,7 +1357,8 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
     sections = _input_sections(data, args)
     document = _common_json(data, "grad")
     if not data.symbolic:
-        value = float(evaluate(program, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes))
+        value = float(_numpy(evaluate(program, _arrays(data, args), of=of, sizes=data.sizes,
+                                      memory_limit=args.max_bytes)))
         document["value"] = value
         sections.append(_Section([f"{of} = {_format_number(value, args.precision)}"],
                                  [f"{ref_to_latex(of, ())} = {_format_number(value, args.precision)}"],
@@ -1352,8 +1371,8 @@ def _run_grad(args: argparse.Namespace) -> _Report | None:
                                         values=data.given)
                    for w in wrts}
     else:
-        results = grad(program, list(wrts), data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
-                       symmetric=_symmetric_inputs(args, program))
+        results = _numpy(grad(program, list(wrts), _arrays(data, args), of=of, sizes=data.sizes,
+                              memory_limit=args.max_bytes, symmetric=_symmetric_inputs(args, program)))
     for wrt in wrts:
         d = program.derivative(wrt, of)
         shape = data.shape_of(wrt)
@@ -1386,8 +1405,8 @@ def _run_hessian(args: argparse.Namespace) -> _Report:
     sections = _input_sections(data, args)
     for wrt, wrt2 in pairs:
         symbolic = symbolic_hessian(program, wrt, wrt2, of)
-        values = hessian(program, wrt, data.arrays, wrt2=wrt2, of=of, sizes=data.sizes,
-                         memory_limit=args.max_bytes, symmetric=symmetric)
+        values = _numpy(hessian(program, wrt, _arrays(data, args), wrt2=wrt2, of=of, sizes=data.sizes,
+                                memory_limit=args.max_bytes, symmetric=symmetric))
         meta = [("shape", f"{values.shape} = shape({wrt}) + shape({wrt2})"), ("inputs", data.sources())]
         projected = [w for w in dict.fromkeys((wrt, wrt2)) if w in symmetric]
         if projected:
@@ -1469,7 +1488,8 @@ def _run_eval(args: argparse.Namespace) -> _Report:
         from einderiv.numeric.symbolic import symbolic_value
         value = symbolic_value(program, data.shapes, of=of, sizes=data.sizes, values=data.given)
     else:
-        value = np.asarray(evaluate(program, data.arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes))
+        value = np.asarray(_numpy(evaluate(program, _arrays(data, args), of=of, sizes=data.sizes,
+                                           memory_limit=args.max_bytes)))
     if of in program.names:
         s = program.statement(of)
         heading = s.source.strip()

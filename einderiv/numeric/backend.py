@@ -529,3 +529,42 @@ def _float_of(xp, a, b):
             return x.dtype
     return xp.float64
 
+
+
+# ---------------------------------------------------------------- the command line's --backend
+
+def to_library(arrays: Mapping[str, np.ndarray], kind: str, chunk_bytes: int | None = None) -> dict[str, Any]:
+    """numpy arrays as arrays of library ``kind`` (dask: chunks of at most ``chunk_bytes``).
+
+    >>> to_library({"x": np.ones(2)}, "numpy")["x"].tolist()
+    [1.0, 1.0]
+    """
+    if kind == "numpy":
+        return dict(arrays)
+    backend = by_name(kind)
+    if kind == "jax" and any(a.dtype == np.float64 for a in arrays.values()):
+        import jax
+        jax.config.update("jax_enable_x64", True)     # else jax computes float64 inputs in float32
+    if kind == "dask":
+        limit = chunk_bytes or backend.chunk_bytes
+        return {n: backend.np.from_array(a, chunks=chunks_within(a.shape, a.dtype, limit)) for n, a in arrays.items()}
+    return {n: convert(a, backend, n, "input") for n, a in arrays.items()}
+
+
+def to_numpy(value: Any) -> Any:
+    """A result of any library as numpy (a dict of results, each one): dask computes, torch and
+    cupy copy to the host.
+
+    >>> to_numpy({"g": np.ones(1)})["g"].tolist()
+    [1.0]
+    """
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    kind = kind_of(value)
+    if kind == "torch":
+        return value.detach().cpu().numpy()
+    if kind == "cupy":
+        return value.get()
+    if kind == "dask":
+        return np.asarray(value.compute())
+    return np.asarray(value) if kind == "jax" else value
