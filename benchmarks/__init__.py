@@ -7,4 +7,4 @@ nothing heavy at import time, so the runner can re-execute itself with a clean
 BLAS environment before numpy is loaded.
 """
 
-GROUPS = ("paths", "jacobian", "grad", "hessian", "overhead", "networks")
+GROUPS = ("paths", "jacobian", "grad", "hessian", "overhead", "networks", "backends")

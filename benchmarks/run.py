@@ -31,6 +31,7 @@ MODULES = {
     "hessian": "benchmarks.hessians",
     "overhead": "benchmarks.overhead",
     "networks": "benchmarks.networks",
+    "backends": "benchmarks.backends",
 }
 
 

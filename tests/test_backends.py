@@ -22,6 +22,15 @@ Z[n,c] = sigmoid(sum[h](H[n,h] W2[h,c])) + b2[c]
 L = (Z[n,c] - T[n,c])^2 / (2 N)
 """
 WRT = ["W1", "b1", "W2", "b2"]
+# the same network a statement per step: numpy's plan writes into dead intermediates here (donations)
+STEPS = """\
+H0[n,h] = X[n,d] W1[d,h]
+H1[n,h] = H0[n,h] + b1[h]
+H2[n,h] = max(0, H1[n,h])
+H3[n,c] = H2[n,h] W2[h,c]
+Z[n,c] = H3[n,c] + b2[c]
+L = (Z[n,c] - T[n,c])^2 / (2 N)
+"""
 
 
 def _inputs(dtype=np.float64) -> dict:
@@ -55,6 +64,7 @@ def _requests(lib_inputs: dict, vector, numpy_inputs: dict, numpy_vector):
         pairs.append({
             "evaluate": lambda i=inputs: einderiv.evaluate(MLP, i, of="Z"),
             "grad": lambda i=inputs: einderiv.grad(MLP, WRT, i),
+            "grad of steps": lambda i=inputs: einderiv.grad(STEPS, WRT, i),
             "jacobian": lambda i=inputs: einderiv.jacobian(MLP, ["W2", "b2"], i, of="Z"),
             "vjp": lambda i=inputs, v=v: einderiv.vjp(MLP, "W1", i, v["Z"], of="Z"),
             "jvp": lambda i=inputs, v=v: einderiv.jvp(MLP, {"W2": v["W2"]}, i, of="Z"),
@@ -188,10 +198,11 @@ def test_jax_arrays_in_jax_arrays_out_and_inside_jit(jnp):
     inputs, vector = _inputs(np.float32), np.random.default_rng(4).standard_normal((5, 2)).astype(np.float32)
 
     def requests(i, v):
-        return (einderiv.grad(MLP, WRT, i), einderiv.jacobian(MLP, "b2", i, of="Z"),
+        return (einderiv.grad(MLP, WRT, i), einderiv.grad(STEPS, WRT, i), einderiv.jacobian(MLP, "b2", i, of="Z"),
                 einderiv.vjp(MLP, "W1", i, i["T"], of="Z"), einderiv.hvp(MLP, "W2", i, v))
     # without jax_enable_x64, jax computes in float32: compare float32 against float32. One jit, one
     # compilation (eager jax compiles each operation on first use: seconds)
+    inputs["N"] = np.asarray(6.0, np.float32)         # traced too: every step must stay in jax
     got = jax.jit(requests)(_as(jnp.asarray, inputs), jnp.asarray(vector))
     want = requests(inputs, vector)
     for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):

@@ -362,7 +362,8 @@ def _compile_plan(specs: Sequence[_Spec], results: Sequence[_Spec]) -> _Plan:
     for k, (name, expr, target, ctx, what) in enumerate(everything):
         reads = set(ir.tensor_names(expr))
         donate = frozenset(b for b in reads if b in readers and b not in pinned and last_use[b] == k
-                           and all(m == b or (m not in reads and last_use.get(m, -1) < k) for m in readers[b]))
+                           and all(m == b or (m not in reads and last_use.get(m, -1) < k) for m in readers[b])
+                           and ctx.backend.in_place)      # only numpy writes into arrays it was given
         runner = compile_expr(expr, target, ctx, what, donate)
         for b in donate:
             del readers[b]
