@@ -331,3 +331,20 @@ def test_the_command_line_refuses_an_unknown_backend(capsys):
     from einderiv.cli import main
     assert main(["eval", "y[i] = x[i]", "--sizes", "i=2", "--backend", "tensorflow"]) == 2
     assert "--backend: invalid choice: 'tensorflow'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("library", ["torch", "jax", "dask"])
+def test_symmetric_inputs_stay_in_their_library(library):
+    module = pytest.importorskip("dask.array" if library == "dask" else library)
+    convert = {"torch": lambda a: module.from_numpy(a), "jax": lambda a: module.numpy.asarray(a),
+               "dask": lambda a: module.from_array(a, chunks=1)}[library]
+    S = np.array([[2.0, 1.0], [1.0, 3.0]], dtype=np.float32)
+    x = np.array([1.0, -2.0], dtype=np.float32)
+    program = "L = x[i] S[i,j] x[j] + S[i,i] x[i]"
+    want = einderiv.grad(program, "S", {"S": S, "x": x}, symmetric=["S"])
+    got = einderiv.grad(program, "S", {"S": convert(S), "x": convert(x)}, symmetric=["S"])
+    assert backends.kind_of(got) == library
+    _close(got, want, rtol=1e-6)
+    with pytest.raises(einderiv.ShapeError, match="must be a square matrix"):
+        einderiv.grad("L = x[i] S[i,j] x[j]", "x", {"S": convert(np.ones((2, 3), np.float32)), "x": convert(x)},
+                      symmetric=["S"])

@@ -269,7 +269,7 @@ class _TorchNumpy:
         self.torch = torch
         self.device = device
         for name in ("add", "multiply", "negative", "matmul", "reshape", "square", "reciprocal", "sqrt",
-                     "broadcast_to", "maximum", "minimum"):
+                     "broadcast_to", "maximum", "minimum", "swapaxes"):
             setattr(self, name, getattr(torch, name))
 
     def dtype(self, dtype):

@@ -38,12 +38,16 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from einderiv.errors import EinderivWarning, ProgramError, ShapeError
+from einderiv.numeric.backend import by_name, kind_of
 
 __all__ = ["sym", "symmetric_names", "check_inputs", "project_tangents"]
 
 
 def sym(array: np.ndarray, axis: int) -> np.ndarray:
-    """``(X + Xᵀ) / 2`` over the axes ``axis`` and ``axis + 1`` of ``array``."""
+    """``(X + Xᵀ) / 2`` over the axes ``axis`` and ``axis + 1`` of ``array`` (of any array library)."""
+    kind = kind_of(array)
+    if kind is not None:
+        return 0.5 * (array + by_name(kind, array).np.swapaxes(array, axis, axis + 1))
     array = np.asarray(array)
     return 0.5 * (array + np.swapaxes(array, axis, axis + 1))
 
@@ -74,6 +78,11 @@ def check_inputs(names: Sequence[str], inputs: Mapping) -> None:
     for name in names:
         if name not in inputs:
             continue
+        if kind_of(inputs[name]) is not None:     # another library: its shape only (values may be lazy or traced)
+            shape = tuple(inputs[name].shape)
+            if len(shape) != 2 or shape[0] != shape[1]:
+                raise ShapeError(f"symmetric: '{name}' must be a square matrix, but has shape {shape}")
+            continue
         array = np.asarray(inputs[name], dtype=float)
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
             raise ShapeError(f"symmetric: '{name}' must be a square matrix, but has shape {array.shape}")
@@ -87,7 +96,8 @@ def check_inputs(names: Sequence[str], inputs: Mapping) -> None:
 
 def project_tangents(names: Sequence[str], tangents: Mapping) -> dict:
     """Each symmetric input's tangent replaced by its symmetric part."""
-    return {n: (sym(np.asarray(t, dtype=float), 0) if n in names else t) for n, t in tangents.items()}
+    return {n: (sym(t if kind_of(t) is not None else np.asarray(t, dtype=float), 0) if n in names else t)
+            for n, t in tangents.items()}
 
 
 def project(result, wrts: Sequence[str], names: Sequence[str], leading: int):
