@@ -348,3 +348,20 @@ def test_symmetric_inputs_stay_in_their_library(library):
     with pytest.raises(einderiv.ShapeError, match="must be a square matrix"):
         einderiv.grad("L = x[i] S[i,j] x[j]", "x", {"S": convert(np.ones((2, 3), np.float32)), "x": convert(x)},
                       symmetric=["S"])
+
+
+def test_the_command_line_writes_a_dask_jacobian_to_zarr_chunk_by_chunk(tmp_path, capsys):
+    pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    from einderiv.cli import main
+    store = str(tmp_path / "J.zarr")
+    argv = ["jacobian", "y[i] = tanh(x[i]) + x[j] x[j]", "--wrt", "x", "--sizes", "i=300", "--max-bytes", "64KiB"]
+    assert main([*argv, "--backend", "dask", "--output", store]) == 0
+    assert "dy/dx: shape (300, 300) in" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal(300)        # the CLI's random input, seed 0
+    want = np.diag(1 - np.tanh(x) ** 2) + 2 * x[None, :]
+    J = zarr.open(store, mode="r")["x"]
+    assert np.prod(J.chunks) * 8 <= 64 * 1024              # 720,000 bytes in chunks within --max-bytes
+    np.testing.assert_allclose(J[...], want, rtol=1e-12)
+    assert main([*argv, "--output", store]) == 2
+    assert "--output *.zarr writes tensor-layout Jacobians computed with --backend dask" in capsys.readouterr().err

@@ -1252,12 +1252,14 @@ def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, st
     return [("matrix", f"{form.ascii if ascii else form.text}  (the gradient of {d.wrt} that backprop computes)")]
 
 
-def _run_jacobian(args: argparse.Namespace) -> _Report:
+def _run_jacobian(args: argparse.Namespace) -> _Report | None:
     program, of = _load_program(args)
     wrts = _split_names(args.wrt, "--wrt")
     if args.upstream and args.layout != "tensor" and not args.symbolic:
         raise CommandLineError("--layout applies to a Jacobian; with --upstream the result is shaped like the input")
     data = _load_data(args, program, of, wrts)
+    if _writes_zarr(args):
+        return _jacobians_to_zarr(args, program, of, wrts, data)
     out_shape = data.output_shape()
     if args.upstream and args.symbolic:
         upstream = _symbolic_upstream(args, program, of, data)
@@ -1322,6 +1324,29 @@ def _run_jacobian(args: argparse.Namespace) -> _Report:
         if vjp_section is not None:        # symbolic: the Jacobian, then its product with the upstream gradient
             sections.append(vjp_section)
     return _Report("jacobian", sections, _common_json(data, "jacobian"), data.symbolic)
+
+
+def _writes_zarr(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "output", None)) and args.output.rstrip("/").endswith(".zarr")
+
+
+def _jacobians_to_zarr(args: argparse.Namespace, program: Program, of: str, wrts: Sequence[str], data: _Data) -> None:
+    """``--backend dask --output J.zarr``: each Jacobian written chunk by chunk (each chunk within
+    ``--max-bytes``) into the store as array ``wrt``, never held whole; one line per Jacobian."""
+    if args.backend != "dask" or args.upstream or args.symbolic or args.layout != "tensor":
+        raise CommandLineError("--output *.zarr writes tensor-layout Jacobians computed with --backend dask "
+                               "(without --upstream, --symbolic or --layout)")
+    arrays = _arrays(data, args)
+    for wrt in wrts:
+        J = jacobian(program, wrt, arrays, of=of, sizes=data.sizes, memory_limit=args.max_bytes,
+                     symmetric=_symmetric_inputs(args, program))
+        try:
+            J.to_zarr(args.output, component=wrt, overwrite=True)
+        except ImportError:
+            raise CommandLineError("--output *.zarr needs zarr: pip install zarr") from None
+        print(f"d{of}/d{wrt}: shape {J.shape} in {J.npartitions} chunks of at most {args.max_bytes:,} bytes "
+              f"-> {args.output} (array '{wrt}')")
+    return None
 
 
 def _local_note(program: Program, wrt: str, of: str) -> list[tuple[str, str]]:
