@@ -21,7 +21,8 @@ def _names_in(expr: Expr) -> set[str]:
     return names
 
 
-def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...], partial: Callable) -> Expr:
+def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...],
+                   partial: Callable[[Expr, str, tuple[str, ...]], Expr]) -> Expr:
     """``∂ fn(M) / ∂ name[slots]`` by the chain rule through ``dM = ∂M/∂name[slots]``.
 
     ``d(M⁻¹) = -M⁻¹ dM M⁻¹``; ``d det M = det M tr(M⁻¹ dM)``; ``d log|det M| = tr(M⁻¹ dM)``.

@@ -17,7 +17,7 @@ from einderiv.core import ir
 from einderiv.core.caching import MAX_TEXT, bounded_cache
 from einderiv.calculus.differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
 from einderiv.errors import EinderivWarning, ProgramError, depth_guard
-from einderiv.core.ir import Expr
+from einderiv.core.ir import Expr, Term
 from einderiv.language.parsing import parse_text
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.language.lowering import Statement, analyse
@@ -41,7 +41,7 @@ class Program:
     def __hash__(self) -> int:
         return hash(self.text)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Program) and other.text == self.text
 
     @property
@@ -256,10 +256,10 @@ class Derivative:
                 fixed = {i: ir.display_name(i) for i in s.lhs}
                 lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
                              f"{format_expr(s.rhs, fixed, ascii=ascii)}")
-            for s in self.chain:
-                fixed = chain_index_names(s.indices)
-                lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
-                lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
+            for link in self.chain:
+                fixed = chain_index_names(link.indices)
+                lhs = format_ref(tensors[link.name], tuple(fixed[i] for i in link.indices))
+                lines.append(f"{lhs} = {format_expr(link.expr, fixed, ascii=ascii, tensors=tensors)}")
             lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
         return "\n".join(lines)
 
@@ -450,7 +450,7 @@ def _inline(expr: Expr, hidden: dict[str, Statement], budget: list[int]) -> Expr
     """``expr`` with every temporary replaced by its definition; :class:`_TooLong` past ``budget`` factors."""
     if not any(name in hidden for name in ir.tensor_names(expr)):
         return expr
-    terms = []
+    terms: list[Term] = []
     for term in expr.terms:
         pieces = [ir.const(term.coeff)] + [_inline_factor(f, hidden, budget) for f in term.factors]
         count = 1

@@ -295,8 +295,8 @@ def _hoist_nested(node: Node, inside: bool, hoist: _Hoist) -> Node:
     if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS:
         return node
     if isinstance(node, CallNode):
-        new = replace(node, args=tuple(_hoist_nested(a, True, hoist) for a in node.args))
-        return hoist.temporary(new) if inside else new
+        call = replace(node, args=tuple(_hoist_nested(a, True, hoist) for a in node.args))
+        return hoist.temporary(call) if inside else call
     if isinstance(node, Binary):
         opaque = node.op == "^"
         new = Binary(node.op, _hoist_nested(node.left, inside or opaque, hoist),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib import resources
-from typing import Union
+from typing import Any, Callable, Union
 
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
@@ -176,8 +176,9 @@ class _ToAst(Transformer):
     def signed(self, meta, children):  # unary plus
         return children[0]
 
-    def _binary(op):
-        def method(self, meta, children):
+    @staticmethod
+    def _binary(op: str) -> Callable[[Any, Any, list[Node]], Binary]:
+        def method(self: Any, meta: Any, children: list[Node]) -> Binary:
             return Binary(op, children[0], children[1], *_pos(meta))
         return method
 
@@ -261,7 +262,8 @@ def _parse_error(text: str, error: UnexpectedInput) -> ParseError:
 def _describe(text: str, error: UnexpectedInput) -> str:
     expected = set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ())
     if isinstance(error, UnexpectedCharacters):
-        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        position = error.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         if char and not char.isprintable() and char not in "\t\n":
             return (f"the control character {char!r} is not allowed in program text "
                     f"(a line ends with \\n or \\r\\n; blanks are spaces and tabs)")
