@@ -13,6 +13,7 @@ import functools
 import warnings
 from dataclasses import dataclass, replace
 
+from einderiv import names as names_
 from einderiv.core import ir
 from einderiv.core.caching import MAX_TEXT, bounded_cache
 from einderiv.calculus.differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
@@ -301,7 +302,7 @@ def output_slots(program: Program, of: str) -> tuple[str, ...]:
         names = [ir.display_name(i) for i in program.statement(of).lhs]
     else:
         names = ir.fresh_names(rank, (), "ijklmnop")
-    return tuple(f"{n}@{of}.{axis}" for axis, n in enumerate(names))
+    return names_.slot_indices(of, names)
 
 
 def wrt_slots(program: Program, wrt: str, avoid: tuple[str, ...] = ()) -> tuple[str, ...]:

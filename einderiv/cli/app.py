@@ -62,6 +62,7 @@ from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Derivative, Program, parse
 from einderiv.language.lowering import dependencies, resolve_sizes, written_names
 from einderiv.core.simplify import simplify
+from einderiv.names import fresh
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
            "write_atomically",
@@ -1202,7 +1203,7 @@ def _upstream(args: argparse.Namespace, program: Program, of: str, data: _Data) 
         if name in taken:
             raise CommandLineError(f"--upstream: '{name}' is a tensor of the program; choose another name")
     else:
-        name = next(n for n in ("G", "U", "Gbar", "G_") if n not in taken)
+        name = fresh(("G", "U", "Gbar", "G_"), taken)
         source = text
     array = load_array(f"the upstream gradient '{name}'", source, program.rank(of), args.max_bytes)
     expected = data.output_shape()

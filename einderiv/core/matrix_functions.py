@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from einderiv.core import ir
 from einderiv.core.ir import MATRIX_FUNCTIONS, Expr, MatFn, Ref, Term
+from einderiv.names import matrix_slot
 
 __all__ = ["MATRIX_FUNCTIONS", "make", "batch_of", "bare_name", "is_symmetric"]
 
@@ -58,7 +59,7 @@ def _slot(name: str, axis: int, which: str) -> str:
     argument: its size is that axis' (the
     ``x@T.k`` form), and the ``~m`` variant mark keeps it apart from every slot index the
     derivatives make (``row@A.0``, say, from a user's index ``row``) and from their variants."""
-    return f"{which}@{name}.{axis}~m"
+    return matrix_slot(which, name, axis)
 
 
 def batch_of(factor: MatFn) -> tuple[str, ...]:

@@ -37,13 +37,9 @@ from einderiv.core.ir import Expr
 from einderiv.language.parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
                       caret_context)
 from einderiv.core.simplify import simplify
+from einderiv.names import statement_index, variant
 
 __all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
-
-
-def statement_index(name: str, number: int | str) -> str:
-    """Internal name of index ``name`` in statement ``number``."""
-    return f"{name}#{number}"
 
 
 
@@ -133,7 +129,7 @@ class _Scope:
         frame = {}
         for name in names:
             self.counter += 1
-            frame[name] = f"{statement_index(name, self.number)}~{self.counter}"
+            frame[name] = variant(statement_index(name, self.number), self.counter)
             self.roots.setdefault(statement_index(name, self.number))
         return frame
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from einderiv.core import ir
-from einderiv.calculus.differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
+from einderiv.calculus.differentiation import DerivedProgram, forward_program, reverse_program
 from einderiv.numeric import planning
 from einderiv.core import simplify as simplification
 from einderiv.numeric import symmetric as _symmetric
@@ -37,8 +37,9 @@ from einderiv.errors import MemoryLimitError, ProgramError, ShapeError, Unsuppor
 from einderiv.numeric.planning import Context, compile_expr, index_size
 from einderiv.calculus import program as program_module
 from einderiv.calculus.program import Program, as_program, jacobian_seed, output_slots, wrt_slots
-from einderiv.numeric.contraction_tree import StatementTable, is_split, lower_products
+from einderiv.numeric.contraction_tree import StatementTable, lower_products
 from einderiv.language.lowering import checked_size, dependencies, resolve_sizes, written_names
+from einderiv.names import VALUE, adjoint_name, is_split, tangent_name
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
 
@@ -480,10 +481,6 @@ def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
                for w, target, e in derived.results]
     # the value is computed last, from forward values the adjoints may also read (never recomputed)
     return _forward_specs(table, [n for n in forward if n != of], ctx2) + adjoint_specs, results + value
-
-
-#: The key of the output's value among the results of a value-and-gradient plan (no input has this name).
-VALUE = "=value"
 
 
 def _cut_at(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes,

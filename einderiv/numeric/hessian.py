@@ -52,6 +52,7 @@ from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
 from einderiv.language.lowering import Statement, dependencies
 from einderiv.core.simplify import collect_powers
+from einderiv.names import adjoint_of, gradient_name, gradient_of, tagged
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
@@ -62,21 +63,7 @@ ArrayLike = _ev.ArrayLike
 Inputs = _ev.Inputs
 
 
-def gradient_name(tensor: str) -> str:
-    """Name, in a gradient program, of the statement holding ``dL/d tensor``.
-
-    >>> gradient_name("W1")
-    'G:W1'
-    """
-    return f"G:{tensor}"
-
-
 # ---------------------------------------------------------------- relabelling
-
-def _suffixed(index: str, tag: str) -> str:
-    """A variant of ``index`` (same size, same display name) marked with ``tag``."""
-    return f"{index}{tag}" if "~" in index else f"{index}~{tag}"
-
 
 def _relabel(expr: Expr, tag: str, tensors: Mapping[str, str]) -> Expr:
     """Every index, bound or free, suffixed with ``tag``; tensors renamed by ``tensors``.
@@ -84,23 +71,23 @@ def _relabel(expr: Expr, tag: str, tensors: Mapping[str, str]) -> Expr:
     An injective renaming of all of a statement's indices keeps its meaning, so
     no capture can happen and none is checked.
     """
-    return Expr(tuple(Term(t.coeff, tuple(_suffixed(s, tag) for s in t.summed),
+    return Expr(tuple(Term(t.coeff, tuple(tagged(s, tag) for s in t.summed),
                            tuple(_relabel_factor(f, tag, tensors) for f in t.factors)) for t in expr.terms))
 
 
 def _relabel_factor(factor: Factor, tag: str, tensors: Mapping[str, str]) -> Factor:
     if isinstance(factor, Ref):
-        return Ref(tensors.get(factor.name, factor.name), tuple(_suffixed(i, tag) for i in factor.indices))
+        return Ref(tensors.get(factor.name, factor.name), tuple(tagged(i, tag) for i in factor.indices))
     if isinstance(factor, Delta):
-        return Delta(_suffixed(factor.first, tag), _suffixed(factor.second, tag))
+        return Delta(tagged(factor.first, tag), tagged(factor.second, tag))
     if isinstance(factor, Size):
-        return Size(_suffixed(factor.index, tag))
+        return Size(tagged(factor.index, tag))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(_relabel(a, tag, tensors) for a in factor.args))
     if isinstance(factor, ir.MatFn):    # rows and columns are bound inside it; its batch indices relabel with it
         batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
-        arg = ir.rename(factor.arg, {b: _suffixed(b, tag) for b in batch})
-        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(_suffixed(i, tag) for i in factor.indices))
+        arg = ir.rename(factor.arg, {b: tagged(b, tag) for b in batch})
+        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(tagged(i, tag) for i in factor.indices))
     return Power(_relabel(factor.base, tag, tensors), _relabel(factor.exponent, tag, tensors))
 
 
@@ -149,11 +136,11 @@ def gradient_program(program: Program, of: str, wrt: str, inline: InlinePolicy =
     for s in derived.statements:
         tag = f"r{len(statements) + 1}"
         statements.append(_as_statement(len(statements) + 1, renames[s.name],
-                                        tuple(_suffixed(i, tag) for i in s.indices),
+                                        tuple(tagged(i, tag) for i in s.indices),
                                         _relabel(s.expr, tag, renames), f"the adjoint of '{s.of}'"))
     (_, target, expr), = derived.results
     tag = f"r{len(statements) + 1}"
-    statements.append(_as_statement(len(statements) + 1, gradient_name(wrt), tuple(_suffixed(i, tag) for i in target),
+    statements.append(_as_statement(len(statements) + 1, gradient_name(wrt), tuple(tagged(i, tag) for i in target),
                                     _relabel(expr, tag, renames), f"the gradient of '{wrt}'"))
     return GradientProgram(of, wrt, gradient_name(wrt), tuple(statements), len(program.statements))
 
@@ -256,12 +243,13 @@ class Hessian:
         names = {}
         grad = f"d{self.of}/d{self.wrt}"
         for name, _, _ in self.chain:
-            if name.startswith("g:G:"):
-                names[name] = f"d({grad})/d(d{self.of}/d{name[4:]})"
-            elif name.startswith("g:"):
-                names[name] = f"d({grad})/d{name[2:]}"
-            elif name.startswith("G:"):
-                names[name] = f"d{self.of}/d{name[2:]}"
+            inner = adjoint_of(name)
+            if inner is not None and gradient_of(inner) is not None:
+                names[name] = f"d({grad})/d(d{self.of}/d{gradient_of(inner)})"
+            elif inner is not None:
+                names[name] = f"d({grad})/d{inner}"
+            elif gradient_of(name) is not None:
+                names[name] = f"d{self.of}/d{gradient_of(name)}"
         return names
 
     def lhs_text(self, ascii: bool = False) -> str:
@@ -347,7 +335,7 @@ def _prepare(program: Program, of: str, names: Sequence[str], inputs: Inputs, si
 
 def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
     """Compiled gradient-program statements, and the context that knows their shapes."""
-    derived = DerivedProgram(tuple(DerivedStatement(s.name, s.name[2:], s.lhs, s.rhs) for s in statements), (), ())
+    derived = DerivedProgram(tuple(DerivedStatement(s.name, gradient_of(s.name), s.lhs, s.rhs) for s in statements), (), ())
     return _ev._derived_steps(derived, ctx)
 
 
