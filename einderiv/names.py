@@ -42,7 +42,7 @@ __all__ = [
     "statement_index", "variant", "tagged", "index_root", "display_name",
     "slot_index", "slot_indices", "slot_of", "matrix_slot",
     "adjoint_name", "adjoint_of", "tangent_name", "tangent_of", "gradient_name", "gradient_of",
-    "split_name", "is_split", "VALUE",
+    "is_derivative", "innermost", "plain", "split_name", "is_split", "VALUE",
     "fresh", "numbered", "fresh_names", "fresh_variant", "SLOT_LETTERS",
 ]
 
@@ -222,6 +222,37 @@ def gradient_of(name: str) -> str | None:
     ('W1', None)
     """
     return _prefixed(_GRADIENT, name)
+
+
+def is_derivative(name: str) -> bool:
+    """Whether ``name`` is an adjoint, a tangent or a gradient statement (of any tensor).
+
+    >>> is_derivative("g:G:x"), is_derivative("d:x"), is_derivative("x")
+    (True, True, False)
+    """
+    return any(of(name) is not None for of in (adjoint_of, tangent_of, gradient_of))
+
+
+def innermost(name: str) -> str:
+    """The tensor a derivative name is of, through every mark (``g:G:x`` → ``x``).
+
+    >>> innermost("g:G:x"), innermost("d:x"), innermost("x")
+    ('x', 'x', 'x')
+    """
+    while True:
+        inner = next((of(name) for of in (adjoint_of, tangent_of, gradient_of) if of(name) is not None), None)
+        if inner is None:
+            return name
+        name = inner
+
+
+def plain(name: str) -> str:
+    """A derivative's name as the plan report shows it, its marks dropped (``g:W`` → ``gW``).
+
+    >>> plain("g:W"), plain("d:x"), plain("W")
+    ('gW', 'dx', 'W')
+    """
+    return name.replace(":", "")
 
 
 def split_name(statement: str, number: int) -> str:

@@ -32,6 +32,7 @@ from einderiv.numeric.planning import Context, index_size
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, as_program
 from einderiv.language.lowering import checked_size
+from einderiv.names import is_derivative, plain
 
 __all__ = ["plan", "PlanReport", "PlanStep"]
 
@@ -135,7 +136,7 @@ def plan(program: Program | str, wrt: str | Sequence[str] | None, shapes: Mappin
     kind = {"grad": "gradient", "vjp": "vector-Jacobian product", "jacobian": "Jacobian"}[mode]
     title = f"{kind} of {of} with respect to {', '.join(names)}"
     labels = {w: f"d{of}/d{w}" if mode == "jacobian" else f"g{w}" for w in names}
-    return PlanReport(title, type_.name, tuple(_step("adjoint" if ":" in s[0] else "forward", s) for s in steps)
+    return PlanReport(title, type_.name, tuple(_step("adjoint" if is_derivative(s[0]) else "forward", s) for s in steps)
                       + tuple(_step("result", s, labels[s[0]]) for s in results), request.memory_limit)
 
 
@@ -154,14 +155,9 @@ def _step(role: str, spec, label: str | None = None) -> PlanStep:
     name, expr, target, ctx, _ = spec
     shape = tuple(index_size(i, ctx) for i in target)
     flops, largest = _cost(expr, ctx)
-    label = label or _display(name)
+    label = label or plain(name)
     return PlanStep(role, f"{format_ref(label, _names(target))} = {_text(expr, target)}", shape,
                     math.prod(shape) * ctx.dtype.itemsize, flops, largest)
-
-
-def _display(name: str) -> str:
-    """``g:W`` (internal adjoint name) → ``gW``; ``d:x`` → ``dx``."""
-    return name.replace(":", "")
 
 
 def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
@@ -171,8 +167,8 @@ def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
 def _text(expr: Expr, target: tuple[str, ...]) -> str:
     fixed = dict(zip(target, _names(target)))
     text = format_expr(expr, fixed)
-    for internal in sorted({t for t in ir.tensor_names(expr) if ":" in t}, key=len, reverse=True):
-        text = text.replace(internal, _display(internal))
+    for internal in sorted({t for t in ir.tensor_names(expr) if is_derivative(t)}, key=len, reverse=True):
+        text = text.replace(internal, plain(internal))
     return text
 
 
