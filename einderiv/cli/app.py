@@ -59,8 +59,8 @@ from einderiv.errors import EinderivError, MemoryLimitError, ProgramError, Shape
 from einderiv.numeric.evaluation import evaluate, grad, jacobian, vjp
 from einderiv.render.latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Derivative, Program, parse
-from einderiv.language.lowering import dependencies, resolve_sizes, written_names
+from einderiv.calculus.program import Derivative, Program, ancestors, parse
+from einderiv.language.lowering import resolve_sizes, written_names
 from einderiv.core.simplify import simplify
 from einderiv.names import fresh
 
@@ -629,14 +629,10 @@ def _assignment(text: str, option: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- shapes and inputs
 
-def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
-    return list(dependencies(program.statements, names))
-
-
 def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[str]:
     ranks = dict(program.inputs)
     used = {of} | set(wrts)
-    for name in _ancestors(program, [of, *(w for w in wrts if w in program.names)]):
+    for name in ancestors(program, of, *(w for w in wrts if w in program.names)):
         used.update(written_names(program.statement(name)))    # as written: z in z[n]^0 still sizes n
     return [n for n in ranks if n in used]
 
@@ -724,7 +720,7 @@ class _Data:
         """The shape of an input or of a statement's tensor (an intermediate given with --wrt, say)."""
         if name not in self.program.names:
             return self.shapes[name]
-        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [name]))
+        statements = tuple(self.program.statement(n) for n in ancestors(self.program, name))
         _, shapes = resolve_sizes(statements, self.shapes, self.sizes)
         return shapes[name]
 
@@ -744,8 +740,7 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
     for item in args.inputs:
         name, source = _assignment(item, "--input")
         if name not in ranks:
-            where = "is defined by a statement" if name in program.names else "is not an input of the program"
-            raise CommandLineError(f"--input {name}: '{name}' {where}; inputs: "
+            raise CommandLineError(f"--input {name}: '{name}' {program.not_an_input(name)}; inputs: "
                                    f"{', '.join(ranks) or 'none'}")
         if name in given:
             raise CommandLineError(f"--input {name} is given twice")
@@ -1084,7 +1079,7 @@ def _run_diff(args: argparse.Namespace) -> _Report:
         sections.append(_Section(text, latex, json=document))
     if args.matrix and sections:
         from einderiv.render.matrix_form import column_vector_notes
-        notes = column_vector_notes(program, set(_ancestors(program, [of])), ascii=args.ascii)
+        notes = column_vector_notes(program, set(ancestors(program, of)), ascii=args.ascii)
         if notes:
             last = sections[-1]
             last.heading.extend(notes)

@@ -417,10 +417,7 @@ class _ReverseRequest:
 def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
                      mode: str, cotangent=None) -> _ReverseRequest:
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
-        program.rank(w)
+        program.check_input(w)
     order, needed = _request(program, of, wrts if of in program.names else tuple(dict.fromkeys(wrts + (of,))))
     arrays = _check_inputs(program, inputs, needed)
     extra_arrays = {}
@@ -612,9 +609,7 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         tangents = _symmetric.project_tangents(sym, tangents)
     sources = tuple(tangents)
     for name in sources:
-        if name in program.names:
-            raise ProgramError(f"'{name}' is defined by a statement; tangents are given for inputs")
-        program.rank(name)
+        program.check_input(name, "tangents are given for inputs")
     if of not in program.names:
         arrays = _check_inputs(program, inputs, [of])
         return _as_array(of, tangents[of], "tangent").copy() if of in tangents else np.zeros_like(arrays[of])

@@ -155,10 +155,7 @@ def _check_scalar_output(program: Program, of: str) -> None:
 def _check_input(program: Program, name: str) -> None:
     if not isinstance(name, str):
         raise ProgramError(f"wrt must be the name of one input, got {name!r}")
-    if name in program.names:
-        raise ProgramError(f"'{name}' is defined by a statement; differentiate with respect to an input "
-                           f"({', '.join(n for n, _ in program.inputs)})")
-    program.rank(name)
+    program.check_input(name)
 
 
 def _closure(table: Mapping[str, Statement], exprs: Sequence[Expr]) -> set[str]:

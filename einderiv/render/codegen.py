@@ -65,9 +65,9 @@ from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.numeric.planning import Context, delta_groups, index_size
 from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref
-from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.calculus.program import Program, ancestors, as_program, wrt_slots
 from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
-from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes, written_names
+from einderiv.language.lowering import Statement, checked_size, resolve_sizes, written_names
 from einderiv.names import adjoint_of, fresh, gradient_of, slot_of
 
 __all__ = ["codegen", "NUMPY_CODE"]
@@ -262,10 +262,7 @@ def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None 
     if not wrts or not all(isinstance(w, str) for w in wrts) or len(set(wrts)) != len(wrts):
         raise ProgramError(f"wrt must be an input name or a list of distinct names, got {wrt!r}")
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
-        program.rank(w)
+        program.check_input(w)
     if program.rank(of) != 0:
         raise ShapeError(f"codegen writes gradients of a scalar output, but '{of}' has "
                          f"{program.rank(of)} indices; choose a scalar with of=...")
@@ -321,7 +318,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
 
 
 def _ancestors(program: Program, of: str) -> list[Statement]:
-    return [program.statement(n) for n in dependencies(program.statements, [of])]
+    return [program.statement(n) for n in ancestors(program, of)]
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:

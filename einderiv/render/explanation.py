@@ -30,8 +30,8 @@ from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, as_program
-from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes
+from einderiv.calculus.program import Program, ancestors, as_program
+from einderiv.language.lowering import Statement, checked_size, resolve_sizes
 from einderiv.core.simplify import simplify
 from einderiv.names import adjoint_name, fresh, numbered, slot_of
 
@@ -80,10 +80,7 @@ def _wrts(program: Program, wrt: str | Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ProgramError("wrt lists no input")
     for w in names:
-        program.rank(w)
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
+        program.check_input(w)
     return names
 
 
@@ -316,7 +313,7 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     wrts = _wrts(program, wrt)
     if of not in program.names:
         raise ProgramError(f"'{of}' is an input; the adjoint program needs a statement's output")
-    order = _ancestors(program, of)
+    order = ancestors(program, of)
     statement_names = [n for n in order if n != of]
     gradient = _gradient_names(program, [of] + statement_names + list(wrts))
     tensors = {adjoint_name(t): g for t, g in gradient.items()}
@@ -370,10 +367,6 @@ def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ..
         if found is not None:
             out.append((index, found[0], found[1], program.rank(found[0])))
     return tuple(out)
-
-
-def _ancestors(program: Program, of: str) -> list[str]:
-    return list(dependencies(program.statements, [of]))
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
@@ -716,7 +709,7 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     adj = adjoint(program, wrt, of)
     of = adj.of
     shapes = _Shapes(program, sizes)
-    order = _ancestors(program, of)
+    order = ancestors(program, of)
     active = _active(program, order, adj.wrt)
     tensors = {adjoint_name(t): g for t, g in {**adj.gradient, of: adj.seed or f"g{of}"}.items()}
     loss = _loss_name(program, of, adj.seed)
@@ -914,7 +907,7 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
 
 
 def _many(program: Program, tensor: str, adj: AdjointProgram) -> bool:
-    order = _ancestors(program, adj.of)
+    order = ancestors(program, adj.of)
     return len(_consumers(program, order, tensor)) > 1
 
 
