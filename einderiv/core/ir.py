@@ -24,6 +24,7 @@ import functools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Union
 
+from einderiv.core.caching import registered
 from einderiv.errors import UnsupportedError
 from einderiv.names import SLOT_LETTERS, display_name, fresh_names, fresh_variant, index_root
 
@@ -183,6 +184,7 @@ def _all_names(term: Term) -> set[str]:
     return set(_all_names_of(term))
 
 
+@registered
 @functools.lru_cache(maxsize=4096)
 def _all_names_of(term: Term) -> frozenset[str]:
     # Memoised: products rename apart term by term, and nested terms recur at every level.

@@ -40,8 +40,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from einderiv.numeric import evaluation as _ev
+from einderiv.numeric import plans
 from einderiv.core import ir
+from einderiv.core.caching import registered
 from einderiv.numeric import symmetric as _symmetric
 from einderiv.calculus.differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
                               numeric_inline, reverse_program, tangent_name)
@@ -59,8 +60,8 @@ __all__ = [
     "GradientProgram", "HessianProgram", "gradient_program", "hessian_program", "gradient_name",
 ]
 
-ArrayLike = _ev.ArrayLike
-Inputs = _ev.Inputs
+ArrayLike = plans.ArrayLike
+Inputs = plans.Inputs
 
 
 # ---------------------------------------------------------------- relabelling
@@ -118,6 +119,7 @@ def _as_statement(number: int, name: str, lhs: tuple[str, ...], rhs: Expr, what:
     return Statement(number, name, lhs, rhs, what, 0, tuple(dict.fromkeys(ir.index_root(i) for i in lhs)), ())
 
 
+@registered
 @functools.lru_cache(maxsize=256)
 def gradient_program(program: Program, of: str, wrt: str, inline: InlinePolicy = numeric_inline) -> GradientProgram:
     """The gradient of scalar ``of`` with respect to input ``wrt`` as extra statements.
@@ -190,6 +192,7 @@ class HessianProgram:
         return self.out + self.slots
 
 
+@registered
 @functools.lru_cache(maxsize=256)
 def hessian_program(program: Program, of: str, wrt: str, wrt2: str,
                     inline: InlinePolicy = numeric_inline) -> HessianProgram:
@@ -325,15 +328,15 @@ def _prepare(program: Program, of: str, names: Sequence[str], inputs: Inputs, si
     for name in names:
         _check_input(program, name)
     _check_scalar_output(program, of)
-    order, needed = _ev._request(program, of, tuple(dict.fromkeys(names)))
-    arrays = _ev._check_inputs(program, inputs, needed)
-    return order, arrays, _ev._sizes_key(sizes)
+    order, needed = plans.requested(program, of, tuple(dict.fromkeys(names)))
+    arrays = plans.check_inputs(program, inputs, needed)
+    return order, arrays, plans.sizes_cache_key(sizes)
 
 
 def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
     """Compiled gradient-program statements, and the context that knows their shapes."""
     derived = DerivedProgram(tuple(DerivedStatement(s.name, gradient_of(s.name), s.lhs, s.rhs) for s in statements), (), ())
-    return _ev._derived_steps(derived, ctx)
+    return plans.derived_steps(derived, ctx)
 
 
 def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | None = None, of: str | None = None,
@@ -364,24 +367,24 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
         H = _symmetric.sym(H, 0) if wrt in sym else H
         return _symmetric.sym(H, program.rank(wrt)) if wrt2 in sym else H
     order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
-    memory_limit = _ev._memory_limit(memory_limit)
-    key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
+    memory_limit = plans.checked_memory_limit(memory_limit)
+    key = ("hessian", program.text, of, wrt, wrt2, plans.signature(arrays), sizes_key, memory_limit)
 
-    def build() -> _ev._Plan:
-        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit,
+    def build() -> plans.Plan:
+        ctx = plans.plan_context(program, arrays, sizes_key, order, memory_limit,
                            "use hvp, which never builds the Hessian")
         what = f"the Hessian d²{of}/d{wrt}d{wrt2}"
         out = wrt_slots(program, wrt)
         if of not in program.names:
-            return _ev._Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
+            return plans.Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
         h = hessian_program(program, of, wrt, wrt2)
-        steps = _ev._forward_steps(program, [s.name for s in h.forward], ctx)
+        steps = plans.forward_steps(program, [s.name for s in h.forward], ctx)
         gradient_steps, ctx = _statement_steps(h.gradient, ctx)
-        second_steps, ctx = _ev._derived_steps(DerivedProgram(h.second, (), ()), ctx)
+        second_steps, ctx = plans.derived_steps(DerivedProgram(h.second, (), ()), ctx)
         result = compile_expr(h.expr, h.indices, ctx, what)
-        return _ev._Plan(tuple(steps + gradient_steps + second_steps), ((of, result),))
+        return plans.Plan(tuple(steps + gradient_steps + second_steps), ((of, result),))
 
-    return _ev._run(_ev._cached(key, build), dict(arrays))[of]
+    return plans.run(plans.cached(key, build), dict(arrays))[of]
 
 
 def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Mapping[str, ArrayLike], *,
@@ -413,21 +416,21 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
     order, arrays, sizes_key = _prepare(program, of, [wrt, *sources], inputs, sizes)
     tangent_arrays = {}
     for name in sources:
-        t = _ev._as_array(name, tangents[name], "vector")
+        t = plans.as_array(name, tangents[name], "vector")
         if t.shape != arrays[name].shape:
             raise ShapeError(f"the vector for '{name}' has shape {t.shape} but '{name}' has shape {arrays[name].shape}")
         tangent_arrays[tangent_name(name)] = t
-    memory_limit = _ev._memory_limit(memory_limit)
-    key = ("hvp", program.text, of, wrt, sources, _ev._signature(arrays), _ev._signature(tangent_arrays),
+    memory_limit = plans.checked_memory_limit(memory_limit)
+    key = ("hvp", program.text, of, wrt, sources, plans.signature(arrays), plans.signature(tangent_arrays),
            sizes_key, memory_limit)
 
-    def build() -> _ev._Plan:
-        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit, "use smaller arrays")
-        ctx = _ev._with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
+    def build() -> plans.Plan:
+        ctx = plans.plan_context(program, arrays, sizes_key, order, memory_limit, "use smaller arrays")
+        ctx = plans.with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
         target = wrt_slots(program, wrt)
         what = f"the Hessian–vector product of d{of}/d{wrt}"
         if of not in program.names:
-            return _ev._Plan((), ((of, compile_expr(ir.ZERO, target, ctx, what)),))
+            return plans.Plan((), ((of, compile_expr(ir.ZERO, target, ctx, what)),))
         grad = gradient_program(program, of, wrt)
         seeds = {}
         for n in sources:
@@ -438,16 +441,13 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
         table = {s.name: s for s in grad.statements}
         needed = _closure(table, [s.expr for s in derived.statements] + [expr])
         forward = [s.name for s in grad.statements[:grad.forward] if s.name in needed]
-        steps = _ev._forward_steps(program, forward, ctx)
+        steps = plans.forward_steps(program, forward, ctx)
         gradient_steps, ctx = _statement_steps([s for s in grad.statements[grad.forward:] if s.name in needed], ctx)
-        tangent_steps, ctx = _ev._derived_steps(derived, ctx)
+        tangent_steps, ctx = plans.derived_steps(derived, ctx)
         result = compile_expr(expr, grad.result.lhs, ctx, what)
-        return _ev._Plan(tuple(steps + gradient_steps + tangent_steps), ((of, result),))
+        return plans.Plan(tuple(steps + gradient_steps + tangent_steps), ((of, result),))
 
     env = dict(arrays)
     env.update(tangent_arrays)
-    return _ev._run(_ev._cached(key, build), env)[of]
+    return plans.run(plans.cached(key, build), env)[of]
 
-
-_ev.register_cache(gradient_program.cache_clear)
-_ev.register_cache(hessian_program.cache_clear)
