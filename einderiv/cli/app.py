@@ -60,7 +60,7 @@ from einderiv.numeric.evaluation import evaluate, grad, jacobian, vjp
 from einderiv.render.latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Derivative, Program, ancestors, parse
-from einderiv.language.lowering import resolve_sizes, written_names
+from einderiv.language.lowering import infer_shapes as lowering_shapes, resolve_sizes, written_names
 from einderiv.core.simplify import simplify
 from einderiv.names import fresh
 
@@ -649,29 +649,7 @@ def infer_shapes(program: Program, given: Mapping[str, Shape], sizes: Mapping[st
     >>> infer_shapes(p, {"A": (1, 3)}, {"j": 2}, ["A", "B"])
     {'A': (1, 3), 'B': (3, 2)}
     """
-    ranks = dict(program.inputs)
-    shapes: dict[str, Shape] = {n: tuple(s) for n, s in given.items()}
-    shapes.update({n: () for n, r in ranks.items() if r == 0 and n not in shapes})
-    axes: dict[str, dict[int, int]] = {}
-    changed = True
-    while changed:
-        changed = False
-        for s in program.statements:
-            roots = {r: sizes[ir.display_name(r)] for r in s.roots if ir.display_name(r) in sizes}
-            for occ in s.occurrences:
-                shape = shapes.get(occ.tensor)
-                if shape is not None and occ.axis < len(shape):
-                    roots.setdefault(occ.root, shape[occ.axis])
-            for occ in s.occurrences:
-                if occ.tensor in ranks and occ.tensor not in shapes and occ.root in roots:
-                    axes.setdefault(occ.tensor, {}).setdefault(occ.axis, roots[occ.root])
-            for name, known in axes.items():
-                if name not in shapes and len(known) == ranks[name]:
-                    shapes[name] = tuple(known[a] for a in range(ranks[name]))
-                    changed = True
-            if s.name not in shapes and all(r in roots for r in s.lhs):
-                shapes[s.name] = tuple(roots[r] for r in s.lhs)
-                changed = True
+    shapes, axes = lowering_shapes(program.statements, dict(program.inputs), given, sizes)
     for name in needed:
         if name not in shapes:
             raise _unknown_shape(program, name, axes.get(name, {}))

@@ -31,7 +31,7 @@ from einderiv.render.matrix_form import (Hadamard, MatrixForm, Node, Ones, Produ
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, ancestors, as_program
-from einderiv.language.lowering import Statement, checked_size, resolve_sizes
+from einderiv.language.lowering import Statement, checked_size, infer_shapes, resolve_sizes
 from einderiv.core.simplify import simplify
 from einderiv.names import adjoint_name, fresh, numbered, slot_of
 
@@ -535,14 +535,12 @@ class _Shapes:
                 checked_size(f"sizes['{key}']", v)
         user = {k: v for k, v in sizes.items() if not isinstance(v, (tuple, list))}
         shapes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
-        for name, rank in program.inputs:
-            if name in shapes:
-                continue
-            axes = _axis_sizes(program, name, rank, user)
-            if axes is None:
+        found, _ = infer_shapes(program.statements, dict(program.inputs), shapes, user)
+        for name, _ in program.inputs:
+            if name not in found:
                 raise ProgramError(f"the shape of input '{name}' is not fixed by the sizes given; "
                                    f"give its indices' sizes or sizes={{'{name}': (...)}}")
-            shapes[name] = axes
+            shapes[name] = found[name]
         self.index, self.tensor = resolve_sizes(program.statements, shapes, user)
 
     def size(self, index: str | None) -> int | None:
@@ -576,15 +574,6 @@ class _Shapes:
         if node.rows is None and node.cols is None:
             return "1×1"
         return f"{r if r is not None else '?'}×{c if c is not None else '?'}"
-
-
-def _axis_sizes(program: Program, name: str, rank: int, user: Mapping[str, int]) -> tuple[int, ...] | None:
-    axes: list[int | None] = [None] * rank
-    for statement in program.statements:
-        for occ in statement.occurrences:
-            if occ.tensor == name and axes[occ.axis] is None:
-                axes[occ.axis] = user.get(ir.display_name(occ.root))
-    return None if any(a is None for a in axes) else tuple(axes)
 
 
 def _rules(expr: Expr, tensor: str) -> list[str]:
