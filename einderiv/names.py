@@ -153,7 +153,9 @@ def slot_of(index: str) -> tuple[str, int] | None:
 
 def matrix_slot(which: str, tensor: str, axis: int) -> str:
     """The bound row (or column) index of a bare matrix argument ``inv(A)``: a slot index over
-    ``tensor``'s axis, with the ``~m`` mark that keeps it apart from derivatives' slot indices.
+    ``tensor``'s axis (so its size is that axis'), with the ``~m`` mark that keeps it apart from
+    every slot index the derivatives make (``row@A.0``, say, from a user's index ``row``) and
+    from their variants.
 
     >>> matrix_slot("row", "A", 0)
     'row@A.0~m'

@@ -9,9 +9,9 @@ from typing import Callable
 
 from einderiv.core import ir
 from einderiv.core.ir import MATRIX_FUNCTIONS, Expr
-from einderiv.core.matrix_functions import _slot, make
+from einderiv.core.matrix_functions import make
 from einderiv.errors import ProgramError
-from einderiv.names import variant
+from einderiv.names import matrix_slot, variant
 
 
 def lower_call(node, scope) -> Expr:
@@ -41,7 +41,7 @@ def lower_call(node, scope) -> Expr:
     outer = tuple(scope.index(n) for n in written)
     if bare:
         k = len(batch_names)
-        rows, cols = _slot(arg.name, k, "row"), _slot(arg.name, k + 1, "col")
+        rows, cols = matrix_slot("row", arg.name, k), matrix_slot("col", arg.name, k + 1)
         hidden = ("\0row", "\0col")
         scope.bound = scope.bound + ({hidden[0]: rows, hidden[1]: cols},)
         try:
