@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Sequence
 from einderiv.core import ir
 
 from einderiv.calculus import matrix_rules
+from einderiv.names import adjoint_name, slot_index, tangent_name
 from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.language.lowering import Statement, dependencies
@@ -45,19 +46,9 @@ __all__ = [
 InlinePolicy = Callable[[Expr, int], bool]
 
 
-def adjoint_name(tensor: str) -> str:
-    """Internal name of the adjoint (gradient) of ``tensor``."""
-    return f"g:{tensor}"
-
-
-def tangent_name(tensor: str) -> str:
-    """Internal name of the tangent of ``tensor``."""
-    return f"d:{tensor}"
-
-
 def slot_indices(tensor: str, rank: int, names: Sequence[str]) -> tuple[str, ...]:
     """Fresh indices for the axes of ``tensor``; their sizes are its axes' sizes."""
-    return tuple(f"{names[axis]}@{tensor}.{axis}" for axis in range(rank))
+    return tuple(slot_index(names[axis], tensor, axis) for axis in range(rank))
 
 
 # ---------------------------------------------------------------- one expression

@@ -59,9 +59,10 @@ from einderiv.errors import EinderivError, MemoryLimitError, ProgramError, Shape
 from einderiv.numeric.evaluation import evaluate, grad, jacobian, vjp
 from einderiv.render.latex import expr_to_latex, matrix_to_latex, ref_to_latex, to_latex
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Derivative, Program, parse
-from einderiv.language.lowering import dependencies, resolve_sizes, written_names
+from einderiv.calculus.program import Derivative, Program, ancestors, parse
+from einderiv.language.lowering import infer_shapes as lowering_shapes, resolve_sizes, written_names
 from einderiv.core.simplify import simplify
+from einderiv.names import fresh
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
            "write_atomically",
@@ -628,14 +629,10 @@ def _assignment(text: str, option: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- shapes and inputs
 
-def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
-    return list(dependencies(program.statements, names))
-
-
 def _needed_inputs(program: Program, of: str, wrts: Sequence[str] = ()) -> list[str]:
     ranks = dict(program.inputs)
     used = {of} | set(wrts)
-    for name in _ancestors(program, [of, *(w for w in wrts if w in program.names)]):
+    for name in ancestors(program, of, *(w for w in wrts if w in program.names)):
         used.update(written_names(program.statement(name)))    # as written: z in z[n]^0 still sizes n
     return [n for n in ranks if n in used]
 
@@ -652,29 +649,7 @@ def infer_shapes(program: Program, given: Mapping[str, Shape], sizes: Mapping[st
     >>> infer_shapes(p, {"A": (1, 3)}, {"j": 2}, ["A", "B"])
     {'A': (1, 3), 'B': (3, 2)}
     """
-    ranks = dict(program.inputs)
-    shapes: dict[str, Shape] = {n: tuple(s) for n, s in given.items()}
-    shapes.update({n: () for n, r in ranks.items() if r == 0 and n not in shapes})
-    axes: dict[str, dict[int, int]] = {}
-    changed = True
-    while changed:
-        changed = False
-        for s in program.statements:
-            roots = {r: sizes[ir.display_name(r)] for r in s.roots if ir.display_name(r) in sizes}
-            for occ in s.occurrences:
-                shape = shapes.get(occ.tensor)
-                if shape is not None and occ.axis < len(shape):
-                    roots.setdefault(occ.root, shape[occ.axis])
-            for occ in s.occurrences:
-                if occ.tensor in ranks and occ.tensor not in shapes and occ.root in roots:
-                    axes.setdefault(occ.tensor, {}).setdefault(occ.axis, roots[occ.root])
-            for name, known in axes.items():
-                if name not in shapes and len(known) == ranks[name]:
-                    shapes[name] = tuple(known[a] for a in range(ranks[name]))
-                    changed = True
-            if s.name not in shapes and all(r in roots for r in s.lhs):
-                shapes[s.name] = tuple(roots[r] for r in s.lhs)
-                changed = True
+    shapes, axes = lowering_shapes(program.statements, dict(program.inputs), given, sizes)
     for name in needed:
         if name not in shapes:
             raise _unknown_shape(program, name, axes.get(name, {}))
@@ -723,7 +698,7 @@ class _Data:
         """The shape of an input or of a statement's tensor (an intermediate given with --wrt, say)."""
         if name not in self.program.names:
             return self.shapes[name]
-        statements = tuple(self.program.statement(n) for n in _ancestors(self.program, [name]))
+        statements = tuple(self.program.statement(n) for n in ancestors(self.program, name))
         _, shapes = resolve_sizes(statements, self.shapes, self.sizes)
         return shapes[name]
 
@@ -743,8 +718,7 @@ def _load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequen
     for item in args.inputs:
         name, source = _assignment(item, "--input")
         if name not in ranks:
-            where = "is defined by a statement" if name in program.names else "is not an input of the program"
-            raise CommandLineError(f"--input {name}: '{name}' {where}; inputs: "
+            raise CommandLineError(f"--input {name}: '{name}' {program.not_an_input(name)}; inputs: "
                                    f"{', '.join(ranks) or 'none'}")
         if name in given:
             raise CommandLineError(f"--input {name} is given twice")
@@ -1083,7 +1057,7 @@ def _run_diff(args: argparse.Namespace) -> _Report:
         sections.append(_Section(text, latex, json=document))
     if args.matrix and sections:
         from einderiv.render.matrix_form import column_vector_notes
-        notes = column_vector_notes(program, set(_ancestors(program, [of])), ascii=args.ascii)
+        notes = column_vector_notes(program, set(ancestors(program, of)), ascii=args.ascii)
         if notes:
             last = sections[-1]
             last.heading.extend(notes)
@@ -1202,7 +1176,7 @@ def _upstream(args: argparse.Namespace, program: Program, of: str, data: _Data) 
         if name in taken:
             raise CommandLineError(f"--upstream: '{name}' is a tensor of the program; choose another name")
     else:
-        name = next(n for n in ("G", "U", "Gbar", "G_") if n not in taken)
+        name = fresh(("G", "U", "Gbar", "G_"), taken)
         source = text
     array = load_array(f"the upstream gradient '{name}'", source, program.rank(of), args.max_bytes)
     expected = data.output_shape()

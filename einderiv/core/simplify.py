@@ -31,6 +31,7 @@ from einderiv.core import ir
 from einderiv.core import matrix_functions
 from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.core.caching import registered
 
 __all__ = ["simplify", "term_key", "collect_powers"]
 
@@ -204,6 +205,7 @@ def _factor_text(factor: Factor, names: dict[str, str]) -> str:
     return _plain_text(factor, names)
 
 
+@registered
 @functools.lru_cache(maxsize=4096)
 def _nested_text(factor: Factor, names: tuple[tuple[str, str], ...]) -> str:
     return _plain_text(factor, dict(names))

@@ -37,13 +37,10 @@ from einderiv.core.ir import Expr
 from einderiv.language.parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
                       caret_context)
 from einderiv.core.simplify import simplify
+from einderiv.names import statement_index, variant
 
-__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
-
-
-def statement_index(name: str, number: int | str) -> str:
-    """Internal name of index ``name`` in statement ``number``."""
-    return f"{name}#{number}"
+__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "infer_shapes", "statement_index", "written_names",
+           "dependencies"]
 
 
 
@@ -133,7 +130,7 @@ class _Scope:
         frame = {}
         for name in names:
             self.counter += 1
-            frame[name] = f"{statement_index(name, self.number)}~{self.counter}"
+            frame[name] = variant(statement_index(name, self.number), self.counter)
             self.roots.setdefault(statement_index(name, self.number))
         return frame
 
@@ -667,6 +664,47 @@ def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], 
 
 
 # ---------------------------------------------------------------- sizes
+
+def infer_shapes(statements: Iterable[Statement], ranks: Mapping[str, int], given: Mapping[str, tuple[int, ...]],
+                 sizes: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], dict[str, dict[int, int]]]:
+    """Shapes from the given shapes and index sizes by name: ``(shapes found, known axes of the rest)``.
+
+    An index takes its size from ``sizes`` (by the name the user wrote) or from any
+    array it labels, within its statement; statements' shapes pass on to later
+    statements, until nothing changes. Inputs (``ranks``) of rank 0 are scalars.
+    Conflicts are left to :func:`resolve_sizes`, which names both sources; a shape not
+    found is the caller's to report.
+
+    >>> from einderiv.language.parsing import parse_text
+    >>> stmts, inputs, _ = analyse(parse_text("C[i,j] = A[i,k] B[k,j]"))
+    >>> infer_shapes(stmts, dict(inputs), {"A": (1, 3)}, {"j": 2})[0]
+    {'A': (1, 3), 'B': (3, 2), 'C': (1, 2)}
+    """
+    statements = tuple(statements)
+    shapes: dict[str, tuple[int, ...]] = {n: tuple(s) for n, s in given.items()}
+    shapes.update({n: () for n, r in ranks.items() if r == 0 and n not in shapes})
+    axes: dict[str, dict[int, int]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for s in statements:
+            roots = {r: sizes[ir.display_name(r)] for r in s.roots if ir.display_name(r) in sizes}
+            for occ in s.occurrences:
+                shape = shapes.get(occ.tensor)
+                if shape is not None and occ.axis < len(shape):
+                    roots.setdefault(occ.root, shape[occ.axis])
+            for occ in s.occurrences:
+                if occ.tensor in ranks and occ.tensor not in shapes and occ.root in roots:
+                    axes.setdefault(occ.tensor, {}).setdefault(occ.axis, roots[occ.root])
+            for name, known in axes.items():
+                if name not in shapes and len(known) == ranks[name]:
+                    shapes[name] = tuple(known[a] for a in range(ranks[name]))
+                    changed = True
+            if s.name not in shapes and all(r in roots for r in s.lhs):
+                shapes[s.name] = tuple(roots[r] for r in s.lhs)
+                changed = True
+    return shapes, {n: known for n, known in axes.items() if n not in shapes}
+
 
 def resolve_sizes(statements: tuple[Statement, ...], tensor_shapes: Mapping[str, tuple[int, ...]],
                   user_sizes: Mapping[str, int]) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:

@@ -25,6 +25,7 @@ from typing import Mapping
 
 from einderiv.core import ir
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.names import fresh, numbered
 
 __all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product"]
 
@@ -95,10 +96,7 @@ def distinct_names(indices, taken: set[str] = frozenset()) -> dict[str, str]:
     taken = set(taken)
     names: dict[str, str] = {}
     for index in indices:
-        base = ir.display_name(index)
-        name, k = base, 1
-        while name in taken:
-            name, k = f"{base}{k}", k + 1
+        name = fresh(numbered(ir.display_name(index)), taken)
         names[index] = name
         taken.add(name)
     return names

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -35,8 +35,8 @@ from einderiv.core import ir
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size, Term
 from einderiv.numeric.planning import Context, index_size
-from einderiv.calculus.program import Program
-from einderiv.language.lowering import dependencies, resolve_sizes
+from einderiv.calculus.program import Program, ancestors
+from einderiv.language.lowering import resolve_sizes
 
 __all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "symbolic_vjp",
            "require_sympy"]
@@ -236,13 +236,9 @@ def _check_entries(shape: Shape, what: str) -> None:
                                f"limited to {MAX_ENTRIES:,} per tensor (they are meant for small examples)")
 
 
-def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
-    return list(dependencies(program.statements, names))
-
-
 def _prepare(program: Program, of: str, shapes: Mapping[str, Shape], sizes: Mapping[str, int] | None,
              values: Mapping[str, np.ndarray] | None, sympy: Any) -> tuple[Context, dict[str, np.ndarray]]:
-    statements = tuple(program.statement(n) for n in _ancestors(program, [of]))
+    statements = tuple(program.statement(n) for n in ancestors(program, of))
     missing = [n for n in ir.tensor_names(ir.add(*(s.rhs for s in statements))) if n not in program.names
                and n not in shapes]
     if missing:
@@ -253,7 +249,7 @@ def _prepare(program: Program, of: str, shapes: Mapping[str, Shape], sizes: Mapp
 
 
 def _run_forward(program: Program, names: list[str], evaluator: _Evaluator) -> None:
-    for name in _ancestors(program, names):
+    for name in ancestors(program, *names):
         s = program.statement(name)
         evaluator.env[name] = evaluator.tensor(s.rhs, s.lhs, f"'{name}'")
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import json
 import keyword
 import math
@@ -64,9 +65,10 @@ from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.numeric.planning import Context, delta_groups, index_size
 from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref
-from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.calculus.program import Program, ancestors, as_program, wrt_slots
 from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
-from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes, written_names
+from einderiv.language.lowering import Statement, checked_size, resolve_sizes, written_names
+from einderiv.names import adjoint_of, fresh, gradient_of, slot_of
 
 __all__ = ["codegen", "NUMPY_CODE"]
 
@@ -260,10 +262,7 @@ def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None 
     if not wrts or not all(isinstance(w, str) for w in wrts) or len(set(wrts)) != len(wrts):
         raise ProgramError(f"wrt must be an input name or a list of distinct names, got {wrt!r}")
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
-        program.rank(w)
+        program.check_input(w)
     if program.rank(of) != 0:
         raise ShapeError(f"codegen writes gradients of a scalar output, but '{of}' has "
                          f"{program.rank(of)} indices; choose a scalar with of=...")
@@ -319,7 +318,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
 
 
 def _ancestors(program: Program, of: str) -> list[Statement]:
-    return [program.statement(n) for n in dependencies(program.statements, [of])]
+    return [program.statement(n) for n in ancestors(program, of)]
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
@@ -407,8 +406,7 @@ class _Writer:
         name = re.sub(r"[^A-Za-z0-9_]", "_", preferred)
         if not name or name[0].isdigit():
             name = f"v{name}"
-        while name in self.used or name in _RESERVED:
-            name += "_"
+        name = fresh((name + "_" * k for k in itertools.count()), self.used, _RESERVED)
         self.used.add(name)
         return _var(name).text
 
@@ -430,9 +428,9 @@ class _Writer:
 
     def size(self, index: str) -> _Code:
         root = ir.index_root(index)
-        if "@" in root:
-            tensor, axis = root.split("@", 1)[1].rsplit(".", 1)
-            return self.axis_size(tensor, axis)
+        slot = slot_of(root)
+        if slot is not None:
+            return self.axis_size(*slot)
         candidates = self.occurrences.get(root, [])
         for tensor, axis in candidates:
             if tensor in self.inputs and tensor in self.names:
@@ -468,16 +466,15 @@ class _Writer:
 
     def _whole_tensor(self, indices: Sequence[str]) -> tuple[str, int] | None:
         """A run of slot indices naming every axis of one input, in order."""
-        root = ir.index_root(indices[0])
-        if "@" not in root:
+        slot = slot_of(indices[0])
+        if slot is None:
             return None
-        tensor = root.split("@", 1)[1].rsplit(".", 1)[0]
+        tensor = slot[0]
         rank = self.inputs.get(tensor, -1)
         if rank <= 0 or len(indices) < rank:
             return None
         for axis in range(rank):
-            r = ir.index_root(indices[axis])
-            if "@" not in r or r.split("@", 1)[1] != f"{tensor}.{axis}":
+            if slot_of(indices[axis]) != (tensor, axis):
                 return None
         return tensor, rank
 
@@ -759,12 +756,12 @@ class _Module:
         grad = gradient_program(self.program, of, a, numeric_inline)
         wanted = {s.name for h in programs for s in h.gradient}
         for s in grad.statements[grad.forward:]:
-            w.labels[s.name] = f"d{of}/d{s.name[2:]}"
+            w.labels[s.name] = f"d{of}/d{gradient_of(s.name)}"
         for s in grad.statements[grad.forward:]:
             if s.name not in wanted or (s.name in emitted and s.name != grad.name):
                 continue
             emitted.add(s.name)
-            var = w.bind(s.name, f"d{of}_d{s.name[2:]}")
+            var = w.bind(s.name, f"d{of}_d{gradient_of(s.name)}")
             w.comment(_statement_text(w.labels[s.name], s.lhs, s.rhs, w.labels))
             w.assign(var, s.rhs, s.lhs)
 
@@ -773,13 +770,13 @@ class _Module:
         of = self.of
         tensors = dict(labels)
         for s in h.second:
-            inner = s.name[2:]
+            inner = adjoint_of(s.name)
             tensors[s.name] = f"d(d{of}/d{a})/d({labels[inner]})" if inner in labels else f"d(d{of}/d{a})/d{inner}"
         w.lines.append("")
         w.comment(f"d²{of}/d{a} d{b}: reverse mode over the gradient program of d{of}/d{a}")
         for s in h.second:
-            inner = s.name[2:]
-            preferred = f"d{of}_d{a}_dd{of}_d{inner[2:]}" if inner in labels else f"d{of}_d{a}_d{inner}"
+            inner = adjoint_of(s.name)
+            preferred = f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}" if inner in labels else f"d{of}_d{a}_d{inner}"
             known = w.reused.get((a, s.name))     # (variable, the expression it holds now)
             if known is not None and known[1] == s.expr:
                 w.names[s.name] = known[0]          # computed by an earlier block: same value

@@ -26,6 +26,7 @@ from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.language.printing import format_number, index_names
 from einderiv.calculus.program import Derivative, Program
 from einderiv.language.lowering import Statement
+from einderiv.names import innermost
 
 __all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex", "display_latex"]
 
@@ -144,7 +145,7 @@ def _hessian(h) -> str:
     names = {i: ir.display_name(i) for i in h.out_indices + h.wrt_indices}
     first = ref_to_latex(h.wrt, [names[i] for i in h.out_indices])
     second = ref_to_latex(h.wrt2, [names[i] for i in h.wrt_indices])
-    tensors = {name: rf"\overline{{{_name(name.split(':')[-1])}}}" for name, _, _ in h.chain}
+    tensors = {name: rf"\overline{{{_name(innermost(name))}}}" for name, _, _ in h.chain}
     lhs = rf"\frac{{\partial^2 {_name(h.of)}}}{{\partial {first}\,\partial {second}}}"
     return f"{lhs} = {expr_to_latex(h.expr, names, tensors)}"
 

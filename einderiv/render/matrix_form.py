@@ -44,6 +44,7 @@ from einderiv.render.latex import ref_to_latex
 from einderiv.language.printing import format_number
 from einderiv.calculus.program import Derivative
 from einderiv.core.simplify import simplify
+from einderiv.names import slot_of
 
 __all__ = ["MatrixForm", "to_matrix", "kronecker_form", "kronecker_matrix", "fold_definitions", "Node",
            "describe_matrix_form", "column_vector_notes"]
@@ -1044,9 +1045,10 @@ def _size_sources(expr: Expr, tensors: Mapping[str, str],
                     walk(f.exponent)
     walk(expr)
     for i in dict.fromkeys(tuple(ir.free_indices(expr)) + tuple(free)):
-        if "@" in i:   # a slot index: axis k of tensor T is written "x@T.k"
-            tensor, axis = i.split("@", 1)[1].rsplit(".", 1)
-            occurrences.append((i, tensors.get(tensor, tensor), int(axis)))
+        slot = slot_of(i)
+        if slot is not None:   # a slot index: axis k of tensor T (names.slot_index)
+            tensor, axis = slot
+            occurrences.append((i, tensors.get(tensor, tensor), axis))
     sources: dict[str, list[tuple[str, int]]] = {}
     for i, tensor, axis in occurrences:
         sources.setdefault(find(i), []).append((tensor, axis))
