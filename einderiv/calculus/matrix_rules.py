@@ -11,7 +11,7 @@ from typing import Callable
 
 from einderiv.core import ir
 from einderiv.core.ir import Expr, MatFn, Term
-from einderiv.core.matrix_functions import batch_of, make
+from einderiv.core.matrix_functions import batch_of
 
 
 def _names_in(expr: Expr) -> set[str]:
@@ -29,6 +29,7 @@ def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...],
 
     >>> from einderiv.core.simplify import simplify
     >>> from einderiv.language.printing import format_expr
+    >>> from einderiv.core.matrix_functions import make
     >>> (f,) = make("logdet", ir.ref("A", ("i", "j")), "i", "j", ()).terms[0].factors
     >>> format_expr(simplify(partial_factor(f, "A", ("a", "b"), _partial)))
     'inv(A)[b,a]'

@@ -27,7 +27,8 @@ import opt_einsum
 from einderiv.numeric import plans
 from einderiv.core import ir
 from einderiv.errors import ShapeError
-from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size
+from einderiv.core.ir import Call, Delta, Expr, MatFn, Power, Ref, Size
+from einderiv.core.matrix_functions import batch_of
 from einderiv.numeric.planning import Context, index_size
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, as_program
@@ -190,12 +191,27 @@ def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
                     largest = max(largest, l)
                 flops += math.prod(index_size(i, ctx) for i in inner)
                 operands.append(inner)
+            elif isinstance(factor, MatFn):
+                f, l = _matrix_function_cost(factor, ctx)
+                flops += f
+                largest = max(largest, l)
+                operands.append(tuple(dict.fromkeys(factor.indices)))
             elif not isinstance(factor, (Delta, Size)):
                 raise TypeError(f"unexpected factor {factor!r}")
         f, l = _contraction_cost(operands, set(ir.free_indices(Expr((term,)))), ctx)
         flops += f
         largest = max(largest, l)
     return flops, largest
+
+
+def _matrix_function_cost(factor: MatFn, ctx: Context) -> tuple[int, int]:
+    """(FLOPs, largest intermediate) of ``inv``/``det``/``logdet`` of a matrix: its argument, then
+    one LU factorisation and inverse per matrix of the batch (about 2 n³ FLOPs)."""
+    flops, largest = _cost(factor.arg, ctx)
+    n = index_size(factor.rows, ctx)
+    batch = math.prod(index_size(i, ctx) for i in batch_of(factor))
+    matrix_entries = batch * n * index_size(factor.cols, ctx)
+    return flops + 2 * batch * n ** 3, max(largest, matrix_entries)
 
 
 def _contraction_cost(operands: list[tuple[str, ...]], keep: set[str], ctx: Context) -> tuple[int, int]:
