@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einderiv
-from einderiv.render.matrix_form import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
+from einderiv.render.matrix import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
 from helpers import assert_close, random_inputs
 
 RNG_SEED = 7
