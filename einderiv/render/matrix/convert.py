@@ -70,6 +70,7 @@ class Ctx:
 
 
 def target_of(indices: Sequence[str]) -> tuple[str | None, str | None]:
+    """The (rows, columns) indices of a value over ``indices``: ``(i, None)`` for a vector."""
     if len(indices) > 2:
         raise NoForm("more than two free indices")
     padded = tuple(indices) + (None, None)
@@ -77,40 +78,49 @@ def target_of(indices: Sequence[str]) -> tuple[str | None, str | None]:
 
 
 def _factor_item(factor, ctx: Ctx) -> _Item:
+    """A factor of a term as an item: a tensor, identity, size, function, matrix function or power."""
     if isinstance(factor, Ref):
-        idx = factor.indices
-        if len(idx) > 2:
-            raise NoForm(f"{factor.name} has rank {len(idx)}")
-        row, col = target_of(idx)
-        node = Tensor(row, col, ctx.name(factor.name), len(idx))
-        if len(idx) == 2 and idx[0] == idx[1]:
-            return _Item(DiagOf(idx[0], None, Tensor(idx[0], idx[0], ctx.name(factor.name), 2)), idx[0], None)
-        return _Item(node, row, col)
+        return _ref_item(factor, ctx)
     if isinstance(factor, Delta):
         return _Item(Identity(factor.first, factor.second), factor.first, factor.second)
     if isinstance(factor, Size):
         return _Item(SizeOf(None, None, factor.index), None, None)
-    free = tuple(dict.fromkeys(ir.factor_indices(factor)))
-    row, col = target_of(free)
+    row, col = target_of(tuple(dict.fromkeys(ir.factor_indices(factor))))
     ctx = replace(ctx, natural=False)   # arguments are laid out exactly as the call
     if isinstance(factor, Call):
         args = tuple(convert_expr(a, (row, col), ctx) for a in factor.args)
         return _Item(Func(row, col, factor.fn, args), row, col)
     if isinstance(factor, ir.MatFn):
-        if len(factor.indices) != (2 if factor.fn == "inv" else 0):
-            raise NoForm("a batch of matrices")
-        matrix = convert_expr(factor.arg, (factor.rows, factor.cols), ctx)
-        if factor.fn != "inv":
-            return _Item(MatrixFn(None, None, factor.fn, matrix), None, None)
-        p, q = factor.indices
-        if p == q:      # inv(A)[i,i]: the diagonal of the inverse
-            return _Item(DiagOf(p, None, MatrixFn(p, p, "inv", matrix)), p, None)
-        return _Item(MatrixFn(p, q, "inv", matrix), p, q)
+        return _matrix_function_item(factor, ctx)
     p = ir.constant_value(factor.exponent)
     if p is None:
         raise NoForm("a power with a non-constant exponent")
     base = convert_expr(factor.base, (row, col), ctx)
     return _Item(HPower(row, col, base, p), row, col)
+
+
+def _ref_item(ref: Ref, ctx: Ctx) -> _Item:
+    """A tensor of rank ≤ 2; ``X[i,i]`` is its diagonal, a column vector."""
+    idx = ref.indices
+    if len(idx) > 2:
+        raise NoForm(f"{ref.name} has rank {len(idx)}")
+    if len(idx) == 2 and idx[0] == idx[1]:
+        return _Item(DiagOf(idx[0], None, Tensor(idx[0], idx[0], ctx.name(ref.name), 2)), idx[0], None)
+    row, col = target_of(idx)
+    return _Item(Tensor(row, col, ctx.name(ref.name), len(idx)), row, col)
+
+
+def _matrix_function_item(factor: ir.MatFn, ctx: Ctx) -> _Item:
+    """``A⁻¹`` (or its diagonal, for ``inv(A)[i,i]``), ``det(A)``, ``log det(A)``; not a batch of matrices."""
+    if len(factor.indices) != (2 if factor.fn == "inv" else 0):
+        raise NoForm("a batch of matrices")
+    matrix = convert_expr(factor.arg, (factor.rows, factor.cols), ctx)
+    if factor.fn != "inv":
+        return _Item(MatrixFn(None, None, factor.fn, matrix), None, None)
+    p, q = factor.indices
+    if p == q:      # inv(A)[i,i]: the diagonal of the inverse
+        return _Item(DiagOf(p, None, MatrixFn(p, p, "inv", matrix)), p, None)
+    return _Item(MatrixFn(p, q, "inv", matrix), p, q)
 
 
 def _holders(items: list[_Item], index: str) -> list[int]:
@@ -125,23 +135,25 @@ def _merge_same(items: list[_Item], summed: list[str]) -> bool:
             if not a.indices or sorted(a.indices) != sorted(b.indices):
                 continue
             closed = all(i in summed and len(_holders(items, i)) == 2 for i in a.indices)
-            if closed and len(a.indices) == 2 and (b.row, b.col) == (a.row, a.col):
-                node = Frobenius(None, None, a.node, b.node)
-            elif closed and len(a.indices) == 2:
-                i, j = a.row, a.col
-                node = Trace(None, None, product(i, i, [a.node, _orient(b, j, i)]))
-            elif closed:
-                (i,) = a.indices
-                node = product(None, None, [_orient(a, None, i), _orient(b, i, None)])
-            else:
-                node = hadamard(a.row, a.col, [a.node, _orient(b, a.row, a.col)])
-            items[p] = _Item(node, None, None) if closed else _Item(node, a.row, a.col)
+            items[p] = _closed_pair(a, b) if closed else \
+                _Item(hadamard(a.row, a.col, [a.node, _orient(b, a.row, a.col)]), a.row, a.col)
             del items[q]
             if closed:
                 for i in a.indices:
                     summed.remove(i)
             return True
     return False
+
+
+def _closed_pair(a: _Item, b: _Item) -> _Item:
+    """Two factors over the same summed indices: ``A : B``, ``tr(A Bᵀ)`` or ``aᵀ b``, a scalar."""
+    if len(a.indices) == 2 and (b.row, b.col) == (a.row, a.col):
+        return _Item(Frobenius(None, None, a.node, b.node), None, None)
+    if len(a.indices) == 2:
+        i, j = a.row, a.col
+        return _Item(Trace(None, None, product(i, i, [a.node, _orient(b, j, i)])), None, None)
+    (i,) = a.indices
+    return _Item(product(None, None, [_orient(a, None, i), _orient(b, i, None)]), None, None)
 
 
 def _other(item: _Item, index: str) -> str | None:
@@ -191,22 +203,30 @@ def _sum_out(items: list[_Item], summed: list[str]) -> bool:
             return True
         (p,) = holders
         item = items[p]
-        node = item.node
-        if isinstance(node, HPower) and node.exponent == 2.0 and \
-                all(i in summed and len(_holders(items, i)) == 1 for i in item.indices):
-            items[p] = _Item(Norm2(None, None, node.base), None, None)
+        if _is_squared_norm(item, items, summed):
+            items[p] = _Item(Norm2(None, None, item.node.base), None, None)
             for i in item.indices:
                 summed.remove(i)
-            return True
-        o = _other(item, s)
-        if item.col == s:   # G 1: sums along each row
-            new = _Item(product(o, None, [_orient(item, o, s), ones(s)]), o, None)
-        else:               # 1ᵀ G: sums down each column
-            new = _Item(product(None, o, [ones_row(s), _orient(item, s, o)]), None, o)
-        items[p] = new
-        summed.remove(s)
+        else:
+            items[p] = _ones_sum(item, s)
+            summed.remove(s)
         return True
     return False
+
+
+def _is_squared_norm(item: _Item, items: list[_Item], summed: list[str]) -> bool:
+    """``X^∘2`` summed over all its indices, which no other factor holds: ``‖X‖²``."""
+    node = item.node
+    return isinstance(node, HPower) and node.exponent == 2.0 and \
+        all(i in summed and len(_holders(items, i)) == 1 for i in item.indices)
+
+
+def _ones_sum(item: _Item, s: str) -> _Item:
+    """The item summed over its index ``s``: ``G 1`` (row sums) or ``1ᵀ G`` (column sums)."""
+    o = _other(item, s)
+    if item.col == s:   # G 1: sums along each row
+        return _Item(product(o, None, [_orient(item, o, s), ones(s)]), o, None)
+    return _Item(product(None, o, [ones_row(s), _orient(item, s, o)]), None, o)   # 1ᵀ G: sums down each column
 
 
 def _diag(items: list[_Item], summed: list[str]) -> bool:
@@ -227,6 +247,7 @@ def _diag(items: list[_Item], summed: list[str]) -> bool:
 
 
 def convert_term(term: Term, target: tuple[str | None, str | None], ctx: Ctx) -> TermNode:
+    """One term as ``coeff · scalars · body / denominators``, its body laid out as ``target``."""
     items = [_factor_item(f, ctx) for f in term.factors]
     summed = list(term.summed)
     while _merge_same(items, summed) or _contract(items, summed) or _sum_out(items, summed) or \
@@ -234,6 +255,14 @@ def convert_term(term: Term, target: tuple[str | None, str | None], ctx: Ctx) ->
         pass
     if summed:
         raise NoForm("a summed index is shared by more than two factors")
+    scalars, dens, rest = _sort_items(items)
+    body = _assemble(rest, target, ctx.natural)
+    return TermNode(target[0] if body is not None else None, target[1] if body is not None else None,
+                    term.coeff, tuple(scalars), body, tuple(dens))
+
+
+def _sort_items(items: list[_Item]) -> tuple[list[Node], list[Node], list[_Item]]:
+    """The scalar factors, the denominators (negative powers), and the items with free indices."""
     scalars, dens, rest = [], [], []
     for it in items:
         if it.indices:
@@ -243,9 +272,7 @@ def convert_term(term: Term, target: tuple[str | None, str | None], ctx: Ctx) ->
             dens.append(base if it.node.exponent == -1 else replace(it.node, exponent=-it.node.exponent))
         else:
             scalars.append(it.node)
-    body = _assemble(rest, target, ctx.natural)
-    return TermNode(target[0] if body is not None else None, target[1] if body is not None else None,
-                    term.coeff, tuple(scalars), body, tuple(dens))
+    return scalars, dens, rest
 
 
 def _is_column_sums(node: Node) -> bool:
@@ -282,6 +309,7 @@ def _assemble(rest: list[_Item], target: tuple[str | None, str | None], natural:
 
 
 def convert_expr(expr: Expr, target: tuple[str | None, str | None], ctx: Ctx) -> Node:
+    """The expression as a node laid out as ``target`` (rows, columns); :class:`NoForm` if it has none."""
     if not expr.terms:
         return Const(None, None, 0.0)
     terms = [convert_term(t, target, ctx) for t in expr.terms]
@@ -305,7 +333,6 @@ def unwrap(term: TermNode) -> Node:
     return term
 
 
-
 def inline_chain(derivative: Derivative) -> Expr:
     """The derivative's expression with its named intermediates substituted."""
     expr = derivative.expr
@@ -315,6 +342,7 @@ def inline_chain(derivative: Derivative) -> Expr:
 
 
 def _substitute(expr: Expr, name: str, indices: tuple[str, ...], body: Expr) -> Expr:
+    """``expr`` with every reference to ``name`` replaced by ``body`` (over ``indices``), renamed."""
     pieces = []
     for term in expr.terms:
         factors = [ir.Expr((Term(1.0, (), (f,)),)) if not (isinstance(f, Ref) and f.name == name)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
@@ -33,18 +34,7 @@ SizeTable = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 def evaluate_form(form: MatrixForm, arrays: Mapping[str, np.ndarray],
                   sizes: Mapping[str, int] | None = None) -> np.ndarray:
     """The value of ``form`` from named arrays, shaped like the index form (see :meth:`MatrixForm.evaluate`)."""
-    table = dict(form.sizes)
-    user = dict(sizes or {})
-
-    def size(index: str) -> int:
-        for tensor, axis in table.get(ir.index_root(index), ()):
-            if tensor in arrays:
-                return int(np.shape(arrays[tensor])[axis])
-        name = ir.display_name(index)
-        if name in user:
-            return int(user[name])
-        raise KeyError(f"the size of index '{name}' is not fixed by the arrays given; pass sizes={{'{name}': n}}")
-
+    size = _sizer(dict(form.sizes), arrays, dict(sizes or {}))
     value = evaluate_node(form.node, arrays, size)
     if form.layout == "vec":
         return value
@@ -57,122 +47,175 @@ def evaluate_form(form: MatrixForm, arrays: Mapping[str, np.ndarray],
     return value.reshape(())
 
 
+def _sizer(table: Mapping[str, tuple[tuple[str, int], ...]], arrays: Mapping[str, np.ndarray],
+           user: Mapping[str, int]) -> Callable[[str], int]:
+    """The size of an index: from the first array that fixes it, else from the sizes the user gave."""
+    def size(index: str) -> int:
+        for tensor, axis in table.get(ir.index_root(index), ()):
+            if tensor in arrays:
+                return int(np.shape(arrays[tensor])[axis])
+        name = ir.display_name(index)
+        if name in user:
+            return int(user[name])
+        raise KeyError(f"the size of index '{name}' is not fixed by the arrays given; pass sizes={{'{name}': n}}")
+    return size
+
+
+@dataclass(frozen=True)
+class _Env:
+    """The arrays by tensor name and the size of each index."""
+
+    arrays: Mapping[str, np.ndarray]
+    size: Callable[[str], int]
+
+    def value(self, node: Node) -> np.ndarray:
+        evaluator = _EVALUATORS.get(type(node))
+        if evaluator is None:
+            raise TypeError(f"unknown node {type(node).__name__}")
+        return evaluator(node, self)
+
+
 def evaluate_node(node: Node, env: Mapping[str, np.ndarray], size: Callable[[str], int]) -> np.ndarray:
     """The node's value as a 2-d array (a vector is n×1 or 1×n, a scalar 1×1)."""
-    def ev(n: Node) -> np.ndarray:
-        return evaluate_node(n, env, size)
-    if isinstance(node, Tensor):
-        array = np.asarray(env[node.name], dtype=float)
-        if node.rank == 2:
-            return array
-        return array.reshape(-1, 1) if node.rank == 1 else array.reshape(1, 1)
-    if isinstance(node, Transpose):
-        return ev(node.arg).T
-    if isinstance(node, Ones):
-        return np.ones((size(node.index), 1))
-    if isinstance(node, Identity):
-        # The textbook form names I_m itself (Xᵀ ⊗ I_m); evaluating that form to check it is the one
-        # place an identity is built. Derivatives never contract one: their deltas are renamed away.
-        return np.diagflat(np.ones(size(node.rows)))
-    if isinstance(node, Const):
-        return np.full((1, 1), node.value)
-    if isinstance(node, SizeOf):
-        return np.full((1, 1), float(size(node.index)))
-    if isinstance(node, Product):
-        values = [ev(f) for f in node.factors]
-        out = values[0]
-        for v in values[1:]:
-            out = out * v if out.shape == (1, 1) or v.shape == (1, 1) else out @ v
-        return out
-    if isinstance(node, Hadamard):
-        out = ev(node.factors[0])
-        for f in node.factors[1:]:
-            out = out * ev(f)
-        return out
-    if isinstance(node, Func):
-        args = [ev(a) for a in node.args]
-        if node.fn == "sigmoid'":
-            sig = FUNCTIONS["sigmoid"].numpy(args[0])
-            return sig * (1.0 - sig)
-        return np.asarray(FUNCTIONS[node.fn].numpy(*args), dtype=float)
-    if isinstance(node, HPower):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.power(ev(node.base), node.exponent)
-    if isinstance(node, MatrixFn):
-        matrix = ev(node.arg)
-        if node.fn == "inv":
-            return np.linalg.inv(matrix)
-        value = np.linalg.det(matrix) if node.fn == "det" else np.linalg.slogdet(matrix)[1]
-        return np.full((1, 1), value)
-    if isinstance(node, Trace):
-        return np.full((1, 1), np.trace(ev(node.arg)))
-    if isinstance(node, Diag):
-        return np.diag(ev(node.arg).reshape(-1))
-    if isinstance(node, DiagOf):
-        return np.diag(ev(node.arg)).reshape(-1, 1)
-    if isinstance(node, VecDiag):
-        return np.diag(ev(node.arg).reshape(-1, order="F"))
-    if isinstance(node, Norm2):
-        return np.full((1, 1), float(np.sum(ev(node.arg) ** 2)))
-    if isinstance(node, Kron):
-        return np.kron(ev(node.left), ev(node.right))
-    if isinstance(node, Frobenius):
-        return np.full((1, 1), float(np.sum(ev(node.left) * ev(node.right))))
-    if isinstance(node, TermNode):
-        out = np.full((1, 1), node.coeff)
-        for f in node.scalars:
-            out = out * ev(f)
-        for d in node.dens:
-            out = out / ev(d)
-        return out * ev(node.body) if node.body is not None else out
-    if isinstance(node, Sum):
-        values = [ev(t) for t in node.terms]
-        out = values[0]
-        for v in values[1:]:
-            out = out + v
-        return out
-    raise TypeError(f"unknown node {type(node).__name__}")
+    return _Env(env, size).value(node)
+
+
+def _scalar(value: float) -> np.ndarray:
+    return np.full((1, 1), value)
+
+
+def _tensor(node: Tensor, env: _Env) -> np.ndarray:
+    array = np.asarray(env.arrays[node.name], dtype=float)
+    if node.rank == 2:
+        return array
+    return array.reshape(-1, 1) if node.rank == 1 else array.reshape(1, 1)
+
+
+def _identity(node: Identity, env: _Env) -> np.ndarray:
+    # The textbook form names I_m itself (Xᵀ ⊗ I_m); evaluating that form to check it is the one
+    # place an identity is built. Derivatives never contract one: their deltas are renamed away.
+    return np.diagflat(np.ones(env.size(node.rows)))
+
+
+def _product(node: Product, env: _Env) -> np.ndarray:
+    values = [env.value(f) for f in node.factors]
+    out = values[0]
+    for v in values[1:]:
+        out = out * v if out.shape == (1, 1) or v.shape == (1, 1) else out @ v
+    return out
+
+
+def _hadamard(node: Hadamard, env: _Env) -> np.ndarray:
+    out = env.value(node.factors[0])
+    for f in node.factors[1:]:
+        out = out * env.value(f)
+    return out
+
+
+def _function(node: Func, env: _Env) -> np.ndarray:
+    args = [env.value(a) for a in node.args]
+    if node.fn == "sigmoid'":
+        sig = FUNCTIONS["sigmoid"].numpy(args[0])
+        return sig * (1.0 - sig)
+    return np.asarray(FUNCTIONS[node.fn].numpy(*args), dtype=float)
+
+
+def _power(node: HPower, env: _Env) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.power(env.value(node.base), node.exponent)
+
+
+def _matrix_function(node: MatrixFn, env: _Env) -> np.ndarray:
+    matrix = env.value(node.arg)
+    if node.fn == "inv":
+        return np.linalg.inv(matrix)
+    return _scalar(np.linalg.det(matrix) if node.fn == "det" else np.linalg.slogdet(matrix)[1])
+
+
+def _term(node: TermNode, env: _Env) -> np.ndarray:
+    out = _scalar(node.coeff)
+    for f in node.scalars:
+        out = out * env.value(f)
+    for d in node.dens:
+        out = out / env.value(d)
+    return out * env.value(node.body) if node.body is not None else out
+
+
+def _sum(node: Sum, env: _Env) -> np.ndarray:
+    values = [env.value(t) for t in node.terms]
+    out = values[0]
+    for v in values[1:]:
+        out = out + v
+    return out
+
+
+_EVALUATORS: dict[type, Callable[..., np.ndarray]] = {
+    Tensor: _tensor,
+    Transpose: lambda n, env: env.value(n.arg).T,
+    Ones: lambda n, env: np.ones((env.size(n.index), 1)),
+    Identity: _identity,
+    Const: lambda n, env: _scalar(n.value),
+    SizeOf: lambda n, env: _scalar(float(env.size(n.index))),
+    Product: _product,
+    Hadamard: _hadamard,
+    Func: _function,
+    HPower: _power,
+    MatrixFn: _matrix_function,
+    Trace: lambda n, env: _scalar(np.trace(env.value(n.arg))),
+    Diag: lambda n, env: np.diag(env.value(n.arg).reshape(-1)),
+    DiagOf: lambda n, env: np.diag(env.value(n.arg)).reshape(-1, 1),
+    VecDiag: lambda n, env: np.diag(env.value(n.arg).reshape(-1, order="F")),
+    Norm2: lambda n, env: _scalar(float(np.sum(env.value(n.arg) ** 2))),
+    Kron: lambda n, env: np.kron(env.value(n.left), env.value(n.right)),
+    Frobenius: lambda n, env: _scalar(float(np.sum(env.value(n.left) * env.value(n.right)))),
+    TermNode: _term,
+    Sum: _sum,
+}
 
 
 def size_sources(expr: Expr, tensors: Mapping[str, str],
-                  free: Sequence[str] = ()) -> dict[str, list[tuple[str, int]]]:
+                 free: Sequence[str] = ()) -> dict[str, list[tuple[str, int]]]:
     """For every index root, the (tensor, axis) pairs that fix its size; deltas join indices."""
     parent: dict[str, str] = {}
-
-    def find(i: str) -> str:
-        i = ir.index_root(i)
-        while parent.get(i, i) != i:
-            i = parent[i]
-        return i
-
     occurrences: list[tuple[str, str, int]] = []
-
-    def walk(e: Expr) -> None:
-        for term in e.terms:
-            for f in term.factors:
-                if isinstance(f, Ref):
-                    for axis, i in enumerate(f.indices):
-                        occurrences.append((i, tensors.get(f.name, f.name), axis))
-                elif isinstance(f, Delta):
-                    a, b = find(f.first), find(f.second)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-                elif isinstance(f, Call):
-                    for arg in f.args:
-                        walk(arg)
-                elif isinstance(f, Power):
-                    walk(f.base)
-                    walk(f.exponent)
-    walk(expr)
+    _collect(expr, tensors, parent, occurrences)
     for i in dict.fromkeys(tuple(ir.free_indices(expr)) + tuple(free)):
         if "@" in i:   # a slot index: axis k of tensor T is written "x@T.k"
             tensor, axis = i.split("@", 1)[1].rsplit(".", 1)
             occurrences.append((i, tensors.get(tensor, tensor), int(axis)))
     sources: dict[str, list[tuple[str, int]]] = {}
     for i, tensor, axis in occurrences:
-        sources.setdefault(find(i), []).append((tensor, axis))
+        sources.setdefault(_find(parent, i), []).append((tensor, axis))
     every = {ir.index_root(i) for i, _, _ in occurrences} | set(parent) | set(parent.values())
-    return {i: sources.get(find(i), []) for i in sorted(every)}
+    return {i: sources.get(_find(parent, i), []) for i in sorted(every)}
+
+
+def _find(parent: Mapping[str, str], index: str) -> str:
+    """The representative of the index's class of indices joined by deltas."""
+    i = ir.index_root(index)
+    while parent.get(i, i) != i:
+        i = parent[i]
+    return i
+
+
+def _collect(expr: Expr, tensors: Mapping[str, str], parent: dict[str, str],
+             occurrences: list[tuple[str, str, int]]) -> None:
+    """Every (index, tensor, axis) of the expression's references into ``occurrences``; deltas join ``parent``."""
+    for term in expr.terms:
+        for f in term.factors:
+            if isinstance(f, Ref):
+                for axis, i in enumerate(f.indices):
+                    occurrences.append((i, tensors.get(f.name, f.name), axis))
+            elif isinstance(f, Delta):
+                a, b = _find(parent, f.first), _find(parent, f.second)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            elif isinstance(f, Call):
+                for arg in f.args:
+                    _collect(arg, tensors, parent, occurrences)
+            elif isinstance(f, Power):
+                _collect(f.base, tensors, parent, occurrences)
+                _collect(f.exponent, tensors, parent, occurrences)
 
 
 def size_table(expr: Expr, tensors: Mapping[str, str], free: Sequence[str] = ()) -> SizeTable:

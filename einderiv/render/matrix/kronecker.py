@@ -71,11 +71,11 @@ def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[tuple,
     return [(o, w) for o in ways(out) for w in ways(wrt)]
 
 
-def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
-    (o0, o1), (w0, w1) = out, wrt
+def _connected_groups(factors) -> list[tuple[set[str], list]]:
+    """The factors grouped by shared indices (connected components), with each group's indices."""
     groups: list[set[str]] = []
     factor_groups: list[list] = []
-    for f in term.factors:
+    for f in factors:
         idx = set(ir.factor_indices(f))
         merged = [k for k, g in enumerate(groups) if g & idx]
         new_idx, new_f = set(idx), [f]
@@ -84,23 +84,32 @@ def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
             new_f = factor_groups.pop(k) + new_f
         groups.append(new_idx)
         factor_groups.append(new_f)
+    return list(zip(groups, factor_groups))
+
+
+def _summed_over(term: Term, factors: list) -> tuple[str, ...]:
+    """The term's summed indices that occur in ``factors``."""
+    return tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in factors))
+
+
+def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
+    """A Jacobian term as ``B ⊗ A``: A links the first axes of F and W, B the second (or ``diag(vec(M))``)."""
+    (o0, o1), (w0, w1) = out, wrt
     first = {i for i in (o0, w0) if i is not None}
     second = {i for i in (o1, w1) if i is not None}
     a_factors, b_factors, scalars = [], [], []
-    for idx, fs in zip(groups, factor_groups):
+    for idx, fs in _connected_groups(term.factors):
         if idx & first and idx & second:
             return _vecdiag_term(term, out, wrt)
         (a_factors if idx & first else b_factors if idx & second else scalars).extend(fs)
 
     def part(factors: list, target: tuple) -> Node:
-        summed = tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in factors))
-        e = Expr((Term(1.0, summed, tuple(factors)),))
+        e = Expr((Term(1.0, _summed_over(term, factors), tuple(factors)),))
         return _broadcast(convert_expr(e, target, Ctx({})), target)
 
     a = part(a_factors, (o0, w0))
     b = part(b_factors, (o1, w1))
-    scalar_summed = tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in scalars))
-    s_node = convert_term(Term(1.0, scalar_summed, tuple(scalars)), (None, None), Ctx({}))
+    s_node = convert_term(Term(1.0, _summed_over(term, scalars), tuple(scalars)), (None, None), Ctx({}))
     body = a if b.is_scalar and is_one(b) else Kron(None, None, b, a)
     return TermNode(None, None, term.coeff, s_node.scalars, body, s_node.dens)
 

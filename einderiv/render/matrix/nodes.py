@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Sequence
 
 __all__ = ["NoForm", "Node", "Tensor", "Transpose", "Ones", "Identity", "Const", "SizeOf", "Product", "Hadamard",
            "Func", "MatrixFn", "HPower", "Trace", "Frobenius", "Diag", "DiagOf", "Norm2", "Kron", "VecDiag",
-           "TermNode", "Sum", "transpose", "product", "hadamard", "as_column", "ones", "ones_row", "is_one", "children", "walk"]
+           "TermNode", "Sum", "transpose", "product", "hadamard", "as_column", "ones", "ones_row", "is_one",
+           "children", "walk"]
 
 
 class NoForm(Exception):
@@ -108,7 +109,10 @@ class Func(Node):
 
 @dataclass(frozen=True)
 class MatrixFn(Node):
-    """``A⁻¹`` (``fn`` "inv"), or the scalars ``det(A)`` and ``log det(A)`` (see :mod:`einderiv.core.matrix_functions`)."""
+    """``A⁻¹`` (``fn`` "inv"), or the scalars ``det(A)`` and ``log det(A)``.
+
+    See :mod:`einderiv.core.matrix_functions`.
+    """
 
     fn: str = ""
     arg: Node = None

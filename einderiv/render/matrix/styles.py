@@ -192,6 +192,7 @@ def _render_coefficient(node: TermNode, dens: list[str], s: Style) -> list[str]:
 
 
 def _render_term(node: TermNode, s: Style) -> Rendered:
+    """``−2 a X / (N M)``: sign, coefficient, scalars and body, over the denominators."""
     sign = "-" if node.coeff < 0 else ""
     dens = [wrap(d, s, _POW) for d in node.dens]
     parts = _render_coefficient(node, dens, s)
