@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
@@ -106,10 +108,7 @@ def _product(node: Product, env: _Env) -> np.ndarray:
 
 
 def _hadamard(node: Hadamard, env: _Env) -> np.ndarray:
-    out = env.value(node.factors[0])
-    for f in node.factors[1:]:
-        out = out * env.value(f)
-    return out
+    return functools.reduce(operator.mul, [env.value(f) for f in node.factors])
 
 
 def _function(node: Func, env: _Env) -> np.ndarray:
@@ -142,11 +141,7 @@ def _term(node: TermNode, env: _Env) -> np.ndarray:
 
 
 def _sum(node: Sum, env: _Env) -> np.ndarray:
-    values = [env.value(t) for t in node.terms]
-    out = values[0]
-    for v in values[1:]:
-        out = out + v
-    return out
+    return functools.reduce(operator.add, [env.value(t) for t in node.terms])
 
 
 _EVALUATORS: dict[type, Callable[..., np.ndarray]] = {

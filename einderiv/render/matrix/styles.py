@@ -13,7 +13,7 @@ per-function table: how matrix forms name an elementwise function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from einderiv.core import ir
@@ -93,16 +93,11 @@ TEXT = Style(
     matrix_function=lambda fn, x: f"{'det' if fn == 'det' else 'log det'}({x})",
     indicator=lambda a, op, b: f"[{a} {op} {b}]", compare={"gt": ">", "ge": "≥", "lt": "<", "le": "≤"})
 
-ASCII = Style(
-    name="ascii", transpose="^T", inverse=("^-1", "^-T"), hadamard=" .* ", minus=" - ", leading_minus="-",
-    kron=lambda a, b: f"kron({a}, {b})", frac=lambda n, d: f"{n} / {d}", stacked_fractions=False,
-    paren=lambda x: f"({x})", tensor=lambda n: n, ones="1", identity=_plain_identity,
-    trace=lambda x: f"tr({x})", diag=lambda x: f"diag({x})", vecdiag=lambda x: f"diag(vec({x}))",
-    norm=lambda x, f: f"||{x}||_F^2" if f else f"||{x}||^2",
+ASCII = replace(   # the text style, spelled in ASCII
+    TEXT, name="ascii", transpose="^T", inverse=("^-1", "^-T"), hadamard=" .* ", minus=" - ", leading_minus="-",
+    kron=lambda a, b: f"kron({a}, {b})", norm=lambda x, f: f"||{x}||_F^2" if f else f"||{x}||^2",
     power=lambda b, p, scalar: f"{b}^{p}" if scalar else f"{b}.^{p}", half=None,
-    size=lambda i: f"size({i})", function_name=lambda fn: fn, call=lambda fn, args: f"{fn}({args})",
-    matrix_function=lambda fn, x: f"{'det' if fn == 'det' else 'log det'}({x})",
-    indicator=lambda a, op, b: f"[{a} {op} {b}]", compare={"gt": ">", "ge": ">=", "lt": "<", "le": "<="})
+    compare={"gt": ">", "ge": ">=", "lt": "<", "le": "<="})
 
 LATEX = Style(
     name="latex", transpose=r"^\top", inverse=("^{-1}", "^{-T}"), hadamard=r" \odot ", minus=" - ",
