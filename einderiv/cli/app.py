@@ -1050,13 +1050,13 @@ def _run_diff(args: argparse.Namespace) -> _Report:
         document = {"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "latex": to_latex(d)}
         text, latex = _derivative_text(d, args), [to_latex(d)]
         if args.matrix:
-            from einderiv.render.matrix_form import describe_matrix_form
+            from einderiv.render.matrix import describe_matrix_form
             line = describe_matrix_form(d, program, ascii=args.ascii)
             text, document["matrix"] = text + [line], line
             latex = latex + [f"% {line}"]
         sections.append(_Section(text, latex, json=document))
     if args.matrix and sections:
-        from einderiv.render.matrix_form import column_vector_notes
+        from einderiv.render.matrix import column_vector_notes
         notes = column_vector_notes(program, set(ancestors(program, of)), ascii=args.ascii)
         if notes:
             last = sections[-1]
@@ -1142,7 +1142,7 @@ def _layout_text(layout: str, of: str, wrt: str, matrix: Shape, ascii: bool, sca
 
 def _kronecker_text(d: Derivative, ascii: bool) -> str | None:
     """The program's own ``d vec(F)/d vec(W)`` (``Xᵀ ⊗ I_i``), or None."""
-    from einderiv.render.matrix_form import kronecker_matrix
+    from einderiv.render.matrix import kronecker_matrix
     form = kronecker_matrix(d)
     return None if form is None else form.ascii if ascii else form.text
 
@@ -1199,7 +1199,7 @@ def _symbolic_upstream(args: argparse.Namespace, program: Program, of: str,
 
 def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, str]]:
     """``matrix: Aᵀ G``, the vector–Jacobian product in matrix notation, where it has one."""
-    from einderiv.render.matrix_form import to_matrix
+    from einderiv.render.matrix import to_matrix
     if d.chain:
         return []
     expr = simplify(ir.summation(d.out_indices, ir.mul(ir.ref(upstream, d.out_indices), d.expr)))

@@ -27,7 +27,7 @@ from einderiv.calculus.differentiation import partial, reverse_program, slot_ind
 from einderiv.errors import ProgramError, ShapeError
 from einderiv.core.ir import Delta, Expr, Ref
 from einderiv.render.latex import expr_to_latex, ref_to_latex
-from einderiv.render.matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
+from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, ancestors, as_program
