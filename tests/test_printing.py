@@ -21,6 +21,9 @@ from einderiv.language.printing import ASCII, LATEX, TEXT, Operand, TextStyle, f
 from einderiv.render.latex import expr_to_latex, to_latex
 from strategies import programs
 
+# the random programs sum over indices repeated inside functions on purpose; the language warns, rightly
+pytestmark = pytest.mark.filterwarnings("ignore::einderiv.EinderivWarning")
+
 # ---------------------------------------------------------------- skeletons: what is left without the styling
 
 _TOKEN = re.compile(r"Σ|δ|/|\^|[-+]|\d+(?:\.\d+)?(?:e[+-]?\d+)?|[A-Za-z_][A-Za-z0-9_:]*|⟨[^⟩]*⟩")
