@@ -20,7 +20,7 @@ from einderiv.calculus.differentiation import DerivedStatement, display_inline, 
 from einderiv.errors import EinderivWarning, ProgramError, depth_guard
 from einderiv.core.ir import Expr, Term
 from einderiv.language.parsing import parse_text
-from einderiv.language.printing import format_expr, format_ref
+from einderiv.language.printing import format_expr, format_ref, plural
 from einderiv.language.lowering import Statement, analyse, dependencies
 from einderiv.core.simplify import simplify
 
@@ -297,7 +297,7 @@ class Derivative:
 
     def __repr__(self) -> str:
         lines = self.to_text().split("\n")
-        more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
+        more = f" (after {len(lines) - 1} named {plural(len(lines) - 1, 'intermediate')})" if len(lines) > 1 else ""
         return f"Derivative({short(lines[-1])}){more}"
 
     def _repr_latex_(self) -> str:

@@ -34,6 +34,7 @@ from einderiv.language import matrix_calls
 from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.functions import FUNCTIONS, USER_FUNCTIONS
 from einderiv.core.ir import Expr
+from einderiv.language.printing import plural
 from einderiv.language.parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
                       caret_context)
 from einderiv.core.simplify import simplify
@@ -497,7 +498,7 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
     if name in scope.defined:
         if scope.defined[name] != len(indices):
             raise _located(ProgramError, f"'{name}' is defined with {scope.defined[name]} "
-                           f"ind{'ex' if scope.defined[name] == 1 else 'ices'} but used here with {len(indices)}",
+                           f"{plural(scope.defined[name], 'index')} but used here with {len(indices)}",
                            scope.text, node.line, node.column)
     elif name in scope.later:
         raise _located(ProgramError, f"'{name}' is used before the statement that defines it "
@@ -507,8 +508,8 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
         scope.input_first_use.setdefault(name, (node.line, node.column))
         if known != len(indices):
             line, column = scope.input_first_use[name]
-            raise _located(ProgramError, f"input '{name}' is used with {len(indices)} ind"
-                           f"{'ex' if len(indices) == 1 else 'ices'} here but with {known} "
+            raise _located(ProgramError, f"input '{name}' is used with {len(indices)} "
+                           f"{plural(len(indices), 'index')} here but with {known} "
                            f"on line {line}, column {column}", scope.text, node.line, node.column)
     internal = tuple(scope.index(i) for i in indices)
     for axis, index in enumerate(internal):
@@ -530,7 +531,7 @@ def _lower_call(node: CallNode, scope: _Scope) -> Expr:
                        f"{', '.join(USER_FUNCTIONS + ir.MATRIX_FUNCTIONS)}", scope.text, node.line, node.column)
     arity = FUNCTIONS[node.fn].arity
     if len(node.args) != arity:
-        raise _located(ProgramError, f"'{node.fn}' takes {arity} argument{'s' if arity > 1 else ''}, "
+        raise _located(ProgramError, f"'{node.fn}' takes {arity} {plural(arity, 'argument')}, "
                        f"got {len(node.args)}", scope.text, node.line, node.column)
     return ir.call(node.fn, [_lower(arg, scope) for arg in node.args])
 
