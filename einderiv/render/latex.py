@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence, Union
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.language.printing import format_number, index_names
 from einderiv.calculus.program import Derivative, Program
@@ -30,12 +31,6 @@ from einderiv.language.lowering import Statement
 __all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex", "display_latex"]
 
 Printable = Union[Expr, Derivative, Program, Statement]
-
-# Functions LaTeX knows as operators; the rest are written \operatorname{name}.
-_OPERATORS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh",
-              "sigmoid": r"\sigma", "max": r"\max", "min": r"\min"}
-# Indicator functions (internal, from derivatives of max, min): Iverson brackets.
-_RELATIONS = {"gt": ">", "ge": r"\geq", "lt": "<", "le": r"\leq"}
 
 
 def to_latex(obj: Printable) -> str:
@@ -230,14 +225,7 @@ def _matfn(factor: ir.MatFn, names: dict[str, str], tensors: dict[str, str]) -> 
 
 def _call(factor: Call, names: dict[str, str], tensors: dict[str, str]) -> str:
     args = [_sum(a, names, tensors, top=False) for a in factor.args]
-    if factor.fn == "sqrt":
-        return rf"\sqrt{{{args[0]}}}"
-    if factor.fn == "abs":
-        return rf"\left\lvert {args[0]} \right\rvert"
-    if factor.fn in _RELATIONS:
-        return rf"\left[{args[0]} {_RELATIONS[factor.fn]} {args[1]}\right]"
-    operator = _OPERATORS.get(factor.fn, rf"\operatorname{{{_escape(factor.fn)}}}")
-    return rf"{operator}\left({', '.join(args)}\right)"
+    return FUNCTIONS[factor.fn].latex(*args)
 
 
 def _operand(expr: Expr, names: dict[str, str], tensors: dict[str, str], exponent: bool = True) -> str:

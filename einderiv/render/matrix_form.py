@@ -39,6 +39,7 @@ from einderiv.core import ir
 from einderiv.calculus.folding import fold_definitions
 from einderiv.calculus.differentiation import DerivedStatement
 from einderiv.core.functions import FUNCTIONS
+from einderiv.numeric.elementwise import NUMPY_FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size, Term
 from einderiv.render.latex import ref_to_latex
 from einderiv.language.printing import format_number
@@ -756,7 +757,17 @@ class _Style:
 
 
 _SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-_GREEK = {"sigmoid": "σ", "sigmoid'": "σ'"}
+
+
+def _notation(fn: str, style: str) -> str:
+    """How ``style`` names the function ``fn``; a derivative ``f'`` (``σ'``) is its function's name primed."""
+    base = fn.rstrip("'")
+    return getattr(FUNCTIONS[base].matrix, style) + fn[len(base):]
+
+
+def _relations(style: str) -> dict[str, str]:
+    """The comparisons' operators in ``style``: ``{"gt": ">", "ge": "≥", ...}``."""
+    return {f.name: getattr(f.matrix, style) for f in FUNCTIONS.values() if f.matrix and f.matrix.relation}
 
 
 def _latex_name(name: str) -> str:
@@ -770,8 +781,8 @@ _TEXT = _Style(
     lambda x, f: f"‖{x}‖_F²" if f else f"‖{x}‖²",
     lambda b, p, scalar: f"{b}{p.translate(_SUPERSCRIPTS)}" if scalar and p.lstrip("-").isdigit()
     else (f"{b}^{p}" if scalar else f"{b}^∘{p}"),
-    "½", lambda i: f"size({i})", lambda fn, args: f"{_GREEK.get(fn, fn)}({args})",
-    lambda a, op, b: f"[{a} {op} {b}]", {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"},
+    "½", lambda i: f"size({i})", lambda fn, args: f"{_notation(fn, 'text')}({args})",
+    lambda a, op, b: f"[{a} {op} {b}]", _relations("text"),
     lambda x: f"diag(vec({x}))")
 
 _ASCII = _Style(
@@ -779,8 +790,8 @@ _ASCII = _Style(
     lambda label: f"I_{label}" if label else "I", lambda x: f"tr({x})", lambda x: f"diag({x})",
     lambda x, f: f"||{x}||_F^2" if f else f"||{x}||^2",
     lambda b, p, scalar: f"{b}^{p}" if scalar else f"{b}.^{p}",
-    "0.5", lambda i: f"size({i})", lambda fn, args: f"{fn}({args})",
-    lambda a, op, b: f"[{a} {op} {b}]", {"gt": ">", "ge": ">=", "lt": "<", "le": "<="},
+    "0.5", lambda i: f"size({i})", lambda fn, args: f"{_notation(fn, 'ascii')}({args})",
+    lambda a, op, b: f"[{a} {op} {b}]", _relations("ascii"),
     lambda x: f"diag(vec({x}))")
 
 _LATEX = _Style(
@@ -790,9 +801,8 @@ _LATEX = _Style(
     lambda x, f: rf"\left\lVert {x} \right\rVert_F^2" if f else rf"\left\lVert {x} \right\rVert^2",
     lambda b, p, scalar: f"{b}^{{{p}}}" if scalar else rf"{b}^{{\circ {p}}}",
     r"\tfrac{1}{2}", lambda i: rf"\lvert {i} \rvert",
-    lambda fn, args: {"sigmoid": rf"\sigma\left({args}\right)", "sigmoid'": rf"\sigma'\left({args}\right)"}.get(
-        fn, rf"\operatorname{{{fn}}}\left({args}\right)"),
-    lambda a, op, b: rf"\mathbb{{1}}\left[{a} {op} {b}\right]", {"gt": ">", "ge": r"\ge", "lt": "<", "le": r"\le"},
+    lambda fn, args: rf"{_notation(fn, 'latex')}\left({args}\right)",
+    lambda a, op, b: rf"\mathbb{{1}}\left[{a} {op} {b}\right]", _relations("latex"),
     lambda x: rf"\operatorname{{diag}}\left(\operatorname{{vec}}\left({x}\right)\right)")
 
 _STYLES = {"text": _TEXT, "ascii": _ASCII, "latex": _LATEX}
@@ -971,9 +981,9 @@ def _evaluate(node: Node, env: Mapping[str, np.ndarray], size: Callable[[str], i
     if isinstance(node, Func):
         args = [ev(a) for a in node.args]
         if node.fn == "sigmoid'":
-            sig = FUNCTIONS["sigmoid"].numpy(args[0])
+            sig = NUMPY_FUNCTIONS["sigmoid"](args[0])
             return sig * (1.0 - sig)
-        return np.asarray(FUNCTIONS[node.fn].numpy(*args), dtype=float)
+        return np.asarray(NUMPY_FUNCTIONS[node.fn](*args), dtype=float)
     if isinstance(node, HPower):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.power(ev(node.base), node.exponent)
