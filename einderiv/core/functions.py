@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping
 from einderiv.core import ir
 from einderiv.core.ir import Expr
 
-__all__ = ["ElementwiseFunction", "Kink", "Notation", "FUNCTIONS", "USER_FUNCTIONS"]
+__all__ = ["ElementwiseFunction", "Kink", "Named", "Notation", "FUNCTIONS", "USER_FUNCTIONS"]
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,17 @@ class ElementwiseFunction:
 
 # ---------------------------------------------------------------- building blocks
 
-def _named(function: str) -> Callable[..., Any]:
-    """The namespace's ``function`` applied to the arguments: ``_named("tanh")(xp, x) = xp.tanh(x)``."""
-    return lambda xp, *args: getattr(xp, function)(*args)
+@dataclass(frozen=True)
+class Named:
+    """The namespace's function ``function`` applied to the arguments: ``Named("tanh")(xp, x) = xp.tanh(x)``.
+
+    A caller may look it up once (``getattr(xp, f.array.function)``) instead of on every call.
+    """
+
+    function: str
+
+    def __call__(self, xp: Any, *args: Any) -> Any:
+        return getattr(xp, self.function)(*args)
 
 
 def _floating(xp: Any, *args: Any) -> Any:
@@ -147,35 +155,35 @@ def _sigmoid(xp: Any, x: Any) -> Any:
 
 _REGISTRATIONS = (
     ElementwiseFunction(
-        name="exp", arity=1, array=_named("exp"),
+        name="exp", arity=1, array=Named("exp"),
         partials=lambda u: (_c("exp", u),),
-        code=_named("exp"), sympy=_named("exp"), latex=_latex_operator(r"\exp"),
+        code=Named("exp"), sympy=Named("exp"), latex=_latex_operator(r"\exp"),
         derivative_text="exp' = exp", matrix=Notation("exp", "exp", r"\exp"), domain=(-2.0, 2.0)),
     ElementwiseFunction(
-        name="log", arity=1, array=_named("log"),
+        name="log", arity=1, array=Named("log"),
         partials=lambda u: (ir.power(u, ir.const(-1)),),
-        code=_named("log"), sympy=_named("log"), latex=_latex_operator(r"\log"),
+        code=Named("log"), sympy=Named("log"), latex=_latex_operator(r"\log"),
         derivative_text="log'(u) = 1/u", matrix=Notation("log", "log", r"\log"), domain=(0.2, 3.0)),
     ElementwiseFunction(
-        name="sqrt", arity=1, array=_named("sqrt"),
+        name="sqrt", arity=1, array=Named("sqrt"),
         partials=lambda u: (ir.scale(ir.power(_c("sqrt", u), ir.const(-1)), 0.5),),
-        code=_named("sqrt"), sympy=_named("sqrt"), latex=lambda u: rf"\sqrt{{{u}}}",
+        code=Named("sqrt"), sympy=Named("sqrt"), latex=lambda u: rf"\sqrt{{{u}}}",
         derivative_text="sqrt'(u) = 1/(2 sqrt(u))", matrix=Notation("sqrt", "sqrt", r"\operatorname{sqrt}"),
         domain=(0.2, 3.0)),
     ElementwiseFunction(
-        name="sin", arity=1, array=_named("sin"),
+        name="sin", arity=1, array=Named("sin"),
         partials=lambda u: (_c("cos", u),),
-        code=_named("sin"), sympy=_named("sin"), latex=_latex_operator(r"\sin"),
+        code=Named("sin"), sympy=Named("sin"), latex=_latex_operator(r"\sin"),
         derivative_text="sin' = cos", matrix=Notation("sin", "sin", r"\sin"), domain=(-3.0, 3.0)),
     ElementwiseFunction(
-        name="cos", arity=1, array=_named("cos"),
+        name="cos", arity=1, array=Named("cos"),
         partials=lambda u: (ir.neg(_c("sin", u)),),
-        code=_named("cos"), sympy=_named("cos"), latex=_latex_operator(r"\cos"),
+        code=Named("cos"), sympy=Named("cos"), latex=_latex_operator(r"\cos"),
         derivative_text="cos' = -sin", matrix=Notation("cos", "cos", r"\cos"), domain=(-3.0, 3.0)),
     ElementwiseFunction(
-        name="tanh", arity=1, array=_named("tanh"),
+        name="tanh", arity=1, array=Named("tanh"),
         partials=lambda u: (ir.add(ir.ONE, ir.neg(ir.power(_c("tanh", u), ir.const(2)))),),
-        code=_named("tanh"), sympy=_named("tanh"), latex=_latex_operator(r"\tanh"),
+        code=Named("tanh"), sympy=Named("tanh"), latex=_latex_operator(r"\tanh"),
         derivative_text="tanh' = 1 - tanh²", matrix=Notation("tanh", "tanh", r"\tanh"), domain=(-2.0, 2.0)),
     ElementwiseFunction(
         name="sigmoid", arity=1, array=_sigmoid,
@@ -190,22 +198,22 @@ _REGISTRATIONS = (
         matrix=Notation("relu", "relu", r"\operatorname{relu}"), domain=(-2.0, 2.0),
         kinks=(Kink((0.0,), (0.0,), "relu'(0) = 0"),)),
     ElementwiseFunction(
-        name="abs", arity=1, array=_named("abs"),
+        name="abs", arity=1, array=Named("abs"),
         partials=lambda u: (_c("sign", u),),
-        code=_named("abs"), sympy=lambda sp, u: sp.Abs(u), latex=lambda u: rf"\left\lvert {u} \right\rvert",
+        code=Named("abs"), sympy=lambda sp, u: sp.Abs(u), latex=lambda u: rf"\left\lvert {u} \right\rvert",
         derivative_text="abs'(u) = sign(u)", matrix=Notation("abs", "abs", r"\operatorname{abs}"),
         domain=(-2.0, 2.0), kinks=(Kink((0.0,), (0.0,), "abs'(0) = 0"),)),
     ElementwiseFunction(
-        name="max", arity=2, array=_named("maximum"),
+        name="max", arity=2, array=Named("maximum"),
         partials=lambda a, b: (_c("gt", a, b), _c("le", a, b)),
-        code=_named("maximum"), sympy=lambda sp, a, b: sp.Max(a, b), latex=_latex_operator(r"\max"),
+        code=Named("maximum"), sympy=lambda sp, a, b: sp.Max(a, b), latex=_latex_operator(r"\max"),
         derivative_text="the gradient goes to a where a > b, else to b: [a > b], [a ≤ b]",
         matrix=Notation("max", "max", r"\max"), domain=(-2.0, 2.0),
         kinks=(Kink((0.5, 0.5), (0.0, 1.0), "on a tie a = b the gradient goes to b"),)),
     ElementwiseFunction(
-        name="min", arity=2, array=_named("minimum"),
+        name="min", arity=2, array=Named("minimum"),
         partials=lambda a, b: (_c("lt", a, b), _c("ge", a, b)),
-        code=_named("minimum"), sympy=lambda sp, a, b: sp.Min(a, b), latex=_latex_operator(r"\min"),
+        code=Named("minimum"), sympy=lambda sp, a, b: sp.Min(a, b), latex=_latex_operator(r"\min"),
         derivative_text="the gradient goes to a where a < b, else to b: [a < b], [a ≥ b]",
         matrix=Notation("min", "min", r"\min"), domain=(-2.0, 2.0),
         kinks=(Kink((0.5, 0.5), (0.0, 1.0), "on a tie a = b the gradient goes to b"),)),
@@ -220,7 +228,7 @@ _REGISTRATIONS = (
     ElementwiseFunction(
         name="sign", arity=1, user=False, array=lambda xp, x: xp.astype(xp.sign(x), _floating(xp, x), copy=False),
         partials=_zero,
-        code=_named("sign"), sympy=lambda sp, u: sp.sign(u), latex=_latex_operator(r"\operatorname{sign}"),
+        code=Named("sign"), sympy=lambda sp, u: sp.sign(u), latex=_latex_operator(r"\operatorname{sign}"),
         derivative_text="sign'(u) = 0 (at the kink u = 0 too)",
         matrix=Notation("sign", "sign", r"\operatorname{sign}"), domain=(-2.0, 2.0),
         kinks=(Kink((0.0,), (0.0,), "sign'(0) = 0"),)),

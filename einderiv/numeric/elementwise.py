@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from einderiv.core.functions import FUNCTIONS
+from einderiv.core.functions import FUNCTIONS, Named
 
 __all__ = ["NUMPY", "NUMPY_FUNCTIONS"]
 
@@ -62,6 +62,15 @@ _FASTER = {
     "le": _written_into(np.less_equal),
 }
 
+
+
+def _over_numpy(array: Callable) -> Callable:
+    """A registration's ``array`` with numpy bound: a named numpy function is that function, unwrapped."""
+    if isinstance(array, Named):
+        return getattr(NUMPY, array.function)
+    return functools.partial(array, NUMPY)
+
+
 #: Every registered function as a function of numpy arrays.
 NUMPY_FUNCTIONS: dict[str, Callable] = {
-    name: _FASTER.get(name) or functools.partial(f.array, NUMPY) for name, f in FUNCTIONS.items()}
+    name: _FASTER.get(name) or _over_numpy(f.array) for name, f in FUNCTIONS.items()}
