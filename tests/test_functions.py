@@ -23,6 +23,7 @@ FUNCTIONS = {
     "cos": (np.cos, lambda x: -np.sin(x), [-2.1, -0.3, 0.4, 2.5]),
     "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, [-2.1, -0.3, 0.4, 1.5]),
     "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1.0 - _sigmoid(x)), [-2.1, -0.3, 0.4, 2.5]),
+    "softplus": (lambda x: np.log1p(np.exp(x)), _sigmoid, [-2.1, -0.3, 0.4, 2.5]),
     "relu": (lambda x: np.maximum(x, 0.0), lambda x: (np.asarray(x) > 0).astype(float), [-1.5, -0.3, 0.4, 1.2]),
     "abs": (np.abs, np.sign, [-1.5, -0.3, 0.4, 1.2]),
 }
@@ -409,3 +410,108 @@ def test_matrix_form_notation(name):
         assert getattr(notation, style) in getattr(form, style), (name, style, getattr(form, style))
     arrays = {v: a.reshape(1, -1) for v, a in zip("AB", _sample_arguments(f))}
     assert_close(form.evaluate(arrays), f.array(NUMPY, *arrays.values()))
+
+
+# ---------------------------------------------------------------------------
+# softplus(x) = log(1 + eˣ), softplus' = σ: added by its registration alone
+# ---------------------------------------------------------------------------
+
+def _softplus_reference(x):
+    """log(1 + eˣ) = max(x, 0) + log1p(e^-|x|), written independently of numpy's logaddexp."""
+    x = np.asarray(x, dtype=float)
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _sigmoid_reference(x):
+    """σ(x) = exp(-softplus(-x)): no overflow for large |x|."""
+    return np.exp(-_softplus_reference(-np.asarray(x, dtype=float)))
+
+
+# large |x|: no overflow, no invalid value; softplus(x) → x above, → eˣ below; the gradient → 1 and → 0
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softplus_large_arguments(dtype):
+    x = np.array([-1000.0, -745.0, -50.0, -1.0, 0.0, 1.0, 50.0, 745.0, 1000.0], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):     # underflow to 0 is the right answer
+        value = einderiv.evaluate("y[i] = softplus(x[i])", {"x": x})
+        grad = einderiv.grad("L = softplus(x[i])", "x", {"x": x})
+    assert value.dtype == dtype and grad.dtype == dtype
+    assert_close(value, _softplus_reference(x), rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-300)
+    assert value[-1] == 1000.0 and value[0] == 0.0 and value[4] == pytest.approx(np.log(2.0))
+    # sigmoid is 0.5 (1 + tanh(x/2)): accurate to eps absolutely, so σ(-50) ≈ 2e-22 reads 0
+    assert_close(grad, _sigmoid_reference(x), rtol=1e-6, atol=float(np.finfo(dtype).eps))
+    assert grad[-1] == 1.0 and grad[0] == 0.0 and np.isfinite(grad).all()
+
+
+# gradient and Hessian: σ(x) and diag(σ(x)(1 - σ(x))), against finite differences
+def test_softplus_gradient_and_hessian():
+    from einderiv.numeric.hessian import hessian
+    x = np.array([-3.0, -0.7, 0.0, 0.4, 2.2])
+    text = "L = sum[i](w[i] softplus(x[i]))"
+    w = np.array([0.5, -1.0, 2.0, 1.5, -0.25])
+    inputs = {"x": x, "w": w}
+    grad = einderiv.grad(text, "x", inputs)
+    assert_close(grad, w * _sigmoid(x), rtol=1e-13, atol=1e-15)
+    assert_close(grad, fd_jacobian(text, "x", inputs))
+    H = hessian(text, "x", inputs)
+    assert_close(H, np.diag(w * _sigmoid(x) * (1 - _sigmoid(x))), rtol=1e-13, atol=1e-15)
+    assert_close(H, numeric_jacobian(lambda v: einderiv.grad(text, "x", {**inputs, "x": v}), x))
+
+
+# the derivative is written with sigmoid, and the second with sigmoid's own rule
+def test_softplus_symbolic_derivatives():
+    program = einderiv.parse("y[i] = softplus(x[i])")
+    assert str(program.derivative("x")) == "dy[i]/dx[a] = sigmoid(x[i]) δ[i,a]"
+    assert str(einderiv.parse("L = softplus(s)").derivative("s")) == "dL/ds = sigmoid(s)"
+
+
+# generated code: log(1 + eˣ) through np.logaddexp, no overflow, agrees with einderiv
+def test_softplus_codegen(tmp_path):
+    import importlib.util
+    text = einderiv.codegen("L = sum[i](w[i] softplus(x[i]))", ["x", "w"])
+    assert "np.logaddexp(0.0, x)" in text
+    path = tmp_path / "generated_softplus.py"
+    path.write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("generated_softplus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x, w = np.array([-800.0, -1.0, 0.3, 900.0]), np.array([1.0, 2.0, -0.5, 0.25])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value, grads = module.value_and_grad(x=x, w=w)
+    assert value == pytest.approx(float(w @ _softplus_reference(x)), rel=1e-14)
+    assert_close(grads["x"], w * _sigmoid_reference(x), rtol=1e-14, atol=1e-16)
+    assert_close(grads["w"], _softplus_reference(x), rtol=1e-14, atol=0.0)
+
+
+# SymPy: log(1 + exp(u)); the symbolic Jacobian entry is its derivative, e^u / (1 + e^u)
+def test_softplus_sympy_form():
+    sympy = pytest.importorskip("sympy")
+    from einderiv.numeric.symbolic import symbolic_jacobian
+    u = sympy.Symbol("u", real=True)
+    assert REGISTRY["softplus"].sympy(sympy, u) == sympy.log(1 + sympy.exp(u))
+    J = symbolic_jacobian(einderiv.parse("y = softplus(s)"), "s", {"s": ()})
+    s = sympy.Symbol("s", real=True)
+    assert sympy.simplify(sympy.sympify(J.item()) - sympy.diff(sympy.log(1 + sympy.exp(s)), s)) == 0
+
+
+# LaTeX and the matrix form name it softplus; explanations say softplus' = σ
+def test_softplus_latex_matrix_form_and_explanation():
+    from einderiv.render.matrix_form import to_matrix
+    latex = einderiv.to_latex(einderiv.parse("y[i] = softplus(x[i])"))
+    assert latex == r"y_{i} = \operatorname{softplus}\left(x_{i}\right)"
+    form = to_matrix(einderiv.parse("Y[i,j] = softplus(X[i,j])").statement("Y").rhs)
+    assert (form.text, form.ascii) == ("softplus(X)", "softplus(X)")
+    assert "chain rule through softplus: softplus' = σ" in str(einderiv.explain("y[i] = softplus(x[i])", "x"))
+
+
+# the command line: `einderiv diff 'y[i] = softplus(x[i])' --wrt x` prints the sigmoid derivative
+def test_softplus_cli_diff(capsys):
+    from einderiv.cli import main
+    assert main(["diff", "y[i] = softplus(x[i])", "--wrt", "x"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == "dy[i]/dx[a] = sigmoid(x[i]) δ[i,a]"
+
+
+# a misspelling is refused with the list of known functions, softplus among them
+def test_unknown_function_lists_softplus():
+    with pytest.raises(einderiv.ProgramError, match=r"unknown function 'softplu'.*softplus"):
+        einderiv.parse("y[i] = softplu(x[i])")

@@ -191,6 +191,12 @@ _REGISTRATIONS = (
         code=_sigmoid, sympy=lambda sp, u: 1 / (1 + sp.exp(-u)), latex=_latex_operator(r"\sigma"),
         derivative_text="σ' = σ (1 - σ)", matrix=Notation("σ", "sigmoid", r"\sigma"), domain=(-3.0, 3.0)),
     ElementwiseFunction(
+        name="softplus", arity=1, array=lambda xp, x: xp.logaddexp(0.0, x),     # log(1 + eˣ), no overflow
+        partials=lambda u: (_c("sigmoid", u),),
+        code=lambda np, u: np.logaddexp(0.0, u), sympy=lambda sp, u: sp.log(1 + sp.exp(u)),
+        latex=_latex_operator(r"\operatorname{softplus}"), derivative_text="softplus' = σ",
+        matrix=Notation("softplus", "softplus", r"\operatorname{softplus}"), domain=(-3.0, 3.0)),
+    ElementwiseFunction(
         name="relu", arity=1, array=lambda xp, x: xp.maximum(x, 0),
         partials=lambda u: (_c("step", u),),
         code=lambda np, u: np.maximum(u, 0.0), sympy=lambda sp, u: sp.Max(0, u),
