@@ -33,8 +33,8 @@ function is adding one registration here (and its name to the language docs).
 >>> from einderiv.core.scalars import SCALARS
 >>> FUNCTIONS["tanh"].array(SCALARS, 0.0)
 0.0
->>> FUNCTIONS["sigmoid"].latex("x_{i}")
-'\\\\sigma\\\\left(x_{i}\\\\right)'
+>>> print(FUNCTIONS["sigmoid"].latex("x_{i}"), FUNCTIONS["max"].matrix.text)
+\\sigma\\left(x_{i}\\right) max
 """
 
 from __future__ import annotations
