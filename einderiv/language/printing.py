@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.names import fresh, numbered
 
@@ -258,28 +259,14 @@ class AsciiStyle(TextStyle):
 
 
 #: Functions LaTeX knows as operators; the rest are written \operatorname{name}.
-_LATEX_OPERATORS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh",
-                    "sigmoid": r"\sigma", "max": r"\max", "min": r"\min"}
-#: Indicator functions (internal, from derivatives of max, min): Iverson brackets.
-_LATEX_RELATIONS = {"gt": ">", "ge": r"\geq", "lt": "<", "le": r"\leq"}
-
-
 def latex_call(fn: str, args: Sequence[str]) -> str:
-    """LaTeX of the elementwise function ``fn`` applied to already printed arguments.
-
-    The one place that spells a function's name in LaTeX.
+    """LaTeX of the elementwise function ``fn`` applied to already printed arguments: the
+    function registry's LaTeX form (:mod:`einderiv.core.functions`).
 
     >>> latex_call("exp", ["x_{i}"]), latex_call("sqrt", ["y"]), latex_call("gt", ["a", "b"])
     ('\\\\exp\\\\left(x_{i}\\\\right)', '\\\\sqrt{y}', '\\\\left[a > b\\\\right]')
     """
-    if fn == "sqrt":
-        return rf"\sqrt{{{args[0]}}}"
-    if fn == "abs":
-        return rf"\left\lvert {args[0]} \right\rvert"
-    if fn in _LATEX_RELATIONS:
-        return rf"\left[{args[0]} {_LATEX_RELATIONS[fn]} {args[1]}\right]"
-    operator = _LATEX_OPERATORS.get(fn, rf"\operatorname{{{latex_escape(fn)}}}")
-    return rf"{operator}\left({', '.join(args)}\right)"
+    return FUNCTIONS[fn].latex(*args)
 
 
 def latex_escape(text: str) -> str:

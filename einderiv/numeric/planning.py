@@ -34,7 +34,7 @@ from einderiv.core import ir
 
 from einderiv.numeric import matrix_functions
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
-from einderiv.core.functions import FUNCTIONS
+from einderiv.numeric.elementwise import NUMPY_FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.names import slot_of
 
@@ -619,7 +619,7 @@ def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ..
     check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")
     if isinstance(factor, Call):
         args = [_aligned(a, indices, ctx) for a in factor.args]
-        fn = FUNCTIONS[factor.fn].numpy
+        fn = NUMPY_FUNCTIONS[factor.fn]
 
         def run_call(env):
             return fn(*[a(env) for a in args])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.calculus.differentiation import partial, reverse_program, slot_indices
 from einderiv.errors import ProgramError, ShapeError
 from einderiv.core.ir import Delta, Expr, Ref
@@ -588,8 +589,7 @@ def _rules(expr: Expr, tensor: str) -> list[str]:
             rules.setdefault("product rule")
         for f in factors:
             if isinstance(f, ir.Call):
-                hint = _LOCAL_DERIVATIVES.get(f.fn)
-                rules.setdefault(f"chain rule through {f.fn}" + (f": {hint}" if hint else ""))
+                rules.setdefault(f"chain rule through {f.fn}: {FUNCTIONS[f.fn].derivative_text}")
                 for arg in (a for a in f.args if ir.depends_on(a, tensor)):
                     for r in _rules(arg, tensor):
                         rules.setdefault(r)
@@ -628,16 +628,6 @@ def _first_ref(expr: Expr, tensor: str) -> Ref | None:
                 if found is not None:
                     return found
     return None
-
-
-# What each function's derivative is, in words (the table in functions.py holds the IR).
-_LOCAL_DERIVATIVES = {
-    "exp": "exp' = exp", "log": "log'(u) = 1/u", "sqrt": "sqrt'(u) = 1/(2 sqrt(u))", "sin": "sin' = cos",
-    "cos": "cos' = -sin", "tanh": "tanh' = 1 - tanh²", "sigmoid": "σ' = σ (1 - σ)",
-    "relu": "relu'(u) = [u > 0]", "abs": "abs'(u) = sign(u)",
-    "max": "the gradient goes to a where a > b, else to b: [a > b], [a ≤ b]",
-    "min": "the gradient goes to a where a < b, else to b: [a < b], [a ≥ b]",
-}
 
 
 # The differential identities behind the matrix functions' rules (einderiv/calculus/matrix_rules.py).

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 
 from einderiv.core import ir
-from einderiv.core.functions import FUNCTIONS
+from einderiv.numeric.elementwise import NUMPY_FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Power, Ref
 from einderiv.names import slot_of
 from einderiv.render.matrix.nodes import (Const, Diag, DiagOf, Frobenius, Func, Hadamard, HPower, Identity, Kron,
@@ -115,9 +115,9 @@ def _hadamard(node: Hadamard, env: _Env) -> np.ndarray:
 def _function(node: Func, env: _Env) -> np.ndarray:
     args = [env.value(a) for a in node.args]
     if node.fn == "sigmoid'":
-        sig = FUNCTIONS["sigmoid"].numpy(args[0])
+        sig = NUMPY_FUNCTIONS["sigmoid"](args[0])
         return sig * (1.0 - sig)
-    return np.asarray(FUNCTIONS[node.fn].numpy(*args), dtype=float)
+    return np.asarray(NUMPY_FUNCTIONS[node.fn](*args), dtype=float)
 
 
 def _power(node: HPower, env: _Env) -> np.ndarray:

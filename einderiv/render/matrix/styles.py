@@ -2,8 +2,8 @@ r"""The three ways to write a matrix expression — Unicode text, ASCII and LaTe
 
 A :class:`Style` says how one style spells each construct (``Xᵀ``, ``X^T``,
 ``X^\top``); :func:`render` walks the nodes once, for any style, and adds the
-parentheses that precedence asks for. :data:`FUNCTION_SYMBOLS` is the one
-per-function table: how matrix forms name an elementwise function.
+parentheses that precedence asks for. How a function is named (``σ``, ``\tanh``) is the
+function registry's (:func:`function_symbol`).
 
 >>> from einderiv.render.matrix.nodes import Tensor, Transpose, product
 >>> form = product("i", "k", [Transpose("i", "j", Tensor("j", "i", "A", 2)), Tensor("j", "k", "G", 2)])
@@ -17,20 +17,25 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.language.printing import format_number
 from einderiv.render.latex import ref_to_latex
 from einderiv.render.matrix.nodes import (Const, Diag, DiagOf, Frobenius, Func, Hadamard, HPower, Identity, Kron,
                                           MatrixFn, Node, Norm2, Ones, Product, SizeOf, Sum, Tensor, TermNode,
                                           Trace, Transpose, VecDiag)
 
-__all__ = ["FUNCTION_SYMBOLS", "Style", "TEXT", "ASCII", "LATEX", "STYLES", "PROD", "render", "wrap"]
+__all__ = ["function_symbol", "relations", "Style", "TEXT", "ASCII", "LATEX", "STYLES", "PROD", "render", "wrap"]
 
-#: How matrix forms name an elementwise function, by style name; a function or style not listed
-#: writes the function's own name (``tanh(Z)``, LaTeX ``\operatorname{tanh}``).
-FUNCTION_SYMBOLS: Mapping[str, Mapping[str, str]] = {
-    "sigmoid": {"text": "σ", "latex": r"\sigma"},
-    "sigmoid'": {"text": "σ'", "latex": r"\sigma'"},
-}
+def function_symbol(fn: str, style: str) -> str:
+    """How the matrix form's ``style`` ("text", "ascii" or "latex") names the elementwise function ``fn``:
+    the registration's :class:`~einderiv.core.functions.Notation`; a derivative ``f'`` is primed (``σ'``)."""
+    base = fn.rstrip("'")
+    return getattr(FUNCTIONS[base].matrix, style) + fn[len(base):]
+
+
+def relations(style: str) -> dict[str, str]:
+    """The comparisons' operators in ``style``: ``{"gt": ">", "ge": "≥", ...}`` (from the registry)."""
+    return {f.name: getattr(f.matrix, style) for f in FUNCTIONS.values() if f.matrix and f.matrix.relation}
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,6 @@ class Style:
     power: Callable[[str, str, bool], str]          # (base, exponent, whether a scalar)
     half: str | None                                # ½ X rather than X / 2 (None: always a fraction)
     size: Callable[[str], str]
-    function_name: Callable[[str], str]             # a function not in FUNCTION_SYMBOLS
     call: Callable[[str, str], str]                 # (function symbol, arguments)
     matrix_function: Callable[[str, str], str]      # (det or logdet, argument)
     indicator: Callable[[str, str, str], str]
@@ -89,15 +93,15 @@ TEXT = Style(
     paren=lambda x: f"({x})", tensor=lambda n: n, ones="1", identity=_plain_identity,
     trace=lambda x: f"tr({x})", diag=lambda x: f"diag({x})", vecdiag=lambda x: f"diag(vec({x}))",
     norm=lambda x, f: f"‖{x}‖_F²" if f else f"‖{x}‖²", power=_text_power, half="½",
-    size=lambda i: f"size({i})", function_name=lambda fn: fn, call=lambda fn, args: f"{fn}({args})",
+    size=lambda i: f"size({i})", call=lambda fn, args: f"{fn}({args})",
     matrix_function=lambda fn, x: f"{'det' if fn == 'det' else 'log det'}({x})",
-    indicator=lambda a, op, b: f"[{a} {op} {b}]", compare={"gt": ">", "ge": "≥", "lt": "<", "le": "≤"})
+    indicator=lambda a, op, b: f"[{a} {op} {b}]", compare=relations("text"))
 
 ASCII = replace(   # the text style, spelled in ASCII
     TEXT, name="ascii", transpose="^T", inverse=("^-1", "^-T"), hadamard=" .* ", minus=" - ", leading_minus="-",
     kron=lambda a, b: f"kron({a}, {b})", norm=lambda x, f: f"||{x}||_F^2" if f else f"||{x}||^2",
     power=lambda b, p, scalar: f"{b}^{p}" if scalar else f"{b}.^{p}", half=None,
-    compare={"gt": ">", "ge": ">=", "lt": "<", "le": "<="})
+    compare=relations("ascii"))
 
 LATEX = Style(
     name="latex", transpose=r"^\top", inverse=("^{-1}", "^{-T}"), hadamard=r" \odot ", minus=" - ",
@@ -108,11 +112,11 @@ LATEX = Style(
     vecdiag=lambda x: rf"\operatorname{{diag}}\left(\operatorname{{vec}}\left({x}\right)\right)",
     norm=lambda x, f: rf"\left\lVert {x} \right\rVert_F^2" if f else rf"\left\lVert {x} \right\rVert^2",
     power=lambda b, p, scalar: f"{b}^{{{p}}}" if scalar else rf"{b}^{{\circ {p}}}", half=None,
-    size=lambda i: rf"\lvert {i} \rvert", function_name=lambda fn: rf"\operatorname{{{fn}}}",
+    size=lambda i: rf"\lvert {i} \rvert",
     call=lambda fn, args: rf"{fn}\left({args}\right)",
     matrix_function=lambda fn, x: (r"\det" if fn == "det" else r"\log\det") + rf"\left({x}\right)",
     indicator=lambda a, op, b: rf"\mathbb{{1}}\left[{a} {op} {b}\right]",
-    compare={"gt": ">", "ge": r"\ge", "lt": "<", "le": r"\le"})
+    compare=relations("latex"))
 
 STYLES = {"text": TEXT, "ascii": ASCII, "latex": LATEX}
 
@@ -142,7 +146,7 @@ def _render_level(node: Node, s: Style) -> Rendered:
 
 
 def _function_symbol(fn: str, s: Style) -> str:
-    return FUNCTION_SYMBOLS.get(fn, {}).get(s.name) or s.function_name(fn)
+    return function_symbol(fn, s.name)
 
 
 def _render_call(node: Func, s: Style) -> Rendered:
