@@ -47,7 +47,7 @@ from einderiv.cli.files import write_atomically
 from einderiv.cli.formats import Options, Rendered, render
 from einderiv.cli.inputs import infer_shapes, load_array, parse_sizes, read_program
 from einderiv.cli.messages import CommandLineError, command_line_message
-from einderiv.cli.parser import PROG, build_parser
+from einderiv.cli.parser import PROG, build_parser, command_named
 from einderiv.errors import EinderivError
 
 __all__ = ["main", "build_parser", "CommandLineError", "read_program", "parse_sizes", "load_array",
@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     [2. 4.]
     0
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from typing import IO, Any, Callable
 
 from einderiv.cli.messages import CommandLineError
@@ -89,6 +88,7 @@ def write_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:
     >>> target.read_text()
     '42\\n'
     """
+    import tempfile
     target = os.path.realpath(path)       # through a symbolic link: replace the file it names
     try:
         mode: int | None = os.stat(target).st_mode

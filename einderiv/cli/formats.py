@@ -18,7 +18,6 @@ first and refused above ``--max-bytes``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -243,6 +242,7 @@ def _json_values(array: Any, symbolic: bool) -> Any:
 
 def render_json(report: Report, options: Options, summarise: bool = False) -> Rendered:
     """One object; its keys one per line, each result one line (arrays as nested lists, NaN as null)."""
+    import json
     results = []
     document = dict(report.json)
     for section in report.sections:

@@ -13,8 +13,6 @@ never unpickled (``allow_pickle=False``).
 from __future__ import annotations
 
 import argparse
-import ast
-import difflib
 import io
 import math
 import os
@@ -124,6 +122,7 @@ def parse_sizes(items: Sequence[str]) -> dict[str, int]:
 
 def program_sizes(items: Sequence[str], program: Program) -> dict[str, int]:
     """``--sizes`` parsed, every name an index of the program (a typo guard)."""
+    import difflib
     sizes = parse_sizes(items)
     indices = sorted({ir.display_name(r) for s in program.statements for r in s.roots})
     for name in sizes:
@@ -155,6 +154,7 @@ def _numeric_literal(value: Any) -> bool:
 
 
 def _parse_literal(name: str, text: str) -> np.ndarray:
+    import ast
     try:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

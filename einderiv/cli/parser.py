@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from einderiv.cli import commands
 from einderiv.cli.inputs import COUNT, DEFAULT_MAX_BYTES, integer
 from einderiv.cli.messages import shorten
 from einderiv.cli.reports import Result
 
-__all__ = ["PROG", "Argument", "Command", "COMMANDS", "EXAMPLES", "build_parser", "command_formats"]
+__all__ = ["PROG", "Argument", "Command", "COMMANDS", "EXAMPLES", "build_parser", "command_named", "command_formats"]
 
 PROG = "einderiv"
 
@@ -253,6 +253,16 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+def command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand an argument list runs, if it names one (``einderiv`` has no option that takes a value).
+
+    >>> command_named(["--version"]), command_named(["diff", "y = x", "--wrt", "x"]), command_named(["dif"])
+    (None, 'diff', None)
+    """
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if any(command.name == first for command in COMMANDS) else None
+
+
 def command_formats(command: Command) -> tuple[str, ...]:
     """The output formats a subcommand offers (its ``--format`` choices; none without the option).
 
@@ -265,11 +275,17 @@ def command_formats(command: Command) -> tuple[str, ...]:
     return ()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with a subparser per row of :data:`COMMANDS`; each sets ``run`` to its handler.
+
+    With ``only``, the other subcommands are listed (for ``--help`` and for the
+    message about an unknown command) but get no arguments: a run parses one
+    command's arguments, so it needs to build only those.
 
     >>> build_parser().parse_args(["grad", "L = x[i] x[i]", "--wrt", "x"]).run.__name__
     'run_grad'
+    >>> build_parser(only="eval").parse_args(["eval", "y = 1"]).command
+    'eval'
     """
     from einderiv import __version__
 
@@ -281,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help,
                                     epilog=command.examples, formatter_class=argparse.RawDescriptionHelpFormatter)
-        for argument in command.arguments:
+        for argument in command.arguments if only in (None, command.name) else ():
             sub.add_argument(*argument.flags, **argument.options)
         sub.set_defaults(run=command.handler)
     return parser
