@@ -87,13 +87,10 @@ def _discard_stdout(stream: TextIO) -> None:
 
 def _emit(rendered: Rendered, output: str | None, stdout: TextIO) -> None:
     """The one place output is written: ``--output`` through the atomic writer, else standard output."""
-    text = rendered.text
-    if rendered.write is not None:
-        assert output is not None, "a binary format is rendered only for --output"
-        write_atomically(output, rendered.write)
-    elif output:
-        write_atomically(output, lambda handle: handle.write((text or "").encode("utf-8")))
-    elif text is not None:
+    text = rendered.text or ""
+    if output:          # a binary format (npy) renders only when --output is given
+        write_atomically(output, rendered.write or (lambda handle: handle.write(text.encode("utf-8"))))
+    elif rendered.text is not None:
         _write_stdout(stdout, text)
 
 
