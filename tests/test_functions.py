@@ -515,3 +515,19 @@ def test_softplus_cli_diff(capsys):
 def test_unknown_function_lists_softplus():
     with pytest.raises(einderiv.ProgramError, match=r"unknown function 'softplu'.*softplus"):
         einderiv.parse("y[i] = softplu(x[i])")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_is_accurate_relative_to_its_value_in_both_tails(dtype):
+    x = np.array([-80.0, -50.0, -20.0, -3.0, 0.0, 3.0, 20.0, 80.0], dtype=dtype)
+    exact = np.array([1.0 / (1.0 + math.exp(-float(v))) for v in x])
+    got = einderiv.evaluate("y[i] = sigmoid(x[i])", {"x": x})
+    assert got.dtype == dtype
+    tiny = np.finfo(dtype).tiny
+    mask = exact > tiny
+    assert np.allclose(got[mask], exact[mask], rtol=200 * np.finfo(dtype).eps, atol=0)
+
+
+def test_codegen_message_counts_one_index_in_the_singular():
+    with pytest.raises(einderiv.ShapeError, match="'y' has 1 index; choose a scalar"):
+        einderiv.codegen("y[i] = sigmoid(x[i])", "x")

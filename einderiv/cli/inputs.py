@@ -29,6 +29,7 @@ from einderiv.cli.messages import CommandLineError, command_line_terms, first_li
 from einderiv.core import ir
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.language.lowering import infer_shapes as lowering_shapes, resolve_sizes, written_names
+from einderiv.language.printing import plural
 
 __all__ = ["read_program", "parse_sizes", "parse_shapes", "load_array", "infer_shapes", "load_data", "Data",
            "DEFAULT_MAX_BYTES", "PROGRAM_MAX_BYTES", "MAX_SIZE"]
@@ -399,9 +400,9 @@ def load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequenc
             raise CommandLineError(f"--input {name} is given twice")
         array = load_array(f"input '{name}'", source, ranks[name], args.max_bytes)
         if array.ndim != ranks[name]:
-            raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
+            raise ShapeError(f"input '{name}' has {array.ndim} {plural(array.ndim, 'axis')} "
                              f"(shape {array.shape}) but the program writes it with {ranks[name]} "
-                             f"ind{'ex' if ranks[name] == 1 else 'ices'}")
+                             f"{plural(ranks[name], 'index')}")
         given[name] = converted(f"input '{name}'", array, dtype)
     for w in wrts:
         program.rank(w)

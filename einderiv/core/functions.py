@@ -147,8 +147,9 @@ def _c(name: str, *args: Expr) -> Expr:
 
 
 def _sigmoid(xp: Any, x: Any) -> Any:
-    """``0.5 (1 + tanh(x/2))``: no overflow for large ``|x|``."""
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+    """``exp(-log(1 + e⁻ˣ))``: no overflow, and accurate relative to the value in both tails
+    (``σ(-50) ≈ 1.9e-22``, where ``0.5 (1 + tanh(x/2))`` gives 0)."""
+    return xp.exp(-xp.logaddexp(0.0, -x))
 
 
 # ---------------------------------------------------------------- the registrations

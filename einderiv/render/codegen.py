@@ -65,7 +65,7 @@ from einderiv.calculus.differentiation import numeric_inline, reverse_program
 from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.numeric.planning import Context, delta_groups, index_size
-from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref
+from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref, plural
 from einderiv.calculus.program import Program, ancestors, as_program, wrt_slots
 from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
 from einderiv.language.lowering import Statement, checked_size, resolve_sizes, written_names
@@ -326,7 +326,7 @@ def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None 
         program.check_input(w)
     if program.rank(of) != 0:
         raise ShapeError(f"codegen writes gradients of a scalar output, but '{of}' has "
-                         f"{program.rank(of)} indices; choose a scalar with of=...")
+                         f"{program.rank(of)} {plural(program.rank(of), 'index')}; choose a scalar with of=...")
     _check_names(program)
     user_sizes = _checked_sizes(sizes)
     ctx = _path_context(program, of, wrts, shapes, user_sizes) if shapes is not None else None
@@ -371,8 +371,8 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
         except (TypeError, ValueError):
             raise ShapeError(f"the shape of '{name}' must be a sequence of integers, got {shapes[name]!r}") from None
         if len(shape) != ranks[name]:
-            raise ShapeError(f"the shape of '{name}' has {len(shape)} axes but '{name}' is written with "
-                             f"{ranks[name]} indices")
+            raise ShapeError(f"the shape of '{name}' has {len(shape)} {plural(len(shape), 'axis')} but '{name}' "
+                             f"is written with {ranks[name]} {plural(ranks[name], 'index')}")
         given[name] = tuple(checked_size(f"a size in the shape of '{name}'", n) for n in shape)
     index_sizes, all_shapes = resolve_sizes(tuple(statements), given, user_sizes)
     return Context(index_sizes, all_shapes, np.dtype(np.float64))
