@@ -26,7 +26,7 @@ _HOMES = {
     "jvp": "numeric.evaluation", "value_and_grad": "numeric.evaluation", "clear_cache": "numeric.evaluation", "cache_info": "numeric.evaluation",
     "hessian": "numeric.hessian", "hvp": "numeric.hessian", "symbolic_hessian": "numeric.hessian", "Hessian": "numeric.hessian",
     "codegen": "render.codegen",
-    "to_matrix": "render.matrix_form", "kronecker_form": "render.matrix_form", "MatrixForm": "render.matrix_form",
+    "to_matrix": "render.matrix", "kronecker_form": "render.matrix", "MatrixForm": "render.matrix",
     "adjoint": "render.explanation", "AdjointProgram": "render.explanation", "explain": "render.explanation", "Explanation": "render.explanation",
     "set_memory_limit": "numeric.planning", "to_latex": "render.latex",
     "plan": "numeric.plan_report", "PlanReport": "numeric.plan_report",
@@ -61,7 +61,7 @@ if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eag
     from einderiv.numeric.evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
     from einderiv.render.explanation import AdjointProgram, Explanation, adjoint, explain
     from einderiv.render.latex import to_latex
-    from einderiv.render.matrix_form import MatrixForm, kronecker_form, to_matrix
+    from einderiv.render.matrix import MatrixForm, kronecker_form, to_matrix
     from einderiv.numeric.plan_report import PlanReport, plan
     from einderiv.numeric.planning import set_memory_limit
     from einderiv.calculus.program import Derivative, Program, parse

@@ -211,6 +211,7 @@ def _functions(xp):
     return {
         "exp": xp.exp, "log": xp.log, "sqrt": xp.sqrt, "sin": xp.sin, "cos": xp.cos, "tanh": xp.tanh,
         "sigmoid": lambda x: 1.0 / (1.0 + xp.exp(-x)),
+        "softplus": lambda x: xp.log(1.0 + xp.exp(x)),
         "relu": lambda x: where(x > 0, x, 0.0 * x),
         "abs": lambda x: where(x > 0, x, where(x < 0, -x, 0.0 * x)),
         "max": lambda a, b: where(a > b, a + 0.0 * b, b + 0.0 * a),

@@ -9,7 +9,7 @@ index names can be drawn freely while sizes stay consistent. Statements are
 * general right-hand sides: sums of products of references (sharing indices:
   contractions, Hadamard products, diagonals, broadcasting), numbers,
   parenthesised sums (which the language distributes), smooth functions
-  (``exp sin cos tanh sigmoid``; ``log``/``sqrt`` of positive expressions),
+  (``exp sin cos tanh sigmoid softplus``; ``log``/``sqrt`` of positive expressions),
   integer powers, positive denominators, ``sum[...]`` over indices of its body and
   factors that cancel (``x[k] / x[k]``, ``log(exp(...))``).
   The left-hand side is a random subset, in random order, of the indices that
@@ -39,7 +39,7 @@ __all__ = ["Case", "programs"]
 INPUT_NAMES = ("x", "y", "w", "A", "B", "s", "u")
 INDEX_NAMES = ("i", "j", "k", "l", "m", "n", "p", "q", "r", "t", "v", "e", "f", "g", "h")
 NUMBERS = ("2", "0.5", "3", "1.5")
-SMOOTH = ("exp", "sin", "cos", "tanh", "sigmoid")
+SMOOTH = ("exp", "sin", "cos", "tanh", "sigmoid", "softplus")
 KINKS = ("relu", "abs")
 
 

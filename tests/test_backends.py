@@ -297,8 +297,12 @@ def test_a_dask_gradient_and_jacobian_on_a_two_process_cluster(da):
     want_grad = einderiv.grad(MLP, WRT, inputs)
     want_jacobian = einderiv.jacobian(MLP, "W1", inputs, of="Z")
     lazy = _as(_dask(3), inputs)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+    import dask
+    slow_start = {"distributed.comm.timeouts.connect": "120s"}         # two worker processes on a busy machine
+    with dask.config.set(slow_start), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     silence_logs=40, timeout=120) as cluster, \
+            distributed.Client(cluster, timeout=120) as client:
         grads = einderiv.grad(MLP, WRT, lazy)
         jacobian = einderiv.jacobian(MLP, "W1", lazy, of="Z", memory_limit=8 * 30)
         got_grad, got_jacobian = client.compute([grads, jacobian], sync=True)
@@ -356,12 +360,12 @@ def test_the_command_line_writes_a_dask_jacobian_to_zarr_chunk_by_chunk(tmp_path
     from einderiv.cli import main
     store = str(tmp_path / "J.zarr")
     argv = ["jacobian", "y[i] = tanh(x[i]) + x[j] x[j]", "--wrt", "x", "--sizes", "i=300", "--max-bytes", "64KiB"]
-    assert main([*argv, "--backend", "dask", "--output", store]) == 0
+    assert main([*argv, "--backend", "dask", "--zarr", store]) == 0
     assert "dy/dx: shape (300, 300) in" in capsys.readouterr().out
     x = np.random.default_rng(0).standard_normal(300)        # the CLI's random input, seed 0
     want = np.diag(1 - np.tanh(x) ** 2) + 2 * x[None, :]
     J = zarr.open(store, mode="r")["x"]
     assert np.prod(J.chunks) * 8 <= 64 * 1024              # 720,000 bytes in chunks within --max-bytes
     np.testing.assert_allclose(J[...], want, rtol=1e-12)
-    assert main([*argv, "--output", store]) == 2
-    assert "--output *.zarr writes tensor-layout Jacobians computed with --backend dask" in capsys.readouterr().err
+    assert main([*argv, "--zarr", store]) == 2
+    assert "--zarr writes tensor-layout Jacobians computed with --backend dask" in capsys.readouterr().err

@@ -558,8 +558,8 @@ def test_grad_explain_prints_the_backprop_equations(tmp_path):
 
 
 def _help_examples() -> list[str]:
-    from einderiv.cli.app import _EXAMPLES
-    return [line.strip() for text in _EXAMPLES.values() for line in text.splitlines()
+    from einderiv.cli.parser import EXAMPLES
+    return [line.strip() for text in EXAMPLES.values() for line in text.splitlines()
             if line.strip().startswith("einderiv ")]
 
 

@@ -26,6 +26,7 @@ import pytest
 
 import einderiv
 from einderiv.cli import app as cli
+from einderiv.cli import formats, inputs
 from einderiv.cli.app import CommandLineError, main, write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,7 +190,7 @@ def test_a_fifo_program_through_the_real_command(tmp_path):
 
 
 def test_program_files_and_standard_input_are_read_up_to_a_cap(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "PROGRAM_MAX_BYTES", 64)
+    monkeypatch.setattr(inputs, "PROGRAM_MAX_BYTES", 64)
     path = tmp_path / "long.ein"
     path.write_text("y[i] = x[i]\n" + "# padding\n" * 10, encoding="utf-8")
     assert "is longer than 64 bytes" in refused("eval", f"@{path}")
@@ -356,7 +357,7 @@ def test_a_file_size_limit_leaves_the_old_file_through_the_real_command(tmp_path
 
 
 def test_a_large_text_result_is_summarised_and_says_so(monkeypatch):
-    monkeypatch.setattr(cli, "PRINT_THRESHOLD_BYTES", 4096)
+    monkeypatch.setattr(formats, "PRINT_THRESHOLD_BYTES", 4096)
     status, out, err = run("eval", "y[i] = x[i]", "--sizes", "i=5000")
     assert status == 0 and "..." in out and len(out) < 1000
     assert err.startswith("einderiv: note: the result has 5,000 numbers") and "--full" in err
@@ -365,7 +366,7 @@ def test_a_large_text_result_is_summarised_and_says_so(monkeypatch):
 
 
 def test_a_summarised_jacobian_keeps_the_first_and_last_blocks(monkeypatch):
-    monkeypatch.setattr(cli, "PRINT_THRESHOLD_BYTES", 4096)
+    monkeypatch.setattr(formats, "PRINT_THRESHOLD_BYTES", 4096)
     status, out, err = run("jacobian", "y[i] = x[i] x[i]", "--wrt", "x", "--sizes", "i=40")
     assert status == 0 and "einderiv: note:" in err
     assert "dy[1]/dx =" in out and "dy[3]/dx =" in out and "dy[40]/dx =" in out and "dy[21]/dx" not in out

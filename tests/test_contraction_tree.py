@@ -14,7 +14,7 @@ import pytest
 
 import einderiv
 from helpers import mps_network
-from einderiv.numeric import evaluation
+from einderiv.numeric import evaluation, plans
 
 
 def _mps(sites: int) -> tuple[str, dict[str, tuple[int, ...]]]:
@@ -74,7 +74,7 @@ def test_all_operand_gradient_takes_about_three_steps_per_operand():
     inputs = _inputs(shapes)
     evaluation.clear_cache()
     einderiv.grad(program, list(inputs), inputs)
-    (plan,) = evaluation._cache.values()
+    (plan,) = plans._cache.values()
     n = len(inputs)
     assert len(plan.steps) + len(plan.results) <= 3 * n
 

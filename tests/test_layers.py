@@ -20,8 +20,8 @@ SHARED = {"einderiv", "einderiv.errors", "einderiv.names"}
 NUMERIC_LIBRARIES = {"numpy", "opt_einsum", "cotengra", "autoray", "array_api_compat", "dask", "torch", "jax", "cupy"}
 MAY_COMPUTE = {"numeric", "render", "cli"}
 DISPLAY_HOOKS = {"_repr_latex_"}
-#: modules still importing numpy below the numeric layer, until the function registry takes the array module as an argument
-PENDING_NUMPY = {"einderiv/core/functions.py", "einderiv/core/simplify.py"}
+#: modules allowed to import numpy below the numeric layer for now (none: the function registry takes the array namespace as an argument)
+PENDING_NUMPY: set[str] = set()
 
 
 def _modules() -> list[pathlib.Path]:

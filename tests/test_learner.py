@@ -245,7 +245,7 @@ def test_a_transposed_one_index_form_notes_the_column_vector_convention(capsys):
 def test_bias_gradients_are_columns(capsys):
     table = run(capsys, "grad", NETWORK, "--wrt", "b1,b2", "--explain")
     assert "gb2 = gZᵀ 1" in table and "gb1 = gH1ᵀ 1" in table and "= 1ᵀ" not in table
-    from einderiv.render.matrix_form import to_matrix
+    from einderiv.render.matrix import to_matrix
     form = to_matrix(parse("s[c] = G[n,c]").statements[0].rhs)
     assert (form.text, form.layout) == ("Gᵀ 1", "column")
     G = np.arange(6.0).reshape(3, 2)

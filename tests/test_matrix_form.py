@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einderiv
-from einderiv.render.matrix_form import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
+from einderiv.render.matrix import MatrixForm, fold_definitions, kronecker_form, kronecker_matrix, to_matrix
 from helpers import assert_close, random_inputs
 
 RNG_SEED = 7
@@ -376,3 +376,21 @@ def test_property_gradient_forms_equal_grad(text):
         shapes = {name: tuple(INDEX_SIZES[i] for i in key) for key, name in TENSORS.items()}
         inputs = _inputs({n: s for n, s in shapes.items() if n in dict(program.inputs)})
         assert_close(form.evaluate(inputs), einderiv.grad(program, wrt, inputs), msg=f"{text}: d/d{wrt} → {form.text}")
+
+
+def test_every_node_kind_has_a_renderer_and_an_evaluator():
+    from einderiv.render.matrix import evaluate, nodes, styles
+    kinds = {c for c in vars(nodes).values() if isinstance(c, type) and issubclass(c, nodes.Node) and c is not nodes.Node}
+    assert kinds == set(styles._RENDERERS) == set(evaluate._EVALUATORS)
+    with pytest.raises(TypeError, match="unknown node Node"):
+        styles.render(nodes.Node(None, None), styles.TEXT)
+    with pytest.raises(TypeError, match="unknown node Node"):
+        evaluate.evaluate_node(nodes.Node(None, None), {}, len)
+
+
+def test_every_style_writes_functions_in_the_registry_notation():
+    program = einderiv.parse("Y[i,j] = sigmoid(X[i,j]) + tanh(X[i,j])")
+    form = to_matrix(program.statement("Y").rhs)
+    assert (form.text, form.ascii, form.latex) == (
+        "σ(X) + tanh(X)", "sigmoid(X) + tanh(X)",
+        r"\sigma\left(X\right) + \tanh\left(X\right)")

@@ -80,3 +80,16 @@ def test_the_plan_command_says_which_steps_the_memory_limit_refuses(capsys):
 def test_the_plan_command_refuses_a_gradient_mode_without_wrt(capsys):
     status, out, err = _main(capsys, "plan", "y[i] = x[i]", "--shapes", "x=3", "--mode", "vjp")
     assert status == 2 and out == "" and err.strip() == "einderiv: error: --mode vjp needs --wrt"
+
+
+@pytest.mark.parametrize("program, shapes", [
+    ("B[i,j] = inv(A)[i,j]\nL = B[i,j] C[i,j]", {"A": (2, 2), "C": (2, 2)}),
+    ("L = logdet(C)[b]", {"C": (4, 3, 3)}),
+    ("y[i] = inv(A)[i,j] x[j]\nL = y[i] y[i]", {"A": (5, 5), "x": (5,)}),
+])
+def test_plans_with_matrix_functions_count_their_factorisations(program, shapes):
+    wrt = "C" if "C" in shapes and "A" not in shapes else "A"
+    report = einderiv.plan(program, wrt, shapes)
+    n = shapes[wrt][-1]
+    assert report.flops >= 2 * n ** 3
+    assert "inv(" in str(report)

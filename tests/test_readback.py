@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import einderiv
 from einderiv import errors
-from einderiv.cli.app import _vjp_text
+from einderiv.cli.commands import vjp_text as _vjp_text
 from einderiv.numeric.hessian import symbolic_hessian
 
 SIZES = {"i": 2, "k": 2, "j": 3, "l": 3}

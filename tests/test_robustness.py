@@ -20,7 +20,7 @@ import pytest
 import einderiv
 from einderiv import (EinderivError, MemoryLimitError, ParseError, ProgramError, ShapeError, UnsupportedError,
                       evaluate, grad, jacobian, jvp, vjp)
-from einderiv.numeric import evaluation, planning
+from einderiv.numeric import planning, plans
 from helpers import count_lines
 
 MATMUL = "F[i,k] = W[i,j] X[j,k]"
@@ -456,7 +456,7 @@ def test_nan_and_inf_propagate_as_numpy_would():
 # ---------------------------------------------------------------- caches
 
 def test_plan_cache_is_a_bounded_lru(monkeypatch):
-    monkeypatch.setattr(evaluation, "_CACHE_SIZE", 4)
+    monkeypatch.setattr(plans, "CACHE_SIZE", 4)
     einderiv.clear_cache()
     programs = [f"y[i] = {k + 1} x[i]" for k in range(10)]
     x = np.ones(3)
@@ -477,8 +477,8 @@ def test_caches_are_bounded_by_program_text_too(monkeypatch):
     from einderiv.calculus import program as program_module
     texts = [tanh_chain(30).replace("tanh(", f"tanh({k + 1} * ") for k in range(5)]
     budget = int(2.5 * len(texts[0]))                      # room for two of these programs, not three
-    monkeypatch.setattr(evaluation, "_CACHE_TEXT", budget)
-    caches = [program_module._parse_cached, program_module._derivative, evaluation._ancestors, evaluation._request]
+    monkeypatch.setattr(plans, "CACHE_TEXT", budget)
+    caches = [program_module._parse_cached, program_module._derivative, program_module.ancestors, plans.requested]
     for cache in caches:
         monkeypatch.setattr(cache, "max_weight", budget)
     einderiv.clear_cache()
@@ -503,7 +503,7 @@ def test_caches_are_bounded_by_program_text_too(monkeypatch):
 
 
 def test_one_entry_over_the_text_budget_is_still_cached(monkeypatch):
-    monkeypatch.setattr(evaluation, "_CACHE_TEXT", 10)
+    monkeypatch.setattr(plans, "CACHE_TEXT", 10)
     einderiv.clear_cache()
     evaluate("y[i] = 2 x[i] + 1", {"x": np.ones(3)})
     evaluate("y[i] = 2 x[i] + 1", {"x": np.ones(3)})
@@ -544,7 +544,7 @@ def test_many_threads_share_the_cache_safely():
         results = list(pool.map(run, requests))
     for k, (got, want) in enumerate(zip(results, expected)):
         np.testing.assert_array_equal(got, want, err_msg=f"request {k}")
-    assert einderiv.cache_info()["size"] <= evaluation._CACHE_SIZE
+    assert einderiv.cache_info()["size"] <= plans.CACHE_SIZE
 
 
 # ---------------------------------------------------------------- no code execution

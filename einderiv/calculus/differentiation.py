@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Sequence
 from einderiv.core import ir
 
 from einderiv.calculus import matrix_rules
+from einderiv.names import adjoint_name, slot_index, tangent_name
 from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.language.lowering import Statement, dependencies
@@ -45,19 +46,9 @@ __all__ = [
 InlinePolicy = Callable[[Expr, int], bool]
 
 
-def adjoint_name(tensor: str) -> str:
-    """Internal name of the adjoint (gradient) of ``tensor``."""
-    return f"g:{tensor}"
-
-
-def tangent_name(tensor: str) -> str:
-    """Internal name of the tangent of ``tensor``."""
-    return f"d:{tensor}"
-
-
 def slot_indices(tensor: str, rank: int, names: Sequence[str]) -> tuple[str, ...]:
     """Fresh indices for the axes of ``tensor``; their sizes are its axes' sizes."""
-    return tuple(f"{names[axis]}@{tensor}.{axis}" for axis in range(rank))
+    return tuple(slot_index(names[axis], tensor, axis) for axis in range(rank))
 
 
 # ---------------------------------------------------------------- one expression
@@ -173,7 +164,8 @@ def _active(statements: Mapping[str, Statement], order: list[str], sources: Sequ
     return active
 
 
-def _positions(statements: Mapping[str, Statement], tensor: str, slots: Mapping[str, tuple[str, ...]]):
+def _positions(statements: Mapping[str, Statement], tensor: str,
+               slots: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     return statements[tensor].lhs if tensor in statements else slots[tensor]
 
 
@@ -216,19 +208,20 @@ def reverse_program(statements: Sequence[Statement], of: str, wrts: Sequence[str
 
 
 def forward_program(statements: Sequence[Statement], of: str, sources: Sequence[str],
-                    tangents: Mapping[str, Expr], inline: InlinePolicy = numeric_inline) -> DerivedProgram:
+                    tangents: Mapping[str, tuple[tuple[str, ...], Expr]],
+                    inline: InlinePolicy = numeric_inline) -> DerivedProgram:
     """The tangent program: ``d of`` given the tangent expression of each source input.
 
-    ``tangents[W]`` is an expression over ``slots(W)`` (and any extra indices),
-    the positions of W being the free indices listed in its first reference.
+    ``tangents[W]`` is ``(slots(W), expression)``: the tangent over the positions of W (and any
+    extra indices).
     """
     table = {s.name: s for s in statements}
     order = list(dependencies(statements, [of]))
     active = _active(table, order, sources)
     users_of: dict[str, int] = {}
     for name in order:
-        for t in ir.tensor_names(table[name].rhs):
-            users_of[t] = users_of.get(t, 0) + 1
+        for used in ir.tensor_names(table[name].rhs):
+            users_of[used] = users_of.get(used, 0) + 1
     current: dict[str, tuple[tuple[str, ...], Expr]] = dict(tangents)
     emitted: list[DerivedStatement] = []
     for name in order:
@@ -241,12 +234,12 @@ def forward_program(statements: Sequence[Statement], of: str, sources: Sequence[
                 continue
             pos, t_expr = current[tensor]
             pieces.append(ir.summation(pos, ir.mul(partial(statement.rhs, tensor, pos), t_expr)))
-        t = simplify(ir.add(*pieces))
-        if name == of or inline(t, users_of.get(name, 0)):
-            current[name] = (statement.lhs, t)
+        tangent = simplify(ir.add(*pieces))
+        if name == of or inline(tangent, users_of.get(name, 0)):
+            current[name] = (statement.lhs, tangent)
         else:
-            extra = tuple(i for i in ir.free_indices(t) if i not in statement.lhs)
-            emitted.append(DerivedStatement(tangent_name(name), name, extra + statement.lhs, t))
+            extra = tuple(i for i in ir.free_indices(tangent) if i not in statement.lhs)
+            emitted.append(DerivedStatement(tangent_name(name), name, extra + statement.lhs, tangent))
             current[name] = (statement.lhs, ir.ref(tangent_name(name), extra + statement.lhs))
     result = current[of][1] if of in current else ir.ZERO
     return DerivedProgram(tuple(emitted), ((of, (), result),), tuple(order))

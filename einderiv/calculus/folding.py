@@ -3,14 +3,15 @@ when the program defines ``e[i] = exp(z[i])``, ``s = e[j]`` and ``p[i] = e[i] / 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 from einderiv.core import ir
-from einderiv.core.ir import Call, Expr, Power, Ref, Term
+from einderiv.core.ir import Call, Expr, Factor, Power, Ref, Term
 from einderiv.core.simplify import simplify
+from einderiv.language.lowering import Statement
 
 
-def fold_definitions(expr: Expr, statements: Sequence) -> Expr:
+def fold_definitions(expr: Expr, statements: Sequence[Statement]) -> Expr:
     """Rewrite ``expr`` in terms of the program's tensors where a statement's right side occurs in it.
 
     Only statements whose right side is one product without sums are used:
@@ -41,11 +42,12 @@ def fold_definitions(expr: Expr, statements: Sequence) -> Expr:
     return simplify(Expr(tuple(terms)))
 
 
-def _fold_term(term: Term, statement) -> Term | None:
+def _fold_term(term: Term, statement: Statement) -> Term | None:
     pattern = statement.rhs.terms[0].factors
     lhs = set(statement.lhs)
 
-    def search(k: int, used: dict[int, object], mapping: dict[str, str]):
+    def search(k: int, used: dict[int, Factor | None],
+               mapping: dict[str, str]) -> tuple[dict[int, Factor | None], dict[str, str]] | None:
         if k == len(pattern):
             return used, mapping
         for m, factor in enumerate(term.factors):
@@ -76,12 +78,13 @@ def _fold_term(term: Term, statement) -> Term | None:
         if not placed:
             factors.append(new)
             placed = True
-        if used[m] is not None:
-            factors.append(used[m])
+        rest = used[m]
+        if rest is not None:
+            factors.append(rest)
     return Term(term.coeff, term.summed, tuple(factors))
 
 
-def _match_factor(pattern, factor, mapping: dict[str, str], lhs: set[str]):
+def _match_factor(pattern: Factor, factor: Factor, mapping: dict[str, str], lhs: set[str]) -> Factor | None | Literal[False]:
     """False if no match; else what is left of ``factor`` (None when consumed whole)."""
     if isinstance(pattern, Ref) and isinstance(factor, Ref):
         if pattern.name != factor.name or len(pattern.indices) != len(factor.indices):
@@ -95,13 +98,13 @@ def _match_factor(pattern, factor, mapping: dict[str, str], lhs: set[str]):
             return False
         return None if all(_match_expr(a, b, mapping, lhs) for a, b in zip(pattern.args, factor.args)) else False
     if isinstance(pattern, Power) and isinstance(factor, Power):
-        p, q = ir.constant_value(pattern.exponent), ir.constant_value(factor.exponent)
-        if p is None or q is None or not _match_expr(pattern.base, factor.base, mapping, lhs):
+        mine, theirs = ir.constant_value(pattern.exponent), ir.constant_value(factor.exponent)
+        if mine is None or theirs is None or not _match_expr(pattern.base, factor.base, mapping, lhs):
             return False
-        if p == q:
+        if mine == theirs:
             return None
-        if p * q > 0 and abs(q) > abs(p) and float(p).is_integer() and float(q).is_integer():
-            return Power(factor.base, ir.const(q - p))
+        if mine * theirs > 0 and abs(theirs) > abs(mine) and float(mine).is_integer() and float(theirs).is_integer():
+            return Power(factor.base, ir.const(theirs - mine))
         return False
     return False
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 from einderiv.core import ir
 from einderiv.core.ir import Expr, MatFn, Term
-from einderiv.core.matrix_functions import batch_of, make
+from einderiv.core.matrix_functions import batch_of
 
 
 def _names_in(expr: Expr) -> set[str]:
@@ -21,13 +21,15 @@ def _names_in(expr: Expr) -> set[str]:
     return names
 
 
-def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...], partial: Callable) -> Expr:
+def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...],
+                   partial: Callable[[Expr, str, tuple[str, ...]], Expr]) -> Expr:
     """``∂ fn(M) / ∂ name[slots]`` by the chain rule through ``dM = ∂M/∂name[slots]``.
 
     ``d(M⁻¹) = -M⁻¹ dM M⁻¹``; ``d det M = det M tr(M⁻¹ dM)``; ``d log|det M| = tr(M⁻¹ dM)``.
 
     >>> from einderiv.core.simplify import simplify
     >>> from einderiv.language.printing import format_expr
+    >>> from einderiv.core.matrix_functions import make
     >>> (f,) = make("logdet", ir.ref("A", ("i", "j")), "i", "j", ()).terms[0].factors
     >>> format_expr(simplify(partial_factor(f, "A", ("a", "b"), _partial)))
     'inv(A)[b,a]'

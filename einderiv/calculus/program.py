@@ -13,14 +13,15 @@ import functools
 import warnings
 from dataclasses import dataclass, replace
 
+from einderiv import names as names_
 from einderiv.core import ir
 from einderiv.core.caching import MAX_TEXT, bounded_cache
 from einderiv.calculus.differentiation import DerivedStatement, display_inline, reverse_program, slot_indices
 from einderiv.errors import EinderivWarning, ProgramError, depth_guard
-from einderiv.core.ir import Expr
+from einderiv.core.ir import Expr, Term
 from einderiv.language.parsing import parse_text
-from einderiv.language.printing import format_expr, format_ref
-from einderiv.language.lowering import Statement, analyse
+from einderiv.language.printing import format_expr, format_ref, plural
+from einderiv.language.lowering import Statement, analyse, dependencies
 from einderiv.core.simplify import simplify
 
 __all__ = ["Program", "Derivative", "parse", "as_program"]
@@ -41,7 +42,7 @@ class Program:
     def __hash__(self) -> int:
         return hash(self.text)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Program) and other.text == self.text
 
     @property
@@ -77,6 +78,24 @@ class Program:
         raise ProgramError(f"'{name}' is not a tensor of this program; "
                            f"inputs: {', '.join(n for n, _ in self.inputs) or 'none'}; "
                            f"defined: {', '.join(self.names)}")
+
+    def check_input(self, name: str, hint: str | None = None) -> None:
+        """Refuse ``name`` unless it is an input: a tensor a statement defines, or no tensor of the
+        program, is a :class:`ProgramError`; ``hint`` replaces the advice after the first.
+
+        >>> parse("y[i] = 2 x[i]").check_input("y")
+        Traceback (most recent call last):
+        ...
+        einderiv.errors.ProgramError: 'y' is defined by a statement; differentiate with respect to an input (x)
+        """
+        if name in self.names:
+            raise ProgramError(f"'{name}' is defined by a statement; " + (
+                hint or f"differentiate with respect to an input ({', '.join(n for n, _ in self.inputs)})"))
+        self.rank(name)
+
+    def not_an_input(self, name: str) -> str:
+        """Why ``name`` is no input, for a message: ``"is defined by a statement"`` or ``"is not an input of the program"``."""
+        return "is defined by a statement" if name in self.names else "is not an input of the program"
 
     def resolve_output(self, of: str | None) -> str:
         """``of`` checked, or the default output."""
@@ -165,6 +184,16 @@ def _parse_cached(text: str) -> Program:
     with depth_guard("the program"):
         statements, input_ranks, warns = analyse(tree)
     return Program(text, statements, tuple(input_ranks.items()), warns + _matrix_habit_warnings(statements))
+
+
+@bounded_cache(max_entries=1024, max_weight=MAX_TEXT)
+def ancestors(program: Program, *names: str) -> tuple[str, ...]:
+    """The statements ``names`` depend on, those of ``names`` included, in program order (cached per program).
+
+    >>> ancestors(parse("a[i] = x[i]; b[i] = y[i]; c[i] = a[i]"), "c")
+    ('a', 'c')
+    """
+    return dependencies(program.statements, names)
 
 
 def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]:
@@ -256,10 +285,10 @@ class Derivative:
                 fixed = {i: ir.display_name(i) for i in s.lhs}
                 lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
                              f"{format_expr(s.rhs, fixed, ascii=ascii)}")
-            for s in self.chain:
-                fixed = chain_index_names(s.indices)
-                lhs = format_ref(tensors[s.name], tuple(fixed[i] for i in s.indices))
-                lines.append(f"{lhs} = {format_expr(s.expr, fixed, ascii=ascii, tensors=tensors)}")
+            for link in self.chain:
+                fixed = chain_index_names(link.indices)
+                lhs = format_ref(tensors[link.name], tuple(fixed[i] for i in link.indices))
+                lines.append(f"{lhs} = {format_expr(link.expr, fixed, ascii=ascii, tensors=tensors)}")
             lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
         return "\n".join(lines)
 
@@ -268,7 +297,7 @@ class Derivative:
 
     def __repr__(self) -> str:
         lines = self.to_text().split("\n")
-        more = f" (after {len(lines) - 1} named intermediate{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else ""
+        more = f" (after {len(lines) - 1} named {plural(len(lines) - 1, 'intermediate')})" if len(lines) > 1 else ""
         return f"Derivative({short(lines[-1])}){more}"
 
     def _repr_latex_(self) -> str:
@@ -301,7 +330,7 @@ def output_slots(program: Program, of: str) -> tuple[str, ...]:
         names = [ir.display_name(i) for i in program.statement(of).lhs]
     else:
         names = ir.fresh_names(rank, (), "ijklmnop")
-    return tuple(f"{n}@{of}.{axis}" for axis, n in enumerate(names))
+    return names_.slot_indices(of, names)
 
 
 def wrt_slots(program: Program, wrt: str, avoid: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -349,11 +378,7 @@ def _local_derivative(program: Program, of: str, wrt: str) -> Derivative:
 
 @bounded_cache(max_entries=256, max_weight=MAX_TEXT)
 def _derivative(program: Program, of: str, wrt: str) -> Derivative:
-    rank = program.rank(wrt)
-    if wrt in program.names:
-        raise ProgramError(f"'{wrt}' is defined by a statement; differentiate with respect to an input "
-                           f"({', '.join(n for n, _ in program.inputs)})")
-    del rank
+    program.check_input(wrt)
     out = output_slots(program, of)
     slots = wrt_slots(program, wrt, out)
     if of not in program.names:
@@ -450,7 +475,7 @@ def _inline(expr: Expr, hidden: dict[str, Statement], budget: list[int]) -> Expr
     """``expr`` with every temporary replaced by its definition; :class:`_TooLong` past ``budget`` factors."""
     if not any(name in hidden for name in ir.tensor_names(expr)):
         return expr
-    terms = []
+    terms: list[Term] = []
     for term in expr.terms:
         pieces = [ir.const(term.coeff)] + [_inline_factor(f, hidden, budget) for f in term.factors]
         count = 1

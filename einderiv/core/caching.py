@@ -8,6 +8,11 @@ the least recently used entries while the total is over ``max_weight``; the
 newest entry always stays, whatever its weight. Thread-safe; exceptions are
 not cached.
 
+Every cache of the package is in one registry: a bounded cache registers itself,
+a ``functools.lru_cache`` is registered with :func:`registered`, and any other
+with :func:`register`. :func:`clear_caches` and :func:`cache_infos` walk it, so
+``einderiv.clear_cache()`` knows no module's private names.
+
 >>> @bounded_cache(max_entries=2, max_weight=10, weigh=len)
 ... def shout(text):
 ...     return text.upper()
@@ -22,12 +27,46 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
-__all__ = ["bounded_cache", "text_weight", "MAX_TEXT"]
+__all__ = ["bounded_cache", "text_weight", "MAX_TEXT", "register", "registered", "clear_caches", "cache_infos"]
 
 #: Program text, in characters, each cache keeps at most: derivatives and plans take some
 #: 300 bytes per character of their program, so about 30 MB a cache (four programs of 1,000
 #: statements; thousands of short ones, where the count of entries is the bound).
 MAX_TEXT = 100_000
+
+
+#: name → (clear, info) of every cache of the package (modules not yet imported have none to clear)
+_REGISTRY: dict[str, tuple[Callable[[], None], Callable[[], dict[str, int]]]] = {}
+
+
+def register(name: str, clear: Callable[[], None], info: Callable[[], dict[str, int]]) -> None:
+    """Add a cache to the registry under ``name`` (a later registration under the same name replaces it)."""
+    _REGISTRY[name] = (clear, info)
+
+
+def registered(fn: Callable) -> Callable:
+    """Register a ``functools.lru_cache``-wrapped function under its module and name; returns it.
+
+    >>> @registered
+    ... @functools.lru_cache(maxsize=8)
+    ... def square(x):
+    ...     return x * x
+    >>> square(3), cache_infos()[f"{__name__}.square"]["currsize"]
+    (9, 1)
+    """
+    register(f"{fn.__module__}.{fn.__qualname__}", fn.cache_clear, lambda: fn.cache_info()._asdict())
+    return fn
+
+
+def clear_caches() -> None:
+    """Empty every registered cache."""
+    for clear, _ in list(_REGISTRY.values()):
+        clear()
+
+
+def cache_infos() -> dict[str, dict[str, int]]:
+    """Statistics of every registered cache, by name."""
+    return {name: info() for name, (_, info) in list(_REGISTRY.items())}
 
 
 def text_weight(program: Any, *_: Any) -> int:
@@ -83,5 +122,6 @@ def bounded_cache(max_entries: int, max_weight: int, weigh: Callable[..., int] =
         wrapper.max_weight = max_weight
         wrapper.cache_clear = cache_clear
         wrapper.cache_info = cache_info
+        register(f"{fn.__module__}.{fn.__qualname__}", cache_clear, cache_info)
         return wrapper
     return decorate

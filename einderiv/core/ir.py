@@ -24,7 +24,9 @@ import functools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Union
 
+from einderiv.core.caching import registered
 from einderiv.errors import UnsupportedError
+from einderiv.names import SLOT_LETTERS, display_name, fresh_names, fresh_variant, index_root
 
 __all__ = [
     "Ref", "Delta", "Size", "Call", "Power", "Term", "Expr", "Factor",
@@ -33,18 +35,6 @@ __all__ = [
     "constant_value", "depends_on", "display_name", "index_root", "ZERO", "ONE",
     "tensor_names", "common_factor", "MatFn", "MATRIX_FUNCTIONS", "fresh_names", "SLOT_LETTERS",
 ]
-
-
-def display_name(index: str) -> str:
-    """The name the user wrote for an internal index (``"k#2~1"`` → ``"k"``)."""
-    for marker in ("#", "@", "~"):
-        index = index.split(marker, 1)[0]
-    return index
-
-
-def index_root(index: str) -> str:
-    """The index whose size this one shares (``"k#2~1"`` → ``"k#2"``)."""
-    return index.split("~", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -194,6 +184,7 @@ def _all_names(term: Term) -> set[str]:
     return set(_all_names_of(term))
 
 
+@registered
 @functools.lru_cache(maxsize=4096)
 def _all_names_of(term: Term) -> frozenset[str]:
     # Memoised: products rename apart term by term, and nested terms recur at every level.
@@ -254,42 +245,6 @@ def constant_value(expr: Expr) -> float | None:
 
 
 # ---------------------------------------------------------------- renaming
-
-#: The letters fresh index names are drawn from (``i``–``o`` are left to the programs' own indices).
-SLOT_LETTERS = "abcdefghpqrstuvwxyz"
-
-
-def fresh_names(count: int, taken: Iterable[str] = (), letters: str = SLOT_LETTERS) -> list[str]:
-    """``count`` display names, none in ``taken``: ``a, b, …`` then ``a1, b1, …``, ``a2, …``; never runs out.
-
-    >>> fresh_names(3, {"b"})
-    ['a', 'c', 'd']
-    >>> fresh_names(21)[-3:]
-    ['z', 'a1', 'b1']
-    """
-    taken = set(taken)
-    names: list[str] = []
-    round_ = 0
-    while len(names) < count:
-        for letter in letters:
-            name = f"{letter}{round_}" if round_ else letter
-            if name not in taken:
-                names.append(name)
-                taken.add(name)
-                if len(names) == count:
-                    break
-        round_ += 1
-    return names
-
-
-def fresh_variant(index: str, taken: set[str]) -> str:
-    """A name sharing ``index``'s root and size, not in ``taken``."""
-    root = index_root(index)
-    k = 1
-    while f"{root}~{k}" in taken:
-        k += 1
-    return f"{root}~{k}"
-
 
 def rename(expr: Expr, mapping: Mapping[str, str]) -> Expr:
     """Substitute free indices; bound indices are renamed apart when they would capture."""

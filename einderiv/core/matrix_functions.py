@@ -49,16 +49,9 @@ from __future__ import annotations
 
 from einderiv.core import ir
 from einderiv.core.ir import MATRIX_FUNCTIONS, Expr, MatFn, Ref, Term
+from einderiv.names import matrix_slot
 
 __all__ = ["MATRIX_FUNCTIONS", "make", "batch_of", "bare_name", "is_symmetric"]
-
-
-def _slot(name: str, axis: int, which: str) -> str:
-    """The bound index of axis ``axis`` (the rows, or one more: the columns) of a bare-name
-    argument: its size is that axis' (the
-    ``x@T.k`` form), and the ``~m`` variant mark keeps it apart from every slot index the
-    derivatives make (``row@A.0``, say, from a user's index ``row``) and from their variants."""
-    return f"{which}@{name}.{axis}~m"
 
 
 def batch_of(factor: MatFn) -> tuple[str, ...]:
@@ -80,7 +73,7 @@ def make(fn: str, arg: Expr, rows: str, cols: str, indices: tuple[str, ...]) -> 
     batch = indices[:-2] if fn == "inv" else indices
     name = _lone_ref(arg, rows, cols, batch)
     if name is not None:
-        rows, cols = _slot(name, len(batch), "row"), _slot(name, len(batch) + 1, "col")
+        rows, cols = matrix_slot("row", name, len(batch)), matrix_slot("col", name, len(batch) + 1)
         arg = ir.ref(name, batch + (rows, cols))
     return Expr((Term(1.0, (), (MatFn(fn, arg, rows, cols, indices),)),))
 
@@ -101,7 +94,7 @@ def bare_name(factor: MatFn) -> str | None:
     """The tensor name when the argument is a bare name (``inv(A)``), else None."""
     batch = batch_of(factor)
     name = _lone_ref(factor.arg, factor.rows, factor.cols, batch)
-    return name if name is not None and factor.rows == _slot(name, len(batch), "row") else None
+    return name if name is not None and factor.rows == matrix_slot("row", name, len(batch)) else None
 
 
 def is_symmetric(factor: MatFn) -> bool:

@@ -23,14 +23,15 @@ Rules, applied to each term until none fires:
 from __future__ import annotations
 
 import functools
-
-import numpy as np
+import math
 
 from einderiv.core import ir
 
 from einderiv.core import matrix_functions
 from einderiv.core.functions import FUNCTIONS
+from einderiv.core.scalars import SCALARS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.core.caching import registered
 
 __all__ = ["simplify", "term_key", "collect_powers"]
 
@@ -62,9 +63,8 @@ def _simplify_factor(factor: Factor) -> Expr:
         args = tuple(simplify(a) for a in factor.args)
         values = [ir.constant_value(a) for a in args]
         if all(v is not None for v in values):
-            with np.errstate(all="ignore"):
-                value = float(FUNCTIONS[factor.fn].numpy(*[np.float64(v) for v in values]))
-            if np.isfinite(value):
+            value = float(FUNCTIONS[factor.fn].array(SCALARS, *values))
+            if math.isfinite(value):
                 return ir.const(value)
         return ir.call(factor.fn, args)
     if isinstance(factor, Power):
@@ -204,6 +204,7 @@ def _factor_text(factor: Factor, names: dict[str, str]) -> str:
     return _plain_text(factor, names)
 
 
+@registered
 @functools.lru_cache(maxsize=4096)
 def _nested_text(factor: Factor, names: tuple[tuple[str, str], ...]) -> str:
     return _plain_text(factor, dict(names))

@@ -34,16 +34,14 @@ from einderiv.language import matrix_calls
 from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.functions import FUNCTIONS, USER_FUNCTIONS
 from einderiv.core.ir import Expr
+from einderiv.language.printing import plural
 from einderiv.language.parsing import (Binary, CallNode, DeltaNode, Name, Node, Number, ProgramNode, StatementNode, SumNode, Unary,
                       caret_context)
 from einderiv.core.simplify import simplify
+from einderiv.names import statement_index, variant
 
-__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "statement_index", "written_names", "dependencies"]
-
-
-def statement_index(name: str, number: int | str) -> str:
-    """Internal name of index ``name`` in statement ``number``."""
-    return f"{name}#{number}"
+__all__ = ["Statement", "Occurrence", "analyse", "resolve_sizes", "infer_shapes", "statement_index", "written_names",
+           "dependencies"]
 
 
 
@@ -133,7 +131,7 @@ class _Scope:
         frame = {}
         for name in names:
             self.counter += 1
-            frame[name] = f"{statement_index(name, self.number)}~{self.counter}"
+            frame[name] = variant(statement_index(name, self.number), self.counter)
             self.roots.setdefault(statement_index(name, self.number))
         return frame
 
@@ -295,8 +293,8 @@ def _hoist_nested(node: Node, inside: bool, hoist: _Hoist) -> Node:
     if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS:
         return node
     if isinstance(node, CallNode):
-        new = replace(node, args=tuple(_hoist_nested(a, True, hoist) for a in node.args))
-        return hoist.temporary(new) if inside else new
+        call = replace(node, args=tuple(_hoist_nested(a, True, hoist) for a in node.args))
+        return hoist.temporary(call) if inside else call
     if isinstance(node, Binary):
         opaque = node.op == "^"
         new = Binary(node.op, _hoist_nested(node.left, inside or opaque, hoist),
@@ -500,7 +498,7 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
     if name in scope.defined:
         if scope.defined[name] != len(indices):
             raise _located(ProgramError, f"'{name}' is defined with {scope.defined[name]} "
-                           f"ind{'ex' if scope.defined[name] == 1 else 'ices'} but used here with {len(indices)}",
+                           f"{plural(scope.defined[name], 'index')} but used here with {len(indices)}",
                            scope.text, node.line, node.column)
     elif name in scope.later:
         raise _located(ProgramError, f"'{name}' is used before the statement that defines it "
@@ -510,8 +508,8 @@ def _lower_name(node: Name, scope: _Scope) -> Expr:
         scope.input_first_use.setdefault(name, (node.line, node.column))
         if known != len(indices):
             line, column = scope.input_first_use[name]
-            raise _located(ProgramError, f"input '{name}' is used with {len(indices)} ind"
-                           f"{'ex' if len(indices) == 1 else 'ices'} here but with {known} "
+            raise _located(ProgramError, f"input '{name}' is used with {len(indices)} "
+                           f"{plural(len(indices), 'index')} here but with {known} "
                            f"on line {line}, column {column}", scope.text, node.line, node.column)
     internal = tuple(scope.index(i) for i in indices)
     for axis, index in enumerate(internal):
@@ -533,7 +531,7 @@ def _lower_call(node: CallNode, scope: _Scope) -> Expr:
                        f"{', '.join(USER_FUNCTIONS + ir.MATRIX_FUNCTIONS)}", scope.text, node.line, node.column)
     arity = FUNCTIONS[node.fn].arity
     if len(node.args) != arity:
-        raise _located(ProgramError, f"'{node.fn}' takes {arity} argument{'s' if arity > 1 else ''}, "
+        raise _located(ProgramError, f"'{node.fn}' takes {arity} {plural(arity, 'argument')}, "
                        f"got {len(node.args)}", scope.text, node.line, node.column)
     return ir.call(node.fn, [_lower(arg, scope) for arg in node.args])
 
@@ -667,6 +665,47 @@ def _scan(node: Node, opaque: str | None, bound: frozenset[str], lhs: set[str], 
 
 
 # ---------------------------------------------------------------- sizes
+
+def infer_shapes(statements: Iterable[Statement], ranks: Mapping[str, int], given: Mapping[str, tuple[int, ...]],
+                 sizes: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], dict[str, dict[int, int]]]:
+    """Shapes from the given shapes and index sizes by name: ``(shapes found, known axes of the rest)``.
+
+    An index takes its size from ``sizes`` (by the name the user wrote) or from any
+    array it labels, within its statement; statements' shapes pass on to later
+    statements, until nothing changes. Inputs (``ranks``) of rank 0 are scalars.
+    Conflicts are left to :func:`resolve_sizes`, which names both sources; a shape not
+    found is the caller's to report.
+
+    >>> from einderiv.language.parsing import parse_text
+    >>> stmts, inputs, _ = analyse(parse_text("C[i,j] = A[i,k] B[k,j]"))
+    >>> infer_shapes(stmts, dict(inputs), {"A": (1, 3)}, {"j": 2})[0]
+    {'A': (1, 3), 'B': (3, 2), 'C': (1, 2)}
+    """
+    statements = tuple(statements)
+    shapes: dict[str, tuple[int, ...]] = {n: tuple(s) for n, s in given.items()}
+    shapes.update({n: () for n, r in ranks.items() if r == 0 and n not in shapes})
+    axes: dict[str, dict[int, int]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for s in statements:
+            roots = {r: sizes[ir.display_name(r)] for r in s.roots if ir.display_name(r) in sizes}
+            for occ in s.occurrences:
+                shape = shapes.get(occ.tensor)
+                if shape is not None and occ.axis < len(shape):
+                    roots.setdefault(occ.root, shape[occ.axis])
+            for occ in s.occurrences:
+                if occ.tensor in ranks and occ.tensor not in shapes and occ.root in roots:
+                    axes.setdefault(occ.tensor, {}).setdefault(occ.axis, roots[occ.root])
+            for name, known in axes.items():
+                if name not in shapes and len(known) == ranks[name]:
+                    shapes[name] = tuple(known[a] for a in range(ranks[name]))
+                    changed = True
+            if s.name not in shapes and all(r in roots for r in s.lhs):
+                shapes[s.name] = tuple(roots[r] for r in s.lhs)
+                changed = True
+    return shapes, {n: known for n, known in axes.items() if n not in shapes}
+
 
 def resolve_sizes(statements: tuple[Statement, ...], tensor_shapes: Mapping[str, tuple[int, ...]],
                   user_sizes: Mapping[str, int]) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:

@@ -9,8 +9,9 @@ from typing import Callable
 
 from einderiv.core import ir
 from einderiv.core.ir import MATRIX_FUNCTIONS, Expr
-from einderiv.core.matrix_functions import _slot, make
+from einderiv.core.matrix_functions import make
 from einderiv.errors import ProgramError
+from einderiv.names import matrix_slot, variant
 
 
 def lower_call(node, scope) -> Expr:
@@ -40,7 +41,7 @@ def lower_call(node, scope) -> Expr:
     outer = tuple(scope.index(n) for n in written)
     if bare:
         k = len(batch_names)
-        rows, cols = _slot(arg.name, k, "row"), _slot(arg.name, k + 1, "col")
+        rows, cols = matrix_slot("row", arg.name, k), matrix_slot("col", arg.name, k + 1)
         hidden = ("\0row", "\0col")
         scope.bound = scope.bound + ({hidden[0]: rows, hidden[1]: cols},)
         try:
@@ -102,7 +103,7 @@ def _lower_expression(node, arg, outer_names: tuple[str, ...], outer: tuple[str,
     if fn == "inv":     # the argument's rows and columns have the sizes of the result's
         for name, index in ((rows_name, outer[0]), (cols_name, outer[1])):
             scope.counter += 1
-            frame[name] = f"{ir.index_root(index)}~{scope.counter}"
+            frame[name] = variant(ir.index_root(index), scope.counter)
     else:
         frame.update(scope.bind((rows_name, cols_name)))
     rows, cols = frame[rows_name], frame[cols_name]

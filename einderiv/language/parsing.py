@@ -1,6 +1,8 @@
 """Program text → syntax tree with source positions.
 
-The grammar lives in ``grammar.lark`` (LALR). A lark ``Transformer`` turns the
+The grammar lives in ``grammar.lark`` (LALR); ``generated_parser.py`` is lark's
+standalone parser of it (regenerate with ``python scripts/regenerate_parser.py``),
+so parsing needs neither lark nor a cache file. A lark ``Transformer`` turns the
 parse tree into frozen dataclasses that remember line and column, so later
 stages can point at the source. Syntax errors become :class:`ParseError` with
 line, column, the source line and a caret; common mistakes get a message of
@@ -15,11 +17,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
-from typing import Union
+from typing import Any, Callable, Union
 
-from lark import Lark, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+from einderiv.language.generated_parser import (Lark, Lark_StandAlone, Transformer, UnexpectedCharacters,
+                                                UnexpectedEOF, UnexpectedInput, VisitError, v_args)
 
 from einderiv.errors import ParseError
 
@@ -113,11 +114,9 @@ class ProgramNode:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    # cache=True keeps the built LALR tables in the temporary directory, keyed by a hash of the
-    # grammar, the options and lark's version: a later process loads them instead of rebuilding
-    # (~90 ms of every CLI start-up); where the directory is not writable, lark builds as before.
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+    # the LALR table comes built in generated_parser.py: no grammar analysis, no lark import, and
+    # no pickled cache in the shared temporary directory (which lark's cache=True would unpickle)
+    return Lark_StandAlone()
 
 
 def _pos(meta) -> tuple[int, int]:
@@ -176,8 +175,9 @@ class _ToAst(Transformer):
     def signed(self, meta, children):  # unary plus
         return children[0]
 
-    def _binary(op):
-        def method(self, meta, children):
+    @staticmethod
+    def _binary(op: str) -> Callable[[Any, Any, list[Node]], Binary]:
+        def method(self: Any, meta: Any, children: list[Node]) -> Binary:
             return Binary(op, children[0], children[1], *_pos(meta))
         return method
 
@@ -261,7 +261,8 @@ def _parse_error(text: str, error: UnexpectedInput) -> ParseError:
 def _describe(text: str, error: UnexpectedInput) -> str:
     expected = set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ())
     if isinstance(error, UnexpectedCharacters):
-        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        position = error.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         if char and not char.isprintable() and char not in "\t\n":
             return (f"the control character {char!r} is not allowed in program text "
                     f"(a line ends with \\n or \\r\\n; blanks are spaces and tabs)")

@@ -1,4 +1,10 @@
-"""Index-form text of IR expressions: pure functions, no simplification, no numbers.
+"""The language's printer: IR expressions as index-form text, ASCII text or LaTeX; pure functions, no numbers.
+
+One walk over the IR (:func:`print_expr`) decides the structure — the order of
+terms and factors, terms sharing factors written once over them (``(Z[a] - T[a]) / N``),
+brackets, index names, implicit and explicit sums — and a small style object
+(:data:`TEXT`, :data:`ASCII`, :data:`LATEX`) spells its tokens: ``δ[i,a]``,
+``delta(i,a)`` or ``\\delta_{ia}``; ``/`` or ``\\frac``; ``^2`` or ``^{2}``.
 
 Free indices keep the names the caller fixes; every other index gets the name
 its user wrote, with a digit appended where two would clash within a term or
@@ -14,6 +20,8 @@ writes ``delta(i,a)`` for ``δ[i,a]``; both are the language's Kronecker delta).
 >>> e = ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"]))
 >>> format_expr(e)
 'δ[i,a] X[b,k]'
+>>> print(print_expr(e, style=LATEX))
+\\delta_{ia} X_{bk}
 """
 
 from __future__ import annotations
@@ -21,12 +29,33 @@ from __future__ import annotations
 import math
 
 import re
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.names import fresh, numbered
 
-__all__ = ["format_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product"]
+__all__ = ["format_expr", "print_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product",
+           "plural", "describe_call", "latex_call", "Operand", "TextStyle", "AsciiStyle", "LatexStyle",
+           "latex_escape", "latex_subscript", "TEXT", "ASCII", "LATEX"]
+
+#: Plurals that are not the word plus ``s``.
+_IRREGULAR_PLURALS = {"index": "indices", "axis": "axes", "matrix": "matrices"}
+
+
+def plural(n: int, word: str) -> str:
+    """``word`` as it reads after the count ``n``: singular for exactly one, plural otherwise.
+
+    >>> [f"{n} {plural(n, 'index')}" for n in (0, 1, 2)]
+    ['0 indices', '1 index', '2 indices']
+    >>> plural(3, "axis"), plural(1, "argument"), plural(2, "argument")
+    ('axes', 'argument', 'arguments')
+    """
+    if n == 1:
+        return word
+    return _IRREGULAR_PLURALS.get(word, word + "s")
 
 
 def format_number(value: float) -> str:
@@ -95,10 +124,7 @@ def distinct_names(indices, taken: set[str] = frozenset()) -> dict[str, str]:
     taken = set(taken)
     names: dict[str, str] = {}
     for index in indices:
-        base = ir.display_name(index)
-        name, k = base, 1
-        while name in taken:
-            name, k = f"{base}{k}", k + 1
+        name = fresh(numbered(ir.display_name(index)), taken)
         names[index] = name
         taken.add(name)
     return names
@@ -123,64 +149,6 @@ def _term_all_indices(term: Term) -> list[str]:
     return list(seen)
 
 
-def format_expr(expr: Expr, fixed: Mapping[str, str] | None = None, *, ascii: bool = False,
-                tensors: Mapping[str, str] | None = None) -> str:
-    """The index form of ``expr``; ``fixed`` names its free indices, ``tensors`` renames tensors."""
-    fixed = dict(fixed or {})
-    for index in ir.free_indices(expr):
-        fixed.setdefault(index, ir.display_name(index))
-    return _format_sum(expr, fixed, ascii, dict(tensors or {}), top=True, owners={})
-
-
-def _format_sum(expr: Expr, fixed: dict[str, str], ascii: bool, tensors: dict[str, str], top: bool,
-                owners: dict[str, str] | None = None) -> str:
-    if not expr.terms:
-        return "0"
-    grouped = ir.common_factor(expr) if top else None
-    if grouped is not None:
-        outer, inner = grouped
-        names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(
-            f for t in inner.terms for f in t.factors)),)), fixed, owners)[0]
-        group = f"({_format_sum(inner, names, ascii, tensors, top=False)})"
-        return _format_term(outer, names, ascii, tensors, top, group)
-    parts = []
-    for term, names in zip(expr.terms, index_names(expr, fixed, owners)):
-        text = _format_term(term, names, ascii, tensors, top)
-        negative = text.startswith("-")
-        body = text[1:] if negative else text
-        if not parts:
-            parts.append(text)
-        else:
-            parts.append(f" - {body}" if negative else f" + {body}")
-    return "".join(parts)
-
-
-def _format_term(term: Term, names: dict[str, str], ascii: bool, tensors: dict[str, str], top: bool,
-                 group: str | None = None) -> str:
-    numerator, denominator = ([group] if group else []), []
-    for factor in term.factors:
-        p = ir.constant_value(factor.exponent) if isinstance(factor, Power) else None
-        if p is not None and p < 0:
-            flipped = Power(factor.base, ir.const(-p))
-            denominator.append(_format_factor(flipped if p != -1 else None, factor.base, names, ascii, tensors))
-        else:
-            numerator.append(_format_factor(factor, None, names, ascii, tensors))
-    coeff = term.coeff
-    sign = "-" if coeff < 0 else ""
-    magnitude = abs(coeff)
-    tokens = numerator
-    if magnitude != 1.0 or not tokens:
-        tokens = [format_number(magnitude)] + tokens
-    text = join_product(tokens)
-    if denominator:
-        den = denominator[0] if len(denominator) == 1 else f"({join_product(denominator)})"
-        text = f"{text} / {den}"
-    if term.summed and not top:
-        bound = ",".join(names[s] for s in term.summed)
-        text = f"sum[{bound}]({text})"
-    return sign + text
-
-
 _NAME_END = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -203,58 +171,299 @@ def join_product(tokens: list[str]) -> str:
     return text
 
 
-def _format_factor(factor: Factor | None, base: Expr | None, names: dict[str, str], ascii: bool,
-                   tensors: dict[str, str]) -> str:
-    if factor is None:  # a reciprocal: the denominator is the base itself
-        return _format_operand(base, names, ascii, tensors)
-    if isinstance(factor, Ref):
-        return format_ref(tensors.get(factor.name, factor.name), tuple(names[i] for i in factor.indices))
-    if isinstance(factor, Delta):
-        a, b = names[factor.first], names[factor.second]
-        return f"delta({a},{b})" if ascii else f"δ[{a},{b}]"
-    if isinstance(factor, Size):   # Σ_i 1: what the language reads as the size of i
-        return f"sum[{names[factor.index]}](1)"
-    if isinstance(factor, Call):
-        args = ", ".join(_format_sum(a, names, ascii, tensors, top=False) for a in factor.args)
-        return f"{factor.fn}({args})"
-    if isinstance(factor, ir.MatFn):
-        return _format_matfn(factor, names, ascii, tensors)
-    base_text = _format_operand(factor.base, names, ascii, tensors)
-    p = ir.constant_value(factor.exponent)
-    exponent = format_number(p) if p is not None and p >= 0 else \
-        f"({_format_sum(factor.exponent, names, ascii, tensors, top=False)})"
-    if p is not None and p >= 0 and not float(p).is_integer():
-        exponent = format_number(p)
-    return f"{base_text}^{exponent}"
+# ---------------------------------------------------------------- styles: how tokens are spelt
+
+@dataclass(frozen=True)
+class Operand:
+    """A printed piece as the walk sees it: its text, and whether it may stand without brackets.
+
+    ``bare`` pieces (a reference, a call, a size, a non-negative number, a whole factor
+    in a product) need no brackets; ``indexed`` marks a reference with indices, which
+    LaTeX braces under an exponent (``{X_{ij}}^{2}``).
+    """
+
+    text: str
+    bare: bool = True
+    indexed: bool = False
 
 
-def _format_matfn(factor: ir.MatFn, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:
-    """``inv(A)[i,a]``, ``det(A)``, or ``inv(A[i,j] + B[i,j])[i,j]``: an argument's rows and columns
-    take the names of the result's indices when those differ, so the text reads back the same way."""
-    from einderiv.core.matrix_functions import bare_name
-    outer = [names[i] for i in factor.indices]
-    after = f"[{','.join(outer)}]" if factor.indices else ""
-    name = bare_name(factor)
-    if name is not None:
-        return f"{factor.fn}({tensors.get(name, name)}){after}"
-    if len(outer) == 2 and outer[0] != outer[1]:
-        inner = {factor.rows: outer[0], factor.cols: outer[1]}
-    else:
-        inner = distinct_names([factor.rows, factor.cols], set(names.values()))
-    fixed = {**names, **inner}
-    return f"{factor.fn}({_format_sum(factor.arg, fixed, ascii, tensors, top=False)}){after}"
+class TextStyle:
+    """The language's own spelling (Unicode ``δ[i,a]``); the text parses back to the same meaning.
+
+    Every method spells one token from pieces the walk has already decided; none of
+    them looks at the IR. :class:`AsciiStyle` and :class:`LatexStyle` override single tokens.
+
+    >>> TEXT.quotient([Operand("x[i]")], [Operand("a + b", bare=False)])
+    'x[i] / (a + b)'
+    """
+
+    def number(self, value: float) -> str:
+        return format_number(value)
+
+    def name(self, tensor: str) -> str:
+        """A tensor's name, before any indices."""
+        return tensor
+
+    def ref(self, name: str, indices: Sequence[str]) -> str:
+        """An already spelt tensor name with its (display) index names."""
+        return format_ref(name, tuple(indices))
+
+    def delta(self, first: str, second: str) -> str:
+        return f"δ[{first},{second}]"
+
+    def size(self, index: str) -> str:
+        """``Σ_i 1``: what the language reads as the size of ``i``."""
+        return f"sum[{index}](1)"
+
+    def call(self, fn: str, args: Sequence[str]) -> str:
+        """An elementwise function applied to already printed arguments."""
+        return f"{fn}({', '.join(args)})"
+
+    def matrix_call(self, fn: str, matrix: str, bare: bool, inner: tuple[str, str],
+                    batch: Sequence[str], outer: Sequence[str]) -> str:
+        """``inv(A)[i,a]`` or ``det(A[i,j] + B[i,j])``: ``matrix`` is the argument's name (``bare``) or text,
+        ``inner`` its row and column names, ``batch`` the leading indices of ``outer``, the result's indices."""
+        after = f"[{','.join(outer)}]" if outer else ""
+        return f"{fn}({matrix}){after}"
+
+    def bracket(self, text: str) -> str:
+        return f"({text})"
+
+    def wrap(self, operand: Operand) -> str:
+        """An operand inside a product or a quotient: bracketed unless it is bare."""
+        return operand.text if operand.bare else self.bracket(operand.text)
+
+    def power(self, base: Operand, exponent: str, constant: bool) -> str:
+        """``base`` raised to ``exponent`` (a non-negative number when ``constant``, else an expression's text)."""
+        return f"{self.wrap(base)}^{exponent if constant else self.bracket(exponent)}"
+
+    def product(self, factors: Sequence[Operand]) -> str:
+        return join_product([self.wrap(f) for f in factors])
+
+    def quotient(self, numerator: Sequence[Operand], denominator: Sequence[Operand]) -> str:
+        """``numerator / denominator``; several denominator factors are bracketed together."""
+        below = [self.wrap(d) for d in denominator]
+        den = below[0] if len(below) == 1 else self.bracket(join_product(below))
+        return f"{self.product(numerator)} / {den}"
+
+    def sum_over(self, bound: Sequence[str], body: str) -> str:
+        """An explicit sum (inside a function or a power, where no implicit sum reaches)."""
+        return f"sum[{','.join(bound)}]({body})"
 
 
-def _format_operand(expr: Expr, names: dict[str, str], ascii: bool, tensors: dict[str, str]) -> str:
-    text = _format_sum(expr, names, ascii, tensors, top=False)
-    if len(expr.terms) == 1:
-        term = expr.terms[0]
-        if term.coeff == 1.0 and len(term.factors) == 1 and not term.summed and \
-                isinstance(term.factors[0], (Ref, Call, Size)):
-            return text
-    if ir.constant_value(expr) is not None and ir.constant_value(expr) >= 0:
-        return text
-    return f"({text})"
+class AsciiStyle(TextStyle):
+    """Plain ASCII text: ``delta(i,a)`` for ``δ[i,a]`` (both are the language's Kronecker delta)."""
+
+    def delta(self, first: str, second: str) -> str:
+        return f"delta({first},{second})"
+
+
+#: Functions LaTeX knows as operators; the rest are written \operatorname{name}.
+def latex_call(fn: str, args: Sequence[str]) -> str:
+    """LaTeX of the elementwise function ``fn`` applied to already printed arguments: the
+    function registry's LaTeX form (:mod:`einderiv.core.functions`).
+
+    >>> latex_call("exp", ["x_{i}"]), latex_call("sqrt", ["y"]), latex_call("gt", ["a", "b"])
+    ('\\\\exp\\\\left(x_{i}\\\\right)', '\\\\sqrt{y}', '\\\\left[a > b\\\\right]')
+    """
+    return FUNCTIONS[fn].latex(*args)
+
+
+def latex_escape(text: str) -> str:
+    r"""``text`` with LaTeX's subscript character escaped: ``W_1`` → ``W\_1``."""
+    return text.replace("_", r"\_")
+
+
+def latex_subscript(names: Sequence[str]) -> str:
+    """Index names run together (``ij``), or comma separated when one is longer than a letter (``n,c1``)."""
+    names = [latex_escape(n) for n in names]
+    return "".join(names) if all(len(n) == 1 for n in names) else ",".join(names)
+
+
+class LatexStyle(TextStyle):
+    r"""LaTeX: ``A_{ik}``, ``\delta_{ia}``, ``\frac{…}{…}``, ``{X_{ij}}^{2}``, ``\sum_{j}``."""
+
+    def name(self, tensor: str) -> str:
+        return tensor if len(tensor) == 1 else rf"\mathrm{{{latex_escape(tensor)}}}"
+
+    def ref(self, name: str, indices: Sequence[str]) -> str:
+        return f"{name}_{{{latex_subscript(indices)}}}" if indices else name
+
+    def delta(self, first: str, second: str) -> str:
+        return rf"\delta_{{{latex_subscript([first, second])}}}"
+
+    def size(self, index: str) -> str:
+        return rf"\operatorname{{size}}({latex_escape(index)})"
+
+    def call(self, fn: str, args: Sequence[str]) -> str:
+        return latex_call(fn, args)
+
+    def matrix_call(self, fn: str, matrix: str, bare: bool, inner: tuple[str, str],
+                    batch: Sequence[str], outer: Sequence[str]) -> str:
+        r"""``\left(A^{-1}\right)_{ia}``, ``\det\left(A\right)``, ``\log\left\lvert\det\left(A\right)\right\rvert``."""
+        if bare:
+            matrix = f"{matrix}_{{{latex_subscript(batch)}}}" if batch else matrix
+        else:
+            matrix = rf"\left[{matrix}\right]_{{{latex_subscript(inner)}}}"
+        if fn == "inv":
+            return rf"\left({matrix}^{{-1}}\right)_{{{latex_subscript(outer[-2:])}}}"
+        if fn == "det":
+            return rf"\det\left({matrix}\right)"
+        return rf"\log\left\lvert\det\left({matrix}\right)\right\rvert"
+
+    def bracket(self, text: str) -> str:
+        return rf"\left({text}\right)"
+
+    def power(self, base: Operand, exponent: str, constant: bool) -> str:
+        under = f"{{{base.text}}}" if base.indexed else self.wrap(base)
+        return f"{under}^{{{exponent}}}"
+
+    def product(self, factors: Sequence[Operand]) -> str:
+        return " ".join(self.wrap(f) for f in factors)
+
+    def quotient(self, numerator: Sequence[Operand], denominator: Sequence[Operand]) -> str:
+        """``\\frac{…}{…}``: the bar groups, so a lone piece on either side goes unbracketed."""
+        top = numerator[0].text if len(numerator) == 1 else self.product(numerator)
+        bottom = denominator[0].text if len(denominator) == 1 else self.product(denominator)
+        return rf"\frac{{{top}}}{{{bottom}}}"
+
+    def sum_over(self, bound: Sequence[str], body: str) -> str:
+        return rf"\sum_{{{latex_subscript(bound)}}} {body}"
+
+
+TEXT, ASCII, LATEX = TextStyle(), AsciiStyle(), LatexStyle()
+
+
+# ---------------------------------------------------------------- the walk: what is printed, in which order
+
+def format_expr(expr: Expr, fixed: Mapping[str, str] | None = None, *, ascii: bool = False,
+                tensors: Mapping[str, str] | None = None) -> str:
+    """The index form of ``expr``; ``fixed`` names its free indices, ``tensors`` renames tensors.
+
+    >>> from einderiv.core import ir
+    >>> z_over_n = ir.mul(ir.ref("Z", ["a"]), ir.power(ir.ref("N", []), ir.const(-1.0)))
+    >>> format_expr(ir.add(z_over_n, ir.neg(ir.mul(ir.ref("T", ["a"]), ir.power(ir.ref("N", []), ir.const(-1.0))))))
+    '(Z[a] - T[a]) / N'
+    """
+    return print_expr(expr, fixed, ASCII if ascii else TEXT, tensors)
+
+
+def print_expr(expr: Expr, fixed: Mapping[str, str] | None = None, style: TextStyle = TEXT,
+               tensors: Mapping[str, str] | None = None) -> str:
+    """``expr`` in ``style`` (:data:`TEXT`, :data:`ASCII` or :data:`LATEX`): one walk decides the structure
+    (terms over a common denominator, order, brackets, index names, sums), the style spells it.
+
+    ``fixed`` names the free indices; ``tensors`` gives already spelt names for tensors.
+
+    >>> from einderiv.core import ir
+    >>> e = ir.mul(ir.delta("i", "a"), ir.ref("X", ["b", "k"]))
+    >>> print_expr(e, style=LATEX), print_expr(e, style=ASCII)
+    ('\\\\delta_{ia} X_{bk}', 'delta(i,a) X[b,k]')
+    """
+    fixed = dict(fixed or {})
+    for index in ir.free_indices(expr):
+        fixed.setdefault(index, ir.display_name(index))
+    return _Walk(style, dict(tensors or {})).sum(expr, fixed, top=True)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The structural decisions, shared by every style."""
+
+    style: TextStyle
+    tensors: Mapping[str, str]
+
+    def sum(self, expr: Expr, fixed: Mapping[str, str], top: bool) -> str:
+        """Terms joined by their signs. At the top, terms sharing factors are written once over them
+        (``(Z[a] - T[a]) / N``), and repeated indices sum implicitly; below, sums are explicit."""
+        if not expr.terms:
+            return self.style.number(0.0)
+        grouped = ir.common_factor(expr) if top else None
+        if grouped is not None:
+            outer, inner = grouped
+            names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(
+                f for t in inner.terms for f in t.factors)),)), fixed)[0]
+            group = Operand(self.sum(inner, names, top=False), bare=False)
+            negative, body = self.term(outer, names, top, group)
+            return ("-" if negative else "") + body
+        parts = []
+        for term, names in zip(expr.terms, index_names(expr, fixed)):
+            negative, body = self.term(term, names, top)
+            if not parts:
+                parts.append(("-" if negative else "") + body)
+            else:
+                parts.append(f" - {body}" if negative else f" + {body}")
+        return "".join(parts)
+
+    def term(self, term: Term, names: Mapping[str, str], top: bool,
+             group: Operand | None = None) -> tuple[bool, str]:
+        """(negative, text without the sign): the coefficient's magnitude and the factors in order,
+        negative constant powers below a quotient bar."""
+        numerator, denominator = ([group] if group else []), []
+        for factor in term.factors:
+            p = ir.constant_value(factor.exponent) if isinstance(factor, Power) else None
+            if p is not None and p < 0:
+                base = self.operand(factor.base, names)
+                denominator.append(base if p == -1 else
+                                   Operand(self.style.power(base, self.style.number(-p), constant=True)))
+            else:
+                numerator.append(Operand(self.factor(factor, names)))
+        magnitude = abs(term.coeff)
+        if magnitude != 1.0 or not numerator:
+            numerator = [Operand(self.style.number(magnitude))] + numerator
+        text = self.style.quotient(numerator, denominator) if denominator else self.style.product(numerator)
+        if term.summed and not top:
+            text = self.style.sum_over([names[s] for s in term.summed], text)
+        return term.coeff < 0, text
+
+    def factor(self, factor: Factor, names: Mapping[str, str]) -> str:
+        s = self.style
+        if isinstance(factor, Ref):
+            return s.ref(self.tensor(factor.name), [names[i] for i in factor.indices])
+        if isinstance(factor, Delta):
+            return s.delta(names[factor.first], names[factor.second])
+        if isinstance(factor, Size):
+            return s.size(names[factor.index])
+        if isinstance(factor, Call):
+            return s.call(factor.fn, [self.sum(a, names, top=False) for a in factor.args])
+        if isinstance(factor, ir.MatFn):
+            return self.matrix_call(factor, names)
+        base = self.operand(factor.base, names)
+        p = ir.constant_value(factor.exponent)
+        if p is not None and p >= 0:
+            return s.power(base, s.number(p), constant=True)
+        return s.power(base, self.sum(factor.exponent, names, top=False), constant=False)
+
+    def tensor(self, name: str) -> str:
+        return self.tensors[name] if name in self.tensors else self.style.name(name)
+
+    def matrix_call(self, factor: ir.MatFn, names: Mapping[str, str]) -> str:
+        """``inv(A)[i,a]``, ``det(A)``, or ``inv(A[i,j] + B[i,j])[i,j]``: an argument's rows and columns
+        take the names of the result's indices when those differ, so the text reads back the same way."""
+        from einderiv.core.matrix_functions import bare_name, batch_of
+        outer = [names[i] for i in factor.indices]
+        batch = [names[i] for i in batch_of(factor)]
+        name = bare_name(factor)
+        if name is not None:
+            return self.style.matrix_call(factor.fn, self.tensor(name), True, ("", ""), batch, outer)
+        if len(outer) == 2 and outer[0] != outer[1]:
+            inner = {factor.rows: outer[0], factor.cols: outer[1]}
+        else:
+            inner = distinct_names([factor.rows, factor.cols], set(names.values()))
+        arg = self.sum(factor.arg, {**names, **inner}, top=False)
+        return self.style.matrix_call(factor.fn, arg, False, (inner[factor.rows], inner[factor.cols]), batch, outer)
+
+    def operand(self, expr: Expr, names: Mapping[str, str]) -> Operand:
+        """A power's base or a denominator: bare when it is one reference, call or size, or a non-negative number."""
+        text = self.sum(expr, names, top=False)
+        if len(expr.terms) == 1:
+            term = expr.terms[0]
+            if term.coeff == 1.0 and len(term.factors) == 1 and not term.summed and \
+                    isinstance(term.factors[0], (Ref, Call, Size)):
+                only = term.factors[0]
+                return Operand(text, indexed=isinstance(only, Ref) and bool(only.indices))
+        value = ir.constant_value(expr)
+        return Operand(text, bare=value is not None and value >= 0)
 
 
 def describe_call(factor: ir.MatFn) -> str:

@@ -37,12 +37,15 @@ behind the caller's back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from einderiv.core.functions import FUNCTIONS, Named
 from einderiv.errors import BackendError, UnsupportedError
+from einderiv.numeric.elementwise import NUMPY_FUNCTIONS
 
 __all__ = ["Backend", "NUMPY", "backend_of", "kind_of", "KINDS", "by_name"]
 
@@ -81,16 +84,16 @@ class Backend:
         """Whether arrays are split into chunks (the memory limit then bounds a chunk, not an array)."""
         return self.chunk_bytes is not None
 
-    def elementwise(self, function) -> Callable:
-        """The implementation of an :class:`~einderiv.core.functions.ElementwiseFunction` on this library.
-
-        The one place a plan calls an elementwise function's implementation: once
-        ``functions.py`` gives each function ``array=lambda xp, x: ...``, this
-        becomes ``functools.partial(function.array, self.xp)``.
-        """
+    def elementwise(self, name: str) -> Callable:
+        """The elementwise function ``name`` (:mod:`einderiv.core.functions`) on this library's arrays:
+        its registration's ``array`` with this library's namespace bound (numpy: the faster forms
+        of :mod:`einderiv.numeric.elementwise`)."""
         if self.name == "numpy":
-            return function.numpy
-        return _shim(function.name, self.xp)
+            return NUMPY_FUNCTIONS[name]
+        array = FUNCTIONS[name].array
+        if isinstance(array, Named):
+            return getattr(self.xp, array.function)
+        return functools.partial(array, self.xp)
 
     def signature(self, array) -> tuple:
         """(shape, dtype) of an array, for plan cache keys."""
@@ -486,49 +489,6 @@ def _cupy_owned(results: dict, given: Sequence, cupy) -> dict:
             arrays.append(value)
         owned[name] = value
     return owned
-
-
-# ---------------------------------------------------------------- elementwise functions until functions.py takes xp
-
-def _shim(name: str, xp) -> Callable:
-    """The array-API implementation of an elementwise function (removed once each function
-    of :mod:`einderiv.core.functions` takes the namespace itself)."""
-    def indicator(compare):
-        return lambda a, b: xp.astype(compare(a, b), _float_of(xp, a, b))
-    table: Mapping[str, Callable] = {
-        "exp": xp.exp, "log": xp.log, "sqrt": xp.sqrt, "sin": xp.sin, "cos": xp.cos, "tanh": xp.tanh,
-        "sigmoid": lambda x: 0.5 * (1.0 + xp.tanh(0.5 * x)),
-        "relu": lambda x: xp.where(x > 0, x, xp.zeros_like(x)),
-        "abs": xp.abs,
-        "max": lambda a, b: xp.maximum(*_tensors(xp, a, b)),
-        "min": lambda a, b: xp.minimum(*_tensors(xp, a, b)),
-        "step": lambda x: xp.astype(x > 0, x.dtype),
-        "sign": xp.sign,
-        "gt": indicator(lambda a, b: xp.greater(*_tensors(xp, a, b))),
-        "ge": indicator(lambda a, b: xp.greater_equal(*_tensors(xp, a, b))),
-        "lt": indicator(lambda a, b: xp.less(*_tensors(xp, a, b))),
-        "le": indicator(lambda a, b: xp.less_equal(*_tensors(xp, a, b))),
-    }
-    if name not in table:
-        raise UnsupportedError(f"the function '{name}' has no array-API implementation yet")
-    return table[name]
-
-
-def _tensors(xp, a, b):
-    """Both arguments as arrays of the library (a Python number takes the other's dtype and device)."""
-    if isinstance(a, (int, float)):
-        a = xp.full_like(b, a)
-    if isinstance(b, (int, float)):
-        b = xp.full_like(a, b)
-    return a, b
-
-
-def _float_of(xp, a, b):
-    for x in (a, b):
-        if not isinstance(x, (int, float)):
-            return x.dtype
-    return xp.float64
-
 
 
 # ---------------------------------------------------------------- the command line's --backend

@@ -34,25 +34,12 @@ from typing import Callable, Sequence
 from einderiv.core import ir
 from einderiv.core.ir import Expr, Ref, Term
 from einderiv.language.lowering import Statement
+from einderiv.names import is_split, split_name, variant
 
 __all__ = ["lower_products", "StatementTable", "MIN_OPERANDS", "is_split"]
 
 #: Terms with at least this many tensor operands are split into two-operand statements.
 MIN_OPERANDS = 3
-
-
-def _split_name(statement: str, number: int) -> str:
-    """The name of the ``number``-th intermediate split off ``statement``: no program can write it."""
-    return f"{statement}.{number}"
-
-
-def is_split(name: str) -> bool:
-    """Whether ``name`` is an intermediate split off a statement.
-
-    >>> is_split(_split_name("L", 1)), is_split("L")
-    (True, False)
-    """
-    return "." in name
 
 
 @dataclass(frozen=True)
@@ -118,10 +105,10 @@ def _split_term(term: Term, statement: Statement, path: Callable[[Sequence[Ref],
         summed = tuple(i for i in indices if i not in needed)
         contracted.update(summed)
         number = counter + len(intermediates) + 1
-        name = _split_name(statement.name, number)
+        name = split_name(statement.name, number)
         # The intermediate's own index names: variants (same size) that no other statement uses,
         # as every statement's indices are its own.
-        own = {i: f"{i}~t{number}" for i in indices}
+        own = {i: variant(i, f"t{number}") for i in indices}
         rhs = ir.rename(Expr((Term(1.0, summed, tuple(chosen)),)), own)
         lhs = tuple(own[i] for i in kept)
         intermediates.append(replace(statement, name=name, lhs=lhs, rhs=rhs, roots=lhs, occurrences=()))

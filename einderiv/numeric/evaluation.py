@@ -20,430 +20,39 @@ statement) and ``sizes`` for indices no array fixes. The work is split in two:
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from einderiv.core import ir
-from einderiv.calculus.differentiation import (DerivedProgram, adjoint_name, forward_program, reverse_program, tangent_name)
-from einderiv.numeric import backend as _backends
-from einderiv.numeric import planning
-from einderiv.core import simplify as simplification
+from einderiv.core import caching, ir
+from einderiv.calculus.differentiation import forward_program
 from einderiv.numeric import symmetric as _symmetric
-from einderiv.core.caching import MAX_TEXT, bounded_cache
-from einderiv.errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
-from einderiv.numeric.planning import Context, compile_expr, index_size
-from einderiv.calculus import program as program_module
-from einderiv.calculus.program import Program, as_program, jacobian_seed, output_slots, wrt_slots
-from einderiv.numeric.contraction_tree import StatementTable, is_split, lower_products
-from einderiv.language.lowering import checked_size, dependencies, resolve_sizes, written_names
+from einderiv.errors import ShapeError
+from einderiv.numeric.planning import compile_expr
+from einderiv.numeric.backend import kind_of, np_dtype
+from einderiv.numeric.plans import (ArrayLike, Inputs, Plan, as_array, backend_of_arrays, cached, check_inputs,
+                                    checked_memory_limit, compile_plan, derived_steps, extras_like, forward_steps,
+                                    lowered, owned_copy, plan_cache_info, plan_context, referenced_statements,
+                                    requested, reverse_request, reverse_specs, run, signature, sizes_cache_key,
+                                    with_shapes, wrt_names)
+from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.names import VALUE, tangent_name
 
-__all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info", "register_cache"]
-
-ArrayLike = Any
-Inputs = Mapping[str, ArrayLike]
-
-_CACHE_SIZE = 128
-_CACHE_TEXT = MAX_TEXT           # and at most this much program text (a plan's size grows with its program's)
-_cache: "OrderedDict[tuple, _Plan]" = OrderedDict()
-_lock = threading.Lock()
-_stats = {"hits": 0, "misses": 0}
-_weight = {"text": 0}
-
-
-_other_caches: list[Callable[[], None]] = []
-
-
-def register_cache(clear: Callable[[], None]) -> None:
-    """Have :func:`clear_cache` also call ``clear`` (modules with caches of their own use this)."""
-    _other_caches.append(clear)
+__all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info"]
 
 
 def clear_cache() -> None:
-    """Forget every compiled plan and every cached parse and derivation.
+    """Forget every compiled plan and every cached parse and derivation (every registered cache).
 
     >>> clear_cache(); cache_info()["size"]
     0
     """
-    with _lock:
-        _cache.clear()
-        _stats.update(hits=0, misses=0)
-        _weight.update(text=0)
-    for clear in (_ancestors.cache_clear, _request.cache_clear, program_module._parse_cached.cache_clear,
-                  program_module._derivative.cache_clear, ir._all_names_of.cache_clear,
-                  simplification._nested_text.cache_clear, *_other_caches):
-        clear()
+    caching.clear_caches()
 
 
 def cache_info() -> dict[str, int]:
     """Plan-cache statistics: hits, misses, current and maximum size, in plans and in program text."""
-    with _lock:
-        return {**_stats, "size": len(_cache), "maxsize": _CACHE_SIZE, "text": _weight["text"],
-                "max_text": _CACHE_TEXT}
-
-
-@dataclass(frozen=True)
-class _Plan:
-    steps: tuple[tuple[str, Callable], ...]       # (name, runner), run in order into the environment
-    results: tuple[tuple[str, Callable], ...]     # (name, runner) of what is returned
-
-
-def _run(plan: _Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    # A fresh runner returns a buffer of its own (see _compile_plan); any other result may be an
-    # input, a view of one, or a buffer another result returned.
-    borrowing = [name for name, runner in plan.results if not getattr(runner, "fresh", False)]
-    given = list(env.values()) if borrowing else []
-    with depth_guard("the program"):
-        for name, runner in plan.steps:
-            env[name] = runner(env)
-        results = {name: runner(env) for name, runner in plan.results}
-    if borrowing:
-        results.update(_owned({name: results[name] for name in borrowing}, given))
-    return results
-
-
-def _owned_elsewhere(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
-    """:func:`_owned` for arrays of another library (see :meth:`Backend.owned`)."""
-    kinds = {_backends.kind_of(v) for v in results.values()} - {None}
-    if not kinds:
-        return results
-    return _backends.by_name(kinds.pop()).owned(results, given)
-
-
-def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
-    """``results`` with every array that may share memory with a given array, or with an
-    earlier result, replaced by a copy: the caller owns what is returned.
-
-    Only pass-through results (an input, a view of one, the same array twice) are
-    copied. Arrays are grouped by the object that owns their memory, so the check
-    is linear in the number of arrays; ``np.may_share_memory`` confirms a match.
-
-    >>> x = np.arange(3.0)
-    >>> out = _owned({"y": x, "z": x[::-1]}, [x])
-    >>> any(np.shares_memory(out[k], x) for k in out)
-    False
-    """
-    if any(type(v) is not np.ndarray and _backends.kind_of(v) is not None for v in results.values()):
-        return _owned_elsewhere(results, given)
-    seen: dict[int, list[np.ndarray]] = {}
-    for a in given:
-        if isinstance(a, np.ndarray):
-            seen.setdefault(_owner(a), []).append(a)
-    owned = {}
-    for name, value in results.items():
-        if isinstance(value, np.ndarray):
-            if any(np.may_share_memory(value, other) for other in seen.get(_owner(value), ())):
-                value = value.copy()
-            seen.setdefault(_owner(value), []).append(value)
-        owned[name] = value
-    return owned
-
-
-def _copy(array: Any) -> Any:
-    """A copy the caller owns (torch spells it ``clone``)."""
-    return array.clone() if _backends.kind_of(array) == "torch" else array.copy()
-
-
-def _owner(array: np.ndarray) -> int:
-    """Identity of the object that owns ``array``'s memory (views share their owner's)."""
-    owner: Any = array
-    while isinstance(owner, np.ndarray) and owner.base is not None:
-        owner = owner.base
-    return id(owner)
-
-
-# ---------------------------------------------------------------- inputs
-
-def _as_array(name: str, value: ArrayLike, role: str = "input", backend: _backends.Backend | None = None) -> np.ndarray:
-    """``value`` as a float array of ``backend``'s library (default: the value's own library)."""
-    if backend is None:
-        kind = None if type(value) is np.ndarray else _backends.kind_of(value)
-        backend = _backends.NUMPY if kind is None else _backends.by_name(kind, value)
-    if backend is not _backends.NUMPY:
-        return _backends.convert(value, backend, name, role)
-    if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
-        raise _backends.BackendError(f"{role} '{name}' is a {_backends.kind_of(value)} array but the other inputs "
-                                     f"are numpy arrays; give every input from one array library")
-    try:
-        array = np.asarray(value)
-    except Exception as error:  # ragged lists and the like
-        raise ShapeError(f"{role} '{name}' is not a numeric array: {error}") from None
-    kind = array.dtype.kind
-    if kind in "biu":
-        return array.astype(np.float64)
-    if kind == "f":
-        return array
-    if kind == "c":
-        raise UnsupportedError(f"{role} '{name}' is complex; einderiv supports real float arrays only")
-    raise ShapeError(f"{role} '{name}' is not a numeric array (dtype {array.dtype})")
-
-
-@bounded_cache(max_entries=1024, max_weight=MAX_TEXT)
-def _ancestors(program: Program, of: str) -> tuple[str, ...]:
-    """Statements ``of`` depends on, itself included, in program order (cached per program)."""
-    return dependencies(program.statements, [of])
-
-
-@bounded_cache(max_entries=1024, max_weight=MAX_TEXT)
-def _request(program: Program, of: str, extra: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(statements to run, inputs to check) for output ``of`` plus the inputs in ``extra``."""
-    order = _ancestors(program, of)
-    inputs = dict(program.inputs)
-    needed: dict[str, None] = {}
-    for name in order:
-        for t in written_names(program.statement(name)):
-            if t in inputs:
-                needed.setdefault(t)
-    for name in extra:
-        needed.setdefault(name)
-    return order, tuple(needed)
-
-
-def _check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dict[str, np.ndarray]:
-    if not isinstance(inputs, Mapping):
-        raise ShapeError(f"inputs must map names to arrays, got {type(inputs).__name__}")
-    ranks = dict(program.inputs)
-    arrays = {}
-    backend = _input_backend(inputs, names)
-    for name in names:
-        if name not in inputs:
-            raise ShapeError(f"missing input '{name}' (the program uses it with {ranks[name]} "
-                             f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(map(str, inputs))) or 'none'}")
-        array = _as_array(name, inputs[name], backend=backend)
-        if array.ndim != ranks[name]:
-            raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
-                             f"(shape {array.shape}) but is written with {ranks[name]} "
-                             f"ind{'ex' if ranks[name] == 1 else 'ices'}")
-        arrays[name] = array
-    if backend is not _backends.NUMPY:
-        arrays = _one_dtype(arrays, [n for n in names if _backends.kind_of(inputs[n]) is not None])
-    return arrays
-
-
-def _one_dtype(arrays: dict[str, Any], native: Sequence[str]) -> dict[str, Any]:
-    """Arrays of another library than numpy in one dtype: that of the arrays given in that library
-    (numbers and lists adopt it, as in torch and jax). Their operations do not promote as numpy's do."""
-    dtype = _dtype({n: arrays[n] for n in native} or arrays)
-    xnp = _backend(arrays).np
-    return {n: a if _backends.np_dtype(a.dtype) == dtype else xnp.astype(a, dtype) for n, a in arrays.items()}
-
-
-def _input_backend(inputs: Inputs, names: Sequence[str]) -> _backends.Backend:
-    """The array library of a call's inputs: numpy unless one of them comes from another (see
-    :func:`einderiv.numeric.backend.backend_of`; numbers and lists adopt the others' library)."""
-    for name in names:
-        value = inputs.get(name)
-        if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
-            return _backends.backend_of([inputs[n] for n in names if n in inputs])
-    return _backends.NUMPY
-
-
-def _backend(arrays: Mapping[str, Any]) -> _backends.Backend:
-    """The library of checked arrays (all of one library, see :func:`_check_inputs`)."""
-    for a in arrays.values():
-        if type(a) is not np.ndarray:
-            return _backends.backend_of(arrays.values())
-    return _backends.NUMPY
-
-
-def _extras_like(arrays: Mapping[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Tangents, cotangents or vectors checked against the inputs: of their library (else a
-    :class:`BackendError`) and, off numpy, of their dtype."""
-    if all(type(a) is np.ndarray for a in extra.values()) and _backend(arrays) is _backends.NUMPY:
-        return extra
-    _backends.backend_of([*arrays.values(), *extra.values()])
-    return _one_dtype({**arrays, **extra}, list(arrays)) if arrays else extra
-
-
-def _dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
-    floats = [a.dtype if type(a) is np.ndarray else _backends.np_dtype(a.dtype) for a in arrays.values()]
-    return np.result_type(*floats) if floats else np.dtype(np.float64)
-
-
-def _sizes_key(sizes: Mapping[str, int] | None) -> tuple:
-    if sizes is None:
-        return ()
-    if not isinstance(sizes, Mapping):
-        raise ShapeError(f"sizes must map index names to integers, got {type(sizes).__name__}")
-    items = []
-    for k, v in sizes.items():
-        items.append((str(k), checked_size(f"size of index '{k}'", v)))
-    return tuple(sorted(items))
-
-
-def _names(wrt: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
-    if isinstance(wrt, str):
-        return (wrt,), True
-    names = tuple(wrt) if isinstance(wrt, (list, tuple)) else ()
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ProgramError(f"wrt must be an input name or a list of names, got {wrt!r}")
-    return names, False
-
-
-# ---------------------------------------------------------------- plans
-
-def _context(program: Program, arrays: Mapping[str, np.ndarray], sizes_key: tuple, statements: Sequence[str],
-             memory_limit: int | None, hint: str) -> Context:
-    chosen = [program.statement(n) for n in statements]
-    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
-    index_sizes, all_shapes = resolve_sizes(tuple(chosen), shapes, dict(sizes_key))
-    for name, _ in program.inputs:
-        all_shapes.setdefault(name, ())
-    limit = _memory_limit(memory_limit)
-    backend = _backend(arrays)
-    if backend.name == "dask":      # the limit bounds each chunk, which the backend sizes to it
-        return Context(index_sizes, all_shapes, _dtype(arrays), _UNBOUNDED, hint=hint,
-                       backend=backend.with_chunks(limit))
-    return Context(index_sizes, all_shapes, _dtype(arrays), limit, hint=hint, backend=backend)
-
-
-#: The byte limit of a whole array when arrays are chunked (dask): the real limit applies per chunk.
-_UNBOUNDED = 2 ** 62
-
-
-def _memory_limit(memory_limit: int | None) -> int:
-    """The byte limit in force: ``memory_limit``, else ``planning.DEFAULT_MEMORY_LIMIT`` read now."""
-    if memory_limit is None:
-        memory_limit = planning.DEFAULT_MEMORY_LIMIT
-    if isinstance(memory_limit, (bool, np.bool_)) or not isinstance(memory_limit, (int, float, np.integer, np.floating)) \
-            or not 0 <= memory_limit < float("inf"):
-        raise MemoryLimitError(f"memory_limit must be a non-negative number of bytes, got {memory_limit!r}")
-    return int(memory_limit)
-
-
-_Spec = tuple[str, ir.Expr, tuple[str, ...], Context, str]     # (name, expression, target, context, what)
-
-
-def _forward_specs(program: Program | StatementTable, names: Sequence[str], ctx: Context) -> list[_Spec]:
-    return [(n, program.statement(n).rhs, program.statement(n).lhs, ctx, _what(program.statement(n))) for n in names]
-
-
-def _what(statement) -> str:
-    """How errors name a statement's value (or an intermediate product of a split statement)."""
-    if is_split(statement.name):
-        return f"an intermediate product of '{statement.source.strip()}'"
-    return f"'{statement.name}'"
-
-
-def _lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTable:
-    """The statements ``names`` with products of three or more tensors split along their
-    contraction paths (:mod:`einderiv.numeric.contraction_tree`), for these shapes."""
-    statements = lower_products([program.statement(n) for n in names],
-                                lambda operands, keep: planning.product_path(operands, keep, ctx))
-    return StatementTable.of(statements)
-
-
-def _forward_steps(program: Program | StatementTable, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
-    return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in _forward_specs(program, names, ctx)]
-
-
-def _compile_plan(specs: Sequence[_Spec], results: Sequence[_Spec]) -> _Plan:
-    """Compile steps and results; a step may overwrite an intermediate no later step reads.
-
-    Only buffers a step of this plan allocated (``fresh`` runners) are donated,
-    never inputs or arrays shared with the caller. A step whose runner is not
-    fresh (a rename, a transpose, a diagonal) may return a view of what it reads,
-    so every value remembers the buffers it may share memory with. A buffer is
-    donated to step ``k`` only when ``k`` is the last step to read it, no other
-    value read at or after ``k`` may share it, and no result returned it.
-    """
-    everything = list(specs) + list(results)
-    last_use: dict[str, int] = {}
-    for k, (_, expr, _, _, _) in enumerate(everything):
-        for name in ir.tensor_names(expr):
-            last_use[name] = k
-    shares: dict[str, frozenset[str]] = {}      # value → the owned buffers it may share memory with
-    readers: dict[str, set[str]] = {}           # owned buffer → the values that may share it
-    pinned: set[str] = set()                    # buffers a result may return
-    compiled = []
-    for k, (name, expr, target, ctx, what) in enumerate(everything):
-        reads = set(ir.tensor_names(expr))
-        donate = frozenset(b for b in reads if b in readers and b not in pinned and last_use[b] == k
-                           and all(m == b or (m not in reads and last_use.get(m, -1) < k) for m in readers[b])
-                           and ctx.backend.in_place)      # only numpy writes into arrays it was given
-        runner = compile_expr(expr, target, ctx, what, donate)
-        for b in donate:
-            del readers[b]
-        if getattr(runner, "fresh", False):
-            value_shares = frozenset((name,))
-        else:
-            value_shares = frozenset(b for t in reads for b in shares.get(t, ()) if b in readers)
-        if k < len(specs):
-            shares[name] = value_shares
-            if getattr(runner, "fresh", False):
-                readers[name] = set()
-            for b in value_shares:
-                readers[b].add(name)
-        else:
-            pinned |= value_shares
-        compiled.append((name, runner))
-    return _Plan(tuple(compiled[:len(specs)]), tuple(compiled[len(specs):]))
-
-
-def _with_shapes(ctx: Context, more: Mapping[str, tuple[int, ...]]) -> Context:
-    return replace(ctx, shapes={**ctx.shapes, **more})
-
-
-def _derived_specs(derived: DerivedProgram, ctx: Context) -> tuple[list[_Spec], Context]:
-    """The derived statements to compile, and the context that knows their shapes."""
-    specs = []
-    for s in derived.statements:
-        ctx = _with_shapes(ctx, {s.name: tuple(index_size(i, ctx) for i in s.indices)})
-        specs.append((s.name, s.expr, s.indices, ctx, f"the adjoint of '{s.of}'"))
-    return specs, ctx
-
-
-def _derived_steps(derived: DerivedProgram, ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
-    """Compiled derived statements, and the context that knows their shapes."""
-    specs, ctx = _derived_specs(derived, ctx)
-    return [(n, compile_expr(e, t, c, w)) for n, e, t, c, w in specs], ctx
-
-
-def _referenced_statements(program: Program | StatementTable, exprs: Sequence[ir.Expr]) -> list[str]:
-    # One walk from every referenced tensor at once: linear in the program's length.
-    roots = dict.fromkeys(t for e in exprs for t in ir.tensor_names(e))
-    return list(dependencies(program.statements, roots))
-
-
-def _key_text(key: tuple) -> int:
-    """The weight of a plan: the length of its program's text (every key holds it second)."""
-    return len(key[1]) if len(key) > 1 and isinstance(key[1], str) else 0
-
-
-def _cached(key: tuple, build: Callable[[], _Plan]) -> _Plan:
-    with _lock:
-        plan = _cache.get(key)
-        if plan is not None:
-            _cache.move_to_end(key)
-            _stats["hits"] += 1
-            return plan
-        _stats["misses"] += 1
-    with depth_guard("the program"):
-        plan = build()
-    with _lock:
-        if key not in _cache:
-            _weight["text"] += _key_text(key)
-        _cache[key] = plan
-        _cache.move_to_end(key)
-        while len(_cache) > 1 and (len(_cache) > _CACHE_SIZE or _weight["text"] > _CACHE_TEXT):
-            gone, _ = _cache.popitem(last=False)
-            _weight["text"] -= _key_text(gone)
-    return plan
-
-
-def _signature(arrays: Mapping[str, np.ndarray]) -> tuple:
-    """What a plan depends on of its arrays: shapes and dtypes, and for other libraries than
-    numpy the library and device too (plans are cached per backend)."""
-    return tuple((n, a.shape, a.dtype.str) if type(a) is np.ndarray else _foreign_signature(n, a)
-                 for n, a in arrays.items())
-
-
-def _foreign_signature(name: str, array: Any) -> tuple:
-    device = _backends.device_of(array)
-    return (name, tuple(array.shape), str(array.dtype), _backends.kind_of(array), str(device))
+    return plan_cache_info()
 
 
 # ---------------------------------------------------------------- public API
@@ -458,114 +67,22 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     program = as_program(program)
     of = program.resolve_output(of)
     if of not in program.names:
-        return _copy(_check_inputs(program, inputs, [of])[of])      # the caller owns what is returned
-    order, needed = _request(program, of, ())
-    arrays = _check_inputs(program, inputs, needed)
-    sizes_key = _sizes_key(sizes)
-    memory_limit = _memory_limit(memory_limit)
-    key = ("value", program.text, of, _signature(arrays), sizes_key, memory_limit)
+        return owned_copy(check_inputs(program, inputs, [of])[of])      # the caller owns what is returned
+    order, needed = requested(program, of, ())
+    arrays = check_inputs(program, inputs, needed)
+    sizes_key = sizes_cache_key(sizes)
+    memory_limit = checked_memory_limit(memory_limit)
+    key = ("value", program.text, of, signature(arrays), sizes_key, memory_limit)
 
-    def build() -> _Plan:
-        ctx = _context(program, arrays, sizes_key, order, memory_limit, "evaluate a smaller program")
-        table = _lowered(program, order, ctx)
-        steps = _forward_steps(table, [s.name for s in table.statements], ctx)
-        return _Plan(tuple(steps[:-1]), (steps[-1],))
+    def build() -> Plan:
+        ctx = plan_context(program, arrays, sizes_key, order, memory_limit, "evaluate a smaller program")
+        table = lowered(program, order, ctx)
+        steps = forward_steps(table, [s.name for s in table.statements], ctx)
+        return Plan(tuple(steps[:-1]), (steps[-1],))
 
-    return _run(_cached(key, build), dict(arrays))[of]
-
-
-@dataclass(frozen=True)
-class _ReverseRequest:
-    """A checked reverse-mode request: what the plan is built from, and its cache key."""
-
-    program: Program
-    of: str
-    wrts: tuple[str, ...]
-    mode: str                                 # "grad", "value_and_grad", "vjp" or "jacobian"
-    order: tuple[str, ...]
-    arrays: Mapping[str, np.ndarray]
-    extra_arrays: Mapping[str, np.ndarray]    # the cotangent of a VJP
-    sizes_key: tuple
-    memory_limit: int
-
-    @property
-    def key(self) -> tuple:
-        return (self.mode, self.program.text, self.of, self.wrts, _signature(self.arrays),
-                _signature(self.extra_arrays), self.sizes_key, self.memory_limit)
+    return run(cached(key, build), dict(arrays))[of]
 
 
-def _reverse_request(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
-                     mode: str, cotangent=None) -> _ReverseRequest:
-    for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
-        program.rank(w)
-    order, needed = _request(program, of, wrts if of in program.names else tuple(dict.fromkeys(wrts + (of,))))
-    arrays = _check_inputs(program, inputs, needed)
-    extra_arrays = {}
-    if mode == "vjp":
-        extra_arrays[adjoint_name(of)] = _as_array("cotangent", cotangent, "cotangent")
-        extra_arrays = {n: a for n, a in _extras_like(arrays, extra_arrays).items() if n in extra_arrays}
-    return _ReverseRequest(program, of, wrts, mode, order, arrays, extra_arrays, _sizes_key(sizes),
-                           _memory_limit(memory_limit))
-
-
-def _reverse_specs(request: _ReverseRequest) -> tuple[list[_Spec], list[_Spec]]:
-    """The steps (forward values, then adjoints) and the results of a reverse-mode plan."""
-    program, of, wrts, mode = request.program, request.of, request.wrts, request.mode
-    with_value = mode == "value_and_grad"
-    if with_value:
-        mode = "grad"
-    ctx = _context(program, request.arrays, request.sizes_key, request.order, request.memory_limit,
-                   "use vjp or jvp, which never build the full Jacobian")
-    of_shape = ctx.shapes[of]
-    if mode == "vjp":
-        given = request.extra_arrays[adjoint_name(of)].shape
-        if given != of_shape:
-            raise ShapeError(f"the cotangent has shape {given} but '{of}' has shape {of_shape}")
-    if mode == "grad" and program.rank(of) != 0:
-        raise ShapeError(f"grad needs a scalar output, but '{of}' has shape {of_shape}; "
-                         f"use vjp with a cotangent, or jacobian")
-    slots = {w: wrt_slots(program, w) for w in wrts}
-    out = output_slots(program, of) if mode == "jacobian" else ()
-    ctx2 = _with_shapes(ctx, {n: a.shape for n, a in request.extra_arrays.items()})
-    if of not in program.names:
-        results = []
-        for w in wrts:
-            if mode == "jacobian":
-                expr = jacobian_seed(out, slots[w]) if w == of else ir.ZERO
-            elif mode == "vjp":
-                expr = ir.ref(adjoint_name(of), slots[w]) if w == of else ir.ZERO
-            else:
-                expr = ir.ONE if w == of else ir.ZERO
-            results.append((w, expr, out + slots[w], ctx2, f"d{of}/d{w}"))
-        if with_value:
-            results.append((VALUE, ir.ref(of), (), ctx2, f"'{of}'"))
-        return [], results
-    lhs = program.statement(of).lhs
-    if mode == "jacobian":
-        seed = jacobian_seed(out, lhs)
-    elif mode == "vjp":
-        seed = ir.ref(adjoint_name(of), lhs)
-    else:
-        seed = ir.ONE
-    # A full Jacobian's adjoints carry the output's axes too: materialising one per node of a
-    # contraction tree would cost more than it shares, so only gradients and VJPs walk the tree.
-    table = StatementTable.of(program.statements) if mode == "jacobian" else _lowered(program, request.order, ctx)
-    derived = reverse_program(table.statements, of, wrts, slots, seed, out)
-    exprs = [s.expr for s in derived.statements] + [e for _, _, e in derived.results]
-    value = [(VALUE, table.statement(of).rhs, lhs, ctx2, f"'{of}'")] if with_value else []
-    forward = _referenced_statements(table, exprs + [spec[1] for spec in value])
-    adjoint_specs, ctx2 = _derived_specs(derived, ctx2)
-    results = [(w, e, target, ctx2, f"d{of}/d{w}" if mode == "jacobian" else f"the gradient of '{w}'")
-               for w, target, e in derived.results]
-    # the value is computed last, from forward values the adjoints may also read (never recomputed)
-    return _forward_specs(table, [n for n in forward if n != of], ctx2) + adjoint_specs, results + value
-
-
-#: The key of the output's value among the results of a value-and-gradient plan (no input has this name).
-VALUE = "=value"
 
 
 def _cut_at(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes,
@@ -587,9 +104,9 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
     sym = _symmetric.symmetric_names(program, symmetric)
     _symmetric.check_inputs(sym, inputs)
     program, inputs = _cut_at(program, of, wrts, inputs, sizes, memory_limit)
-    request = _reverse_request(program, of, wrts, inputs, sizes, memory_limit, mode, cotangent)
-    plan = _cached(request.key, lambda: _compile_plan(*_reverse_specs(request)))
-    results = _run(plan, {**request.arrays, **request.extra_arrays})
+    request = reverse_request(program, of, wrts, inputs, sizes, memory_limit, mode, cotangent)
+    plan = cached(request.key, lambda: compile_plan(*reverse_specs(request)))
+    results = run(plan, {**request.arrays, **request.extra_arrays})
     return _symmetric.project(results, wrts, sym, program.rank(of) if mode == "jacobian" else 0)
 
 
@@ -611,7 +128,7 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     """
     program = as_program(program)
     of = program.resolve_output(of)
-    names, single = _names(wrt)
+    names, single = wrt_names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "jacobian", symmetric=symmetric)
     return result[names[0]] if single else result
 
@@ -630,7 +147,7 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
     """
     program = as_program(program)
     of = program.resolve_output(of)
-    names, single = _names(wrt)
+    names, single = wrt_names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "grad", symmetric=symmetric)
     return result[names[0]] if single else result
 
@@ -651,7 +168,7 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
     """
     program = as_program(program)
     of = program.resolve_output(of)
-    names, single = _names(wrt)
+    names, single = wrt_names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "vjp", cotangent, symmetric)
     return result[names[0]] if single else result
 
@@ -669,10 +186,10 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     if program.rank(of) != 0:
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
                          f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
-    names, single = _names(wrt)
+    names, single = wrt_names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad", symmetric=symmetric)
     value = result.pop(VALUE)
-    value = float(value) if _backends.kind_of(value) is None else value     # other libraries: a 0-d array of theirs
+    value = float(value) if kind_of(value) is None else value     # other libraries: a 0-d array of theirs
     return value, (result[names[0]] if single else result)
 
 
@@ -698,46 +215,43 @@ def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Input
         tangents = _symmetric.project_tangents(sym, tangents)
     sources = tuple(tangents)
     for name in sources:
-        if name in program.names:
-            raise ProgramError(f"'{name}' is defined by a statement; tangents are given for inputs")
-        program.rank(name)
+        program.check_input(name, "tangents are given for inputs")
     if of not in program.names:
-        arrays = _check_inputs(program, inputs, [of])
+        arrays = check_inputs(program, inputs, [of])
         if of in tangents:
-            return _copy(_as_array(of, tangents[of], "tangent"))
+            return owned_copy(as_array(of, tangents[of], "tangent"))
         if type(arrays[of]) is np.ndarray:
             return np.zeros_like(arrays[of])
-        return _backend(arrays).np.zeros(tuple(arrays[of].shape), _dtype(arrays))
-    order, needed = _request(program, of, sources)
-    arrays = _check_inputs(program, inputs, needed)
-    tangent_arrays = {tangent_name(n): _as_array(n, tangents[n], "tangent") for n in sources}
-    tangent_arrays = {n: a for n, a in _extras_like(arrays, tangent_arrays).items() if n in tangent_arrays}
+        return backend_of_arrays(arrays).np.zeros(tuple(arrays[of].shape), np_dtype(arrays[of].dtype))
+    order, needed = requested(program, of, sources)
+    arrays = check_inputs(program, inputs, needed)
+    tangent_arrays = extras_like(arrays, {tangent_name(n): as_array(n, tangents[n], "tangent") for n in sources})
     for n in sources:
         if tangent_arrays[tangent_name(n)].shape != arrays[n].shape:
             raise ShapeError(f"the tangent of '{n}' has shape {tangent_arrays[tangent_name(n)].shape} "
                              f"but '{n}' has shape {arrays[n].shape}")
-    sizes_key = _sizes_key(sizes)
-    memory_limit = _memory_limit(memory_limit)
-    key = ("jvp", program.text, of, sources, _signature(arrays), _signature(tangent_arrays), sizes_key, memory_limit)
+    sizes_key = sizes_cache_key(sizes)
+    memory_limit = checked_memory_limit(memory_limit)
+    key = ("jvp", program.text, of, sources, signature(arrays), signature(tangent_arrays), sizes_key, memory_limit)
 
-    def build() -> _Plan:
-        ctx = _context(program, arrays, sizes_key, order, memory_limit, "use vjp or jvp")
-        ctx2 = _with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
+    def build() -> Plan:
+        ctx = plan_context(program, arrays, sizes_key, order, memory_limit, "use vjp or jvp")
+        ctx2 = with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
         seeds = {}
         for n in sources:
             slots = wrt_slots(program, n)
             seeds[n] = (slots, ir.ref(tangent_name(n), slots))
-        table = _lowered(program, order, ctx)
+        table = lowered(program, order, ctx)
         derived = forward_program(table.statements, of, sources, seeds)
         (_, _, expr), = derived.results
         exprs = [s.expr for s in derived.statements] + [expr]
-        forward = _referenced_statements(table, exprs)
-        tangent_steps, ctx2 = _derived_steps(derived, ctx2)
-        steps = _forward_steps(table, forward, ctx2) + tangent_steps
+        forward = referenced_statements(table, exprs)
+        tangent_steps, ctx2 = derived_steps(derived, ctx2)
+        steps = forward_steps(table, forward, ctx2) + tangent_steps
         target = program.statement(of).lhs
-        return _Plan(tuple(steps), ((of, compile_expr(expr, target, ctx2, f"the tangent of '{of}'")),))
+        return Plan(tuple(steps), ((of, compile_expr(expr, target, ctx2, f"the tangent of '{of}'")),))
 
     env = dict(arrays)
     env.update(tangent_arrays)
-    return _run(_cached(key, build), env)[of]
+    return run(cached(key, build), env)[of]
 

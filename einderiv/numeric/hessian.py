@@ -40,8 +40,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from einderiv.numeric import evaluation as _ev
+from einderiv.numeric import plans
 from einderiv.core import ir
+from einderiv.core.caching import registered
 from einderiv.numeric import symmetric as _symmetric
 from einderiv.calculus.differentiation import (DerivedProgram, DerivedStatement, InlinePolicy, display_inline, forward_program,
                               numeric_inline, reverse_program, tangent_name)
@@ -52,31 +53,18 @@ from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
 from einderiv.language.lowering import Statement, dependencies
 from einderiv.core.simplify import collect_powers
+from einderiv.names import adjoint_of, gradient_name, gradient_of, tagged
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
     "GradientProgram", "HessianProgram", "gradient_program", "hessian_program", "gradient_name",
 ]
 
-ArrayLike = _ev.ArrayLike
-Inputs = _ev.Inputs
-
-
-def gradient_name(tensor: str) -> str:
-    """Name, in a gradient program, of the statement holding ``dL/d tensor``.
-
-    >>> gradient_name("W1")
-    'G:W1'
-    """
-    return f"G:{tensor}"
+ArrayLike = plans.ArrayLike
+Inputs = plans.Inputs
 
 
 # ---------------------------------------------------------------- relabelling
-
-def _suffixed(index: str, tag: str) -> str:
-    """A variant of ``index`` (same size, same display name) marked with ``tag``."""
-    return f"{index}{tag}" if "~" in index else f"{index}~{tag}"
-
 
 def _relabel(expr: Expr, tag: str, tensors: Mapping[str, str]) -> Expr:
     """Every index, bound or free, suffixed with ``tag``; tensors renamed by ``tensors``.
@@ -84,23 +72,23 @@ def _relabel(expr: Expr, tag: str, tensors: Mapping[str, str]) -> Expr:
     An injective renaming of all of a statement's indices keeps its meaning, so
     no capture can happen and none is checked.
     """
-    return Expr(tuple(Term(t.coeff, tuple(_suffixed(s, tag) for s in t.summed),
+    return Expr(tuple(Term(t.coeff, tuple(tagged(s, tag) for s in t.summed),
                            tuple(_relabel_factor(f, tag, tensors) for f in t.factors)) for t in expr.terms))
 
 
 def _relabel_factor(factor: Factor, tag: str, tensors: Mapping[str, str]) -> Factor:
     if isinstance(factor, Ref):
-        return Ref(tensors.get(factor.name, factor.name), tuple(_suffixed(i, tag) for i in factor.indices))
+        return Ref(tensors.get(factor.name, factor.name), tuple(tagged(i, tag) for i in factor.indices))
     if isinstance(factor, Delta):
-        return Delta(_suffixed(factor.first, tag), _suffixed(factor.second, tag))
+        return Delta(tagged(factor.first, tag), tagged(factor.second, tag))
     if isinstance(factor, Size):
-        return Size(_suffixed(factor.index, tag))
+        return Size(tagged(factor.index, tag))
     if isinstance(factor, Call):
         return Call(factor.fn, tuple(_relabel(a, tag, tensors) for a in factor.args))
     if isinstance(factor, ir.MatFn):    # rows and columns are bound inside it; its batch indices relabel with it
         batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
-        arg = ir.rename(factor.arg, {b: _suffixed(b, tag) for b in batch})
-        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(_suffixed(i, tag) for i in factor.indices))
+        arg = ir.rename(factor.arg, {b: tagged(b, tag) for b in batch})
+        return ir.MatFn(factor.fn, arg, factor.rows, factor.cols, tuple(tagged(i, tag) for i in factor.indices))
     return Power(_relabel(factor.base, tag, tensors), _relabel(factor.exponent, tag, tensors))
 
 
@@ -131,6 +119,7 @@ def _as_statement(number: int, name: str, lhs: tuple[str, ...], rhs: Expr, what:
     return Statement(number, name, lhs, rhs, what, 0, tuple(dict.fromkeys(ir.index_root(i) for i in lhs)), ())
 
 
+@registered
 @functools.lru_cache(maxsize=256)
 def gradient_program(program: Program, of: str, wrt: str, inline: InlinePolicy = numeric_inline) -> GradientProgram:
     """The gradient of scalar ``of`` with respect to input ``wrt`` as extra statements.
@@ -149,11 +138,11 @@ def gradient_program(program: Program, of: str, wrt: str, inline: InlinePolicy =
     for s in derived.statements:
         tag = f"r{len(statements) + 1}"
         statements.append(_as_statement(len(statements) + 1, renames[s.name],
-                                        tuple(_suffixed(i, tag) for i in s.indices),
+                                        tuple(tagged(i, tag) for i in s.indices),
                                         _relabel(s.expr, tag, renames), f"the adjoint of '{s.of}'"))
     (_, target, expr), = derived.results
     tag = f"r{len(statements) + 1}"
-    statements.append(_as_statement(len(statements) + 1, gradient_name(wrt), tuple(_suffixed(i, tag) for i in target),
+    statements.append(_as_statement(len(statements) + 1, gradient_name(wrt), tuple(tagged(i, tag) for i in target),
                                     _relabel(expr, tag, renames), f"the gradient of '{wrt}'"))
     return GradientProgram(of, wrt, gradient_name(wrt), tuple(statements), len(program.statements))
 
@@ -168,10 +157,7 @@ def _check_scalar_output(program: Program, of: str) -> None:
 def _check_input(program: Program, name: str) -> None:
     if not isinstance(name, str):
         raise ProgramError(f"wrt must be the name of one input, got {name!r}")
-    if name in program.names:
-        raise ProgramError(f"'{name}' is defined by a statement; differentiate with respect to an input "
-                           f"({', '.join(n for n, _ in program.inputs)})")
-    program.rank(name)
+    program.check_input(name)
 
 
 def _closure(table: Mapping[str, Statement], exprs: Sequence[Expr]) -> set[str]:
@@ -206,6 +192,7 @@ class HessianProgram:
         return self.out + self.slots
 
 
+@registered
 @functools.lru_cache(maxsize=256)
 def hessian_program(program: Program, of: str, wrt: str, wrt2: str,
                     inline: InlinePolicy = numeric_inline) -> HessianProgram:
@@ -256,12 +243,13 @@ class Hessian:
         names = {}
         grad = f"d{self.of}/d{self.wrt}"
         for name, _, _ in self.chain:
-            if name.startswith("g:G:"):
-                names[name] = f"d({grad})/d(d{self.of}/d{name[4:]})"
-            elif name.startswith("g:"):
-                names[name] = f"d({grad})/d{name[2:]}"
-            elif name.startswith("G:"):
-                names[name] = f"d{self.of}/d{name[2:]}"
+            inner = adjoint_of(name)
+            if inner is not None and gradient_of(inner) is not None:
+                names[name] = f"d({grad})/d(d{self.of}/d{gradient_of(inner)})"
+            elif inner is not None:
+                names[name] = f"d({grad})/d{inner}"
+            elif gradient_of(name) is not None:
+                names[name] = f"d{self.of}/d{gradient_of(name)}"
         return names
 
     def lhs_text(self, ascii: bool = False) -> str:
@@ -340,15 +328,15 @@ def _prepare(program: Program, of: str, names: Sequence[str], inputs: Inputs, si
     for name in names:
         _check_input(program, name)
     _check_scalar_output(program, of)
-    order, needed = _ev._request(program, of, tuple(dict.fromkeys(names)))
-    arrays = _ev._check_inputs(program, inputs, needed)
-    return order, arrays, _ev._sizes_key(sizes)
+    order, needed = plans.requested(program, of, tuple(dict.fromkeys(names)))
+    arrays = plans.check_inputs(program, inputs, needed)
+    return order, arrays, plans.sizes_cache_key(sizes)
 
 
 def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
     """Compiled gradient-program statements, and the context that knows their shapes."""
-    derived = DerivedProgram(tuple(DerivedStatement(s.name, s.name[2:], s.lhs, s.rhs) for s in statements), (), ())
-    return _ev._derived_steps(derived, ctx)
+    derived = DerivedProgram(tuple(DerivedStatement(s.name, gradient_of(s.name), s.lhs, s.rhs) for s in statements), (), ())
+    return plans.derived_steps(derived, ctx)
 
 
 def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | None = None, of: str | None = None,
@@ -379,24 +367,24 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
         H = _symmetric.sym(H, 0) if wrt in sym else H
         return _symmetric.sym(H, program.rank(wrt)) if wrt2 in sym else H
     order, arrays, sizes_key = _prepare(program, of, [wrt, wrt2], inputs, sizes)
-    memory_limit = _ev._memory_limit(memory_limit)
-    key = ("hessian", program.text, of, wrt, wrt2, _ev._signature(arrays), sizes_key, memory_limit)
+    memory_limit = plans.checked_memory_limit(memory_limit)
+    key = ("hessian", program.text, of, wrt, wrt2, plans.signature(arrays), sizes_key, memory_limit)
 
-    def build() -> _ev._Plan:
-        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit,
+    def build() -> plans.Plan:
+        ctx = plans.plan_context(program, arrays, sizes_key, order, memory_limit,
                            "use hvp, which never builds the Hessian")
         what = f"the Hessian d²{of}/d{wrt}d{wrt2}"
         out = wrt_slots(program, wrt)
         if of not in program.names:
-            return _ev._Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
+            return plans.Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
         h = hessian_program(program, of, wrt, wrt2)
-        steps = _ev._forward_steps(program, [s.name for s in h.forward], ctx)
+        steps = plans.forward_steps(program, [s.name for s in h.forward], ctx)
         gradient_steps, ctx = _statement_steps(h.gradient, ctx)
-        second_steps, ctx = _ev._derived_steps(DerivedProgram(h.second, (), ()), ctx)
+        second_steps, ctx = plans.derived_steps(DerivedProgram(h.second, (), ()), ctx)
         result = compile_expr(h.expr, h.indices, ctx, what)
-        return _ev._Plan(tuple(steps + gradient_steps + second_steps), ((of, result),))
+        return plans.Plan(tuple(steps + gradient_steps + second_steps), ((of, result),))
 
-    return _ev._run(_ev._cached(key, build), dict(arrays))[of]
+    return plans.run(plans.cached(key, build), dict(arrays))[of]
 
 
 def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Mapping[str, ArrayLike], *,
@@ -428,22 +416,22 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
     order, arrays, sizes_key = _prepare(program, of, [wrt, *sources], inputs, sizes)
     tangent_arrays = {}
     for name in sources:
-        t = _ev._as_array(name, tangents[name], "vector")
+        t = plans.as_array(name, tangents[name], "vector")
         if t.shape != arrays[name].shape:
             raise ShapeError(f"the vector for '{name}' has shape {t.shape} but '{name}' has shape {arrays[name].shape}")
         tangent_arrays[tangent_name(name)] = t
-    tangent_arrays = {n: a for n, a in _ev._extras_like(arrays, tangent_arrays).items() if n in tangent_arrays}
-    memory_limit = _ev._memory_limit(memory_limit)
-    key = ("hvp", program.text, of, wrt, sources, _ev._signature(arrays), _ev._signature(tangent_arrays),
+    tangent_arrays = plans.extras_like(arrays, tangent_arrays)
+    memory_limit = plans.checked_memory_limit(memory_limit)
+    key = ("hvp", program.text, of, wrt, sources, plans.signature(arrays), plans.signature(tangent_arrays),
            sizes_key, memory_limit)
 
-    def build() -> _ev._Plan:
-        ctx = _ev._context(program, arrays, sizes_key, order, memory_limit, "use smaller arrays")
-        ctx = _ev._with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
+    def build() -> plans.Plan:
+        ctx = plans.plan_context(program, arrays, sizes_key, order, memory_limit, "use smaller arrays")
+        ctx = plans.with_shapes(ctx, {n: a.shape for n, a in tangent_arrays.items()})
         target = wrt_slots(program, wrt)
         what = f"the Hessian–vector product of d{of}/d{wrt}"
         if of not in program.names:
-            return _ev._Plan((), ((of, compile_expr(ir.ZERO, target, ctx, what)),))
+            return plans.Plan((), ((of, compile_expr(ir.ZERO, target, ctx, what)),))
         grad = gradient_program(program, of, wrt)
         seeds = {}
         for n in sources:
@@ -454,16 +442,13 @@ def hvp(program: Program | str, wrt: str, inputs: Inputs, vector: ArrayLike | Ma
         table = {s.name: s for s in grad.statements}
         needed = _closure(table, [s.expr for s in derived.statements] + [expr])
         forward = [s.name for s in grad.statements[:grad.forward] if s.name in needed]
-        steps = _ev._forward_steps(program, forward, ctx)
+        steps = plans.forward_steps(program, forward, ctx)
         gradient_steps, ctx = _statement_steps([s for s in grad.statements[grad.forward:] if s.name in needed], ctx)
-        tangent_steps, ctx = _ev._derived_steps(derived, ctx)
+        tangent_steps, ctx = plans.derived_steps(derived, ctx)
         result = compile_expr(expr, grad.result.lhs, ctx, what)
-        return _ev._Plan(tuple(steps + gradient_steps + tangent_steps), ((of, result),))
+        return plans.Plan(tuple(steps + gradient_steps + tangent_steps), ((of, result),))
 
     env = dict(arrays)
     env.update(tangent_arrays)
-    return _ev._run(_ev._cached(key, build), env)[of]
+    return plans.run(plans.cached(key, build), env)[of]
 
-
-_ev.register_cache(gradient_program.cache_clear)
-_ev.register_cache(hessian_program.cache_clear)

@@ -24,14 +24,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import opt_einsum
 
-from einderiv.numeric import evaluation as _ev
+from einderiv.numeric import plans
 from einderiv.core import ir
 from einderiv.errors import ShapeError
-from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size
+from einderiv.core.ir import Call, Delta, Expr, MatFn, Power, Ref, Size
+from einderiv.core.matrix_functions import batch_of
 from einderiv.numeric.planning import Context, index_size
 from einderiv.language.printing import format_expr, format_ref
 from einderiv.calculus.program import Program, as_program
 from einderiv.language.lowering import checked_size
+from einderiv.names import is_derivative, plain
 
 __all__ = ["plan", "PlanReport", "PlanStep"]
 
@@ -114,28 +116,28 @@ def plan(program: Program | str, wrt: str | Sequence[str] | None, shapes: Mappin
     type_ = np.dtype(dtype)
     arrays = {name: _placeholder(name, shape, type_) for name, shape in shapes.items()}
     if mode == "value":
-        order, needed = _ev._request(program, of, ())
-        checked = _ev._check_inputs(program, arrays, needed)
-        ctx = _ev._context(program, checked, _ev._sizes_key(sizes), order, _ev._memory_limit(memory_limit), "")
-        table = _ev._lowered(program, order, ctx)
-        specs = _ev._forward_specs(table, [s.name for s in table.statements], ctx)
+        order, needed = plans.requested(program, of, ())
+        checked = plans.check_inputs(program, arrays, needed)
+        ctx = plans.plan_context(program, checked, plans.sizes_cache_key(sizes), order, plans.checked_memory_limit(memory_limit), "")
+        table = plans.lowered(program, order, ctx)
+        specs = plans.forward_specs(table, [s.name for s in table.statements], ctx)
         return PlanReport(f"value of {of}", type_.name, tuple(_step("forward", spec) for spec in specs),
                           ctx.memory_limit)
     if mode not in ("grad", "vjp", "jacobian"):
         raise ShapeError(f"mode must be one of 'grad', 'vjp', 'jacobian', 'value'; got {mode!r}")
-    names, _ = _ev._names(wrt if wrt is not None else ())
+    names, _ = plans.wrt_names(wrt if wrt is not None else ())
     cotangent = _placeholder("cotangent", (), type_) if mode == "vjp" else None
-    request = _ev._reverse_request(program, of, names, arrays, sizes, memory_limit, mode, cotangent)
+    request = plans.reverse_request(program, of, names, arrays, sizes, memory_limit, mode, cotangent)
     if mode == "vjp":
-        ctx = _ev._context(program, request.arrays, request.sizes_key, request.order, request.memory_limit, "")
+        ctx = plans.plan_context(program, request.arrays, request.sizes_key, request.order, request.memory_limit, "")
         shape = ctx.shapes[of]
-        request = _ev._reverse_request(program, of, names, arrays, sizes, memory_limit, mode,
+        request = plans.reverse_request(program, of, names, arrays, sizes, memory_limit, mode,
                                        _placeholder("cotangent", shape, type_))
-    steps, results = _ev._reverse_specs(request)
+    steps, results = plans.reverse_specs(request)
     kind = {"grad": "gradient", "vjp": "vector-Jacobian product", "jacobian": "Jacobian"}[mode]
     title = f"{kind} of {of} with respect to {', '.join(names)}"
     labels = {w: f"d{of}/d{w}" if mode == "jacobian" else f"g{w}" for w in names}
-    return PlanReport(title, type_.name, tuple(_step("adjoint" if ":" in s[0] else "forward", s) for s in steps)
+    return PlanReport(title, type_.name, tuple(_step("adjoint" if is_derivative(s[0]) else "forward", s) for s in steps)
                       + tuple(_step("result", s, labels[s[0]]) for s in results), request.memory_limit)
 
 
@@ -154,14 +156,9 @@ def _step(role: str, spec, label: str | None = None) -> PlanStep:
     name, expr, target, ctx, _ = spec
     shape = tuple(index_size(i, ctx) for i in target)
     flops, largest = _cost(expr, ctx)
-    label = label or _display(name)
+    label = label or plain(name)
     return PlanStep(role, f"{format_ref(label, _names(target))} = {_text(expr, target)}", shape,
                     math.prod(shape) * ctx.dtype.itemsize, flops, largest)
-
-
-def _display(name: str) -> str:
-    """``g:W`` (internal adjoint name) → ``gW``; ``d:x`` → ``dx``."""
-    return name.replace(":", "")
 
 
 def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
@@ -171,8 +168,8 @@ def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
 def _text(expr: Expr, target: tuple[str, ...]) -> str:
     fixed = dict(zip(target, _names(target)))
     text = format_expr(expr, fixed)
-    for internal in sorted({t for t in ir.tensor_names(expr) if ":" in t}, key=len, reverse=True):
-        text = text.replace(internal, _display(internal))
+    for internal in sorted({t for t in ir.tensor_names(expr) if is_derivative(t)}, key=len, reverse=True):
+        text = text.replace(internal, plain(internal))
     return text
 
 
@@ -194,12 +191,27 @@ def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
                     largest = max(largest, l)
                 flops += math.prod(index_size(i, ctx) for i in inner)
                 operands.append(inner)
+            elif isinstance(factor, MatFn):
+                f, l = _matrix_function_cost(factor, ctx)
+                flops += f
+                largest = max(largest, l)
+                operands.append(tuple(dict.fromkeys(factor.indices)))
             elif not isinstance(factor, (Delta, Size)):
                 raise TypeError(f"unexpected factor {factor!r}")
         f, l = _contraction_cost(operands, set(ir.free_indices(Expr((term,)))), ctx)
         flops += f
         largest = max(largest, l)
     return flops, largest
+
+
+def _matrix_function_cost(factor: MatFn, ctx: Context) -> tuple[int, int]:
+    """(FLOPs, largest intermediate) of ``inv``/``det``/``logdet`` of a matrix: its argument, then
+    one LU factorisation and inverse per matrix of the batch (about 2 n³ FLOPs)."""
+    flops, largest = _cost(factor.arg, ctx)
+    n = index_size(factor.rows, ctx)
+    batch = math.prod(index_size(i, ctx) for i in batch_of(factor))
+    matrix_entries = batch * n * index_size(factor.cols, ctx)
+    return flops + 2 * batch * n ** 3, max(largest, matrix_entries)
 
 
 def _contraction_cost(operands: list[tuple[str, ...]], keep: set[str], ctx: Context) -> tuple[int, int]:

@@ -35,8 +35,8 @@ from einderiv.core import ir
 from einderiv.numeric import matrix_functions
 from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
-from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
+from einderiv.names import slot_of
 
 __all__ = ["Context", "compile_expr", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
@@ -86,9 +86,9 @@ class Context:
 def index_size(index: str, ctx: Context) -> int:
     """The size of an index: statement indices from ``sizes``, slot indices from a tensor's axis."""
     root = ir.index_root(index)
-    if "@" in root:
-        tensor, axis = root.split("@", 1)[1].rsplit(".", 1)
-        return ctx.shapes[tensor][int(axis)]
+    slot = slot_of(root)
+    if slot is not None:
+        return ctx.shapes[slot[0]][slot[1]]
     if root in ctx.sizes:
         return ctx.sizes[root]
     return ctx.sizes[ir.display_name(root)]
@@ -669,7 +669,7 @@ def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ..
     check_bytes(shape, ctx, f"an intermediate over {tuple(ir.display_name(i) for i in indices)}")
     if isinstance(factor, Call):
         args = [_aligned(a, indices, ctx) for a in factor.args]
-        fn = ctx.backend.elementwise(FUNCTIONS[factor.fn])
+        fn = ctx.backend.elementwise(factor.fn)
 
         def run_call(env):
             return fn(*[a(env) for a in args])

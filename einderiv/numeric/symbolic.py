@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size, Term
 from einderiv.numeric.planning import Context, index_size
-from einderiv.calculus.program import Program
-from einderiv.language.lowering import dependencies, resolve_sizes
+from einderiv.calculus.program import Program, ancestors
+from einderiv.language.lowering import resolve_sizes
 
 __all__ = ["MAX_ENTRIES", "symbol_names", "symbolic_inputs", "symbolic_jacobian", "symbolic_value", "symbolic_vjp",
            "require_sympy"]
@@ -130,18 +131,6 @@ def symbolic_inputs(shapes: Mapping[str, Shape], values: Mapping[str, np.ndarray
 
 # ---------------------------------------------------------------- evaluation
 
-def _functions(sympy: Any) -> dict[str, Callable]:
-    def indicator(relation):
-        return lambda a, b: sympy.Piecewise((1, relation(a, b)), (0, True))
-    return {
-        "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
-        "tanh": sympy.tanh, "sigmoid": lambda u: 1 / (1 + sympy.exp(-u)), "relu": lambda u: sympy.Max(0, u),
-        "abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min,
-        "step": lambda u: sympy.Heaviside(u, 0), "sign": sympy.sign,
-        "gt": indicator(sympy.Gt), "ge": indicator(sympy.Ge), "lt": indicator(sympy.Lt), "le": indicator(sympy.Le),
-    }
-
-
 class _Evaluator:
     """Evaluates IR expressions at given index values over a tensor environment of object arrays."""
 
@@ -149,7 +138,6 @@ class _Evaluator:
         self.env = env
         self.ctx = ctx
         self.sympy = sympy
-        self.functions = _functions(sympy)
         self.steps = 0
 
     def tensor(self, expr: Expr, indices: tuple[str, ...], what: str) -> np.ndarray:
@@ -184,10 +172,10 @@ class _Evaluator:
         if isinstance(factor, Size):
             return self.sympy.Integer(index_size(factor.index, self.ctx))
         if isinstance(factor, Call):
-            fn = self.functions.get(factor.fn)
-            if fn is None:
+            registered = FUNCTIONS.get(factor.fn)
+            if registered is None or registered.sympy is None:
                 raise UnsupportedError(f"function '{factor.fn}' has no symbolic form")
-            return fn(*(self.expr(a, at) for a in factor.args))
+            return registered.sympy(self.sympy, *(self.expr(a, at) for a in factor.args))
         if isinstance(factor, Power):
             return self.sympy.Pow(self.expr(factor.base, at), self.expr(factor.exponent, at))
         if isinstance(factor, ir.MatFn):
@@ -236,13 +224,9 @@ def _check_entries(shape: Shape, what: str) -> None:
                                f"limited to {MAX_ENTRIES:,} per tensor (they are meant for small examples)")
 
 
-def _ancestors(program: Program, names: Sequence[str]) -> list[str]:
-    return list(dependencies(program.statements, names))
-
-
 def _prepare(program: Program, of: str, shapes: Mapping[str, Shape], sizes: Mapping[str, int] | None,
              values: Mapping[str, np.ndarray] | None, sympy: Any) -> tuple[Context, dict[str, np.ndarray]]:
-    statements = tuple(program.statement(n) for n in _ancestors(program, [of]))
+    statements = tuple(program.statement(n) for n in ancestors(program, of))
     missing = [n for n in ir.tensor_names(ir.add(*(s.rhs for s in statements))) if n not in program.names
                and n not in shapes]
     if missing:
@@ -253,7 +237,7 @@ def _prepare(program: Program, of: str, shapes: Mapping[str, Shape], sizes: Mapp
 
 
 def _run_forward(program: Program, names: list[str], evaluator: _Evaluator) -> None:
-    for name in _ancestors(program, names):
+    for name in ancestors(program, *names):
         s = program.statement(name)
         evaluator.env[name] = evaluator.tensor(s.rhs, s.lhs, f"'{name}'")
 

@@ -63,8 +63,7 @@ def symmetric_names(program, symmetric: Sequence[str] | str | None) -> tuple[str
     ranks = dict(program.inputs)
     for name in names:
         if name not in ranks:
-            where = "is defined by a statement" if name in program.names else "is not an input of the program"
-            raise ProgramError(f"symmetric: '{name}' {where}; inputs: {', '.join(ranks) or 'none'}")
+            raise ProgramError(f"symmetric: '{name}' {program.not_an_input(name)}; inputs: {', '.join(ranks) or 'none'}")
         if ranks[name] != 2:
             raise ProgramError(f"symmetric: '{name}' is written with {ranks[name]} "
                                f"ind{'ex' if ranks[name] == 1 else 'ices'}; only a matrix can be symmetric")

@@ -47,28 +47,31 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import json
 import keyword
 import math
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import opt_einsum
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.calculus.differentiation import numeric_inline, reverse_program
 from einderiv.errors import ProgramError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.numeric.planning import Context, delta_groups, index_size
-from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref
-from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref, plural
+from einderiv.calculus.program import Program, ancestors, as_program, wrt_slots
 from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
-from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes, written_names
+from einderiv.language.lowering import Statement, checked_size, resolve_sizes, written_names
+from einderiv.names import adjoint_of, fresh, gradient_of, slot_of
 
-__all__ = ["codegen", "NUMPY_CODE"]
+__all__ = ["codegen", "function_code"]
 
 
 # ---------------------------------------------------------------- code expressions
@@ -166,41 +169,101 @@ def _subscript(code: _Code, items: str) -> _Code:
     return _Code(f"{_head(code)}[{items}]")
 
 
-def _np(function: str) -> Callable[..., _Code]:
-    return lambda *args: _call(f"np.{function}", args)
+class _Template:
+    """Generated code as a function's ``code`` template sees it: numpy-like calls and arithmetic build code.
+
+    ``0.5 * (1.0 + np.tanh(0.5 * u))`` with ``u`` the code ``x - 1.0`` builds
+    ``0.5 * (1.0 + np.tanh(0.5 * (x - 1.0)))``: every operator goes through :func:`_op`.
+    """
+
+    def __init__(self, code: _Code):
+        self.code = code
+
+    def __call__(self, *args: object) -> "_Template":
+        return _Template(_call(self.code, [_lift(a) for a in args]))
+
+    def astype(self, dtype: "_Template") -> "_Template":
+        return _Template(_call(_attribute(self.code, "astype"), [_lift(dtype)]))
+
+    def __add__(self, other: object) -> "_Template":
+        return _Template(_op(self.code, "+", _lift(other)))
+
+    def __radd__(self, other: object) -> "_Template":
+        return _Template(_op(_lift(other), "+", self.code))
+
+    def __sub__(self, other: object) -> "_Template":
+        return _Template(_op(self.code, "-", _lift(other)))
+
+    def __rsub__(self, other: object) -> "_Template":
+        return _Template(_op(_lift(other), "-", self.code))
+
+    def __mul__(self, other: object) -> "_Template":
+        return _Template(_op(self.code, "*", _lift(other)))
+
+    def __rmul__(self, other: object) -> "_Template":
+        return _Template(_op(_lift(other), "*", self.code))
+
+    def __truediv__(self, other: object) -> "_Template":
+        return _Template(_op(self.code, "/", _lift(other)))
+
+    def __rtruediv__(self, other: object) -> "_Template":
+        return _Template(_op(_lift(other), "/", self.code))
+
+    def __pow__(self, other: object) -> "_Template":
+        return _Template(_op(self.code, "**", _lift(other)))
+
+    def __rpow__(self, other: object) -> "_Template":
+        return _Template(_op(_lift(other), "**", self.code))
+
+    def __neg__(self) -> "_Template":
+        return _Template(_neg(self.code))
 
 
-def _indicator(function: str) -> Callable[..., _Code]:
-    """``np.<function>(a, b)`` as float64 ones and zeros."""
-    return lambda *args: _call(_attribute(_call(f"np.{function}", args), "astype"), [_Code("np.float64")])
+def _lift(value: object) -> _Code:
+    """A template's operand as code: generated code as it is, a Python float as ``0.5``, an int as ``2``."""
+    if isinstance(value, _Template):
+        return value.code
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a code template combined {type(value).__name__}, not code or a number")
+    return _num(value, as_float=isinstance(value, float))
 
 
-def _sigmoid(u: _Code) -> _Code:
-    """``0.5 * (1.0 + np.tanh(0.5 * u))``: no overflow for large ``|u|``."""
-    half = _num(0.5)
-    return _op(half, "*", _op(_num(1.0, as_float=True), "+", _call("np.tanh", [_op(half, "*", u)])))
+class _NumpyCode:
+    """The ``np`` a ``code`` template calls: ``np.tanh`` is the code ``np.tanh``; ``names`` records what is used."""
+
+    def __init__(self, names: set[str] | None = None):
+        self.names = names
+
+    def __getattr__(self, name: str) -> _Template:
+        if not _IDENTIFIER.fullmatch(name) or name.startswith("_"):
+            raise AttributeError(name)
+        if self.names is not None:
+            self.names.add(name)
+        return _Template(_Code(f"np.{name}"))
 
 
-#: How each elementwise function of the table is written in numpy: its arguments' code → its code.
-NUMPY_CODE: dict[str, Callable[..., _Code]] = {
-    "exp": _np("exp"),
-    "log": _np("log"),
-    "sqrt": _np("sqrt"),
-    "sin": _np("sin"),
-    "cos": _np("cos"),
-    "tanh": _np("tanh"),
-    "sigmoid": _sigmoid,
-    "relu": lambda u: _call("np.maximum", [u, _num(0.0, as_float=True)]),       # relu'(0) = step(0) = 0
-    "abs": _np("abs"),                                                           # abs'(0) = sign(0) = 0
-    "max": _np("maximum"),
-    "min": _np("minimum"),
-    "step": lambda u: _indicator("greater")(u, _num(0.0, as_float=True)),
-    "sign": _np("sign"),
-    "gt": _indicator("greater"),
-    "ge": _indicator("greater_equal"),
-    "lt": _indicator("less"),
-    "le": _indicator("less_equal"),
-}
+_NUMPY = _NumpyCode()
+
+
+def function_code(fn: str, args: Sequence[_Code]) -> _Code:
+    """The numpy code of the elementwise function ``fn`` of ``args`` (its registration's ``code``).
+
+    >>> function_code("sigmoid", [_op(_var("x"), "-", _num(1.0))]).text
+    '0.5 * (1.0 + np.tanh(0.5 * (x - 1)))'
+    """
+    registered = FUNCTIONS.get(fn)
+    if registered is None:
+        raise UnsupportedError(f"codegen has no numpy code for the function '{fn}'; known: {', '.join(FUNCTIONS)}")
+    return _lift(registered.code(_NUMPY, *(_Template(a) for a in args)))
+
+
+def _template_names() -> frozenset[str]:
+    """The numpy names the registered functions' code templates use."""
+    names: set[str] = set()
+    for registered in FUNCTIONS.values():
+        registered.code(_NumpyCode(names), *(_Template(_var("u")) for _ in range(registered.arity)))
+    return frozenset(names)
+
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: Names the generated functions read: no local variable may take one of these.
@@ -260,13 +323,10 @@ def codegen(program: Program | str, wrt: str | Sequence[str], *, of: str | None 
     if not wrts or not all(isinstance(w, str) for w in wrts) or len(set(wrts)) != len(wrts):
         raise ProgramError(f"wrt must be an input name or a list of distinct names, got {wrt!r}")
     for w in wrts:
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
-        program.rank(w)
+        program.check_input(w)
     if program.rank(of) != 0:
         raise ShapeError(f"codegen writes gradients of a scalar output, but '{of}' has "
-                         f"{program.rank(of)} indices; choose a scalar with of=...")
+                         f"{program.rank(of)} {plural(program.rank(of), 'index')}; choose a scalar with of=...")
     _check_names(program)
     user_sizes = _checked_sizes(sizes)
     ctx = _path_context(program, of, wrts, shapes, user_sizes) if shapes is not None else None
@@ -311,15 +371,15 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
         except (TypeError, ValueError):
             raise ShapeError(f"the shape of '{name}' must be a sequence of integers, got {shapes[name]!r}") from None
         if len(shape) != ranks[name]:
-            raise ShapeError(f"the shape of '{name}' has {len(shape)} axes but '{name}' is written with "
-                             f"{ranks[name]} indices")
+            raise ShapeError(f"the shape of '{name}' has {len(shape)} {plural(len(shape), 'axis')} but '{name}' "
+                             f"is written with {ranks[name]} {plural(ranks[name], 'index')}")
         given[name] = tuple(checked_size(f"a size in the shape of '{name}'", n) for n in shape)
     index_sizes, all_shapes = resolve_sizes(tuple(statements), given, user_sizes)
     return Context(index_sizes, all_shapes, np.dtype(np.float64))
 
 
 def _ancestors(program: Program, of: str) -> list[Statement]:
-    return [program.statement(n) for n in dependencies(program.statements, [of])]
+    return [program.statement(n) for n in ancestors(program, of)]
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
@@ -407,8 +467,7 @@ class _Writer:
         name = re.sub(r"[^A-Za-z0-9_]", "_", preferred)
         if not name or name[0].isdigit():
             name = f"v{name}"
-        while name in self.used or name in _RESERVED:
-            name += "_"
+        name = fresh((name + "_" * k for k in itertools.count()), self.used, _RESERVED)
         self.used.add(name)
         return _var(name).text
 
@@ -430,9 +489,9 @@ class _Writer:
 
     def size(self, index: str) -> _Code:
         root = ir.index_root(index)
-        if "@" in root:
-            tensor, axis = root.split("@", 1)[1].rsplit(".", 1)
-            return self.axis_size(tensor, axis)
+        slot = slot_of(root)
+        if slot is not None:
+            return self.axis_size(*slot)
         candidates = self.occurrences.get(root, [])
         for tensor, axis in candidates:
             if tensor in self.inputs and tensor in self.names:
@@ -468,16 +527,15 @@ class _Writer:
 
     def _whole_tensor(self, indices: Sequence[str]) -> tuple[str, int] | None:
         """A run of slot indices naming every axis of one input, in order."""
-        root = ir.index_root(indices[0])
-        if "@" not in root:
+        slot = slot_of(indices[0])
+        if slot is None:
             return None
-        tensor = root.split("@", 1)[1].rsplit(".", 1)[0]
+        tensor = slot[0]
         rank = self.inputs.get(tensor, -1)
         if rank <= 0 or len(indices) < rank:
             return None
         for axis in range(rank):
-            r = ir.index_root(indices[axis])
-            if "@" not in r or r.split("@", 1)[1] != f"{tensor}.{axis}":
+            if slot_of(indices[axis]) != (tensor, axis):
                 return None
         return tensor, rank
 
@@ -545,11 +603,7 @@ class _Writer:
             return self.ref(factor.name), factor.indices, False
         indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
         if isinstance(factor, Call):
-            build = NUMPY_CODE.get(factor.fn)
-            if build is None:
-                raise UnsupportedError(f"codegen has no numpy code for the function '{factor.fn}'; "
-                                       f"known: {', '.join(NUMPY_CODE)}")
-            return build(*(self.inline(a, indices) for a in factor.args)), indices, False
+            return function_code(factor.fn, [self.inline(a, indices) for a in factor.args]), indices, False
         if isinstance(factor, ir.MatFn):    # one numpy.linalg call on the argument, laid out as (batch…, rows, cols)
             batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
             matrix = self.inline(factor.arg, batch + (factor.rows, factor.cols))
@@ -759,12 +813,12 @@ class _Module:
         grad = gradient_program(self.program, of, a, numeric_inline)
         wanted = {s.name for h in programs for s in h.gradient}
         for s in grad.statements[grad.forward:]:
-            w.labels[s.name] = f"d{of}/d{s.name[2:]}"
+            w.labels[s.name] = f"d{of}/d{gradient_of(s.name)}"
         for s in grad.statements[grad.forward:]:
             if s.name not in wanted or (s.name in emitted and s.name != grad.name):
                 continue
             emitted.add(s.name)
-            var = w.bind(s.name, f"d{of}_d{s.name[2:]}")
+            var = w.bind(s.name, f"d{of}_d{gradient_of(s.name)}")
             w.comment(_statement_text(w.labels[s.name], s.lhs, s.rhs, w.labels))
             w.assign(var, s.rhs, s.lhs)
 
@@ -773,13 +827,13 @@ class _Module:
         of = self.of
         tensors = dict(labels)
         for s in h.second:
-            inner = s.name[2:]
+            inner = adjoint_of(s.name)
             tensors[s.name] = f"d(d{of}/d{a})/d({labels[inner]})" if inner in labels else f"d(d{of}/d{a})/d{inner}"
         w.lines.append("")
         w.comment(f"d²{of}/d{a} d{b}: reverse mode over the gradient program of d{of}/d{a}")
         for s in h.second:
-            inner = s.name[2:]
-            preferred = f"d{of}_d{a}_dd{of}_d{inner[2:]}" if inner in labels else f"d{of}_d{a}_d{inner}"
+            inner = adjoint_of(s.name)
+            preferred = f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}" if inner in labels else f"d{of}_d{a}_d{inner}"
             known = w.reused.get((a, s.name))     # (variable, the expression it holds now)
             if known is not None and known[1] == s.expr:
                 w.names[s.name] = known[0]          # computed by an earlier block: same value
@@ -819,9 +873,9 @@ def _function(name: str, doc: Sequence[str], lines: Sequence[str]) -> str:
 # ---------------------------------------------------------------- the allow-list
 
 #: What the generated functions may read besides their own locals, call, and look up as attributes.
-_NUMPY_NAMES = frozenset({"exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sign", "maximum", "minimum",
-                          "greater", "greater_equal", "less", "less_equal", "power", "zeros", "transpose",
-                          "float64", "inf", "nan", "linalg", "diagonal"})
+#: The numpy names: those codegen writes itself, and those the functions' code templates use.
+_NUMPY_NAMES = frozenset({"sqrt", "power", "zeros", "transpose", "float64", "inf", "nan", "linalg",
+                          "diagonal"}) | _template_names()
 _LINALG_NAMES = frozenset({"inv", "det", "slogdet"})
 _ARRAY_ATTRIBUTES = frozenset({"shape", "T", "astype", "copy"})
 _CALLABLE_GLOBALS = frozenset({"_array", "_diagonal", "float"})

@@ -23,16 +23,18 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from einderiv.core import ir
+from einderiv.core.functions import FUNCTIONS
 from einderiv.calculus.differentiation import partial, reverse_program, slot_indices
 from einderiv.errors import ProgramError, ShapeError
 from einderiv.core.ir import Delta, Expr, Ref
 from einderiv.render.latex import expr_to_latex, ref_to_latex
-from einderiv.render.matrix_form import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
+from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, as_program
-from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes
+from einderiv.calculus.program import Program, ancestors, as_program
+from einderiv.language.lowering import Statement, checked_size, infer_shapes, resolve_sizes
 from einderiv.core.simplify import simplify
+from einderiv.names import adjoint_name, fresh, numbered, slot_of
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "Explanation", "ExplanationRow", "explain", "ascii_text"]
 
@@ -44,8 +46,7 @@ def _gradient_names(program: Program, tensors: Sequence[str]) -> dict[str, str]:
     taken = set(program.names) | {n for n, _ in program.inputs}
     names: dict[str, str] = {}
     for t in tensors:
-        candidates = [f"g{t}", f"g_{t}", f"grad_{t}"] + [f"g{t}_{k}" for k in range(1, 100)]
-        name = next(c for c in candidates if c not in taken)
+        name = fresh([f"g{t}", f"g_{t}", f"grad_{t}"] + [f"g{t}_{k}" for k in range(1, 100)], taken)
         names[t] = name
         taken.add(name)
     return names
@@ -80,10 +81,7 @@ def _wrts(program: Program, wrt: str | Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ProgramError("wrt lists no input")
     for w in names:
-        program.rank(w)
-        if w in program.names:
-            raise ProgramError(f"'{w}' is defined by a statement; differentiate with respect to an input "
-                               f"({', '.join(n for n, _ in program.inputs)})")
+        program.check_input(w)
     return names
 
 
@@ -158,10 +156,7 @@ class AdjointStep:
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
         sized = {}
         for index, tensor, axis, rank in self.sizers:   # a size sum[i](1): "+ 0 x[i]" sizes i
-            base = name = ir.display_name(index)
-            k = 1
-            while name in fixed.values():
-                name, k = f"{base}{k}", k + 1
+            name = fresh(numbered(ir.display_name(index)), fixed.values())
             fixed[index] = name
             sized[index] = (tensor, axis, rank, name)
         rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
@@ -319,13 +314,13 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     wrts = _wrts(program, wrt)
     if of not in program.names:
         raise ProgramError(f"'{of}' is an input; the adjoint program needs a statement's output")
-    order = _ancestors(program, of)
+    order = ancestors(program, of)
     statement_names = [n for n in order if n != of]
     gradient = _gradient_names(program, [of] + statement_names + list(wrts))
-    tensors = {f"g:{t}": g for t, g in gradient.items()}
+    tensors = {adjoint_name(t): g for t, g in gradient.items()}
     of_statement = program.statement(of)
     if of_statement.lhs:
-        seed = ir.ref(f"g:{of}", of_statement.lhs)
+        seed = ir.ref(adjoint_name(of), of_statement.lhs)
         seed_name: str | None = gradient[of]
     else:
         seed = Expr((ir.Term(1.0, (), ()),))   # a fresh object: the policy inlines exactly this one
@@ -373,10 +368,6 @@ def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ..
         if found is not None:
             out.append((index, found[0], found[1], program.rank(found[0])))
     return tuple(out)
-
-
-def _ancestors(program: Program, of: str) -> list[str]:
-    return list(dependencies(program.statements, [of]))
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
@@ -545,23 +536,21 @@ class _Shapes:
                 checked_size(f"sizes['{key}']", v)
         user = {k: v for k, v in sizes.items() if not isinstance(v, (tuple, list))}
         shapes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
-        for name, rank in program.inputs:
-            if name in shapes:
-                continue
-            axes = _axis_sizes(program, name, rank, user)
-            if axes is None:
+        found, _ = infer_shapes(program.statements, dict(program.inputs), shapes, user)
+        for name, _ in program.inputs:
+            if name not in found:
                 raise ProgramError(f"the shape of input '{name}' is not fixed by the sizes given; "
                                    f"give its indices' sizes or sizes={{'{name}': (...)}}")
-            shapes[name] = axes
+            shapes[name] = found[name]
         self.index, self.tensor = resolve_sizes(program.statements, shapes, user)
 
     def size(self, index: str | None) -> int | None:
         if index is None:
             return 1
-        if "@" in index:
-            tensor, axis = index.split("@", 1)[1].rsplit(".", 1)
-            shape = self.tensor.get(tensor)
-            return shape[int(axis)] if shape is not None else None
+        slot = slot_of(index)
+        if slot is not None:
+            shape = self.tensor.get(slot[0])
+            return shape[slot[1]] if shape is not None else None
         return self.index.get(ir.index_root(index))
 
     def of(self, tensor: str) -> str:
@@ -588,15 +577,6 @@ class _Shapes:
         return f"{r if r is not None else '?'}×{c if c is not None else '?'}"
 
 
-def _axis_sizes(program: Program, name: str, rank: int, user: Mapping[str, int]) -> tuple[int, ...] | None:
-    axes: list[int | None] = [None] * rank
-    for statement in program.statements:
-        for occ in statement.occurrences:
-            if occ.tensor == name and axes[occ.axis] is None:
-                axes[occ.axis] = user.get(ir.display_name(occ.root))
-    return None if any(a is None for a in axes) else tuple(axes)
-
-
 def _rules(expr: Expr, tensor: str) -> list[str]:
     """Names of the rules that differentiate ``expr`` with respect to ``tensor``."""
     rules: dict[str, None] = {}
@@ -609,8 +589,7 @@ def _rules(expr: Expr, tensor: str) -> list[str]:
             rules.setdefault("product rule")
         for f in factors:
             if isinstance(f, ir.Call):
-                hint = _LOCAL_DERIVATIVES.get(f.fn)
-                rules.setdefault(f"chain rule through {f.fn}" + (f": {hint}" if hint else ""))
+                rules.setdefault(f"chain rule through {f.fn}: {FUNCTIONS[f.fn].derivative_text}")
                 for arg in (a for a in f.args if ir.depends_on(a, tensor)):
                     for r in _rules(arg, tensor):
                         rules.setdefault(r)
@@ -649,16 +628,6 @@ def _first_ref(expr: Expr, tensor: str) -> Ref | None:
                 if found is not None:
                     return found
     return None
-
-
-# What each function's derivative is, in words (the table in functions.py holds the IR).
-_LOCAL_DERIVATIVES = {
-    "exp": "exp' = exp", "log": "log'(u) = 1/u", "sqrt": "sqrt'(u) = 1/(2 sqrt(u))", "sin": "sin' = cos",
-    "cos": "cos' = -sin", "tanh": "tanh' = 1 - tanh²", "sigmoid": "σ' = σ (1 - σ)",
-    "relu": "relu'(u) = [u > 0]", "abs": "abs'(u) = sign(u)",
-    "max": "the gradient goes to a where a > b, else to b: [a > b], [a ≤ b]",
-    "min": "the gradient goes to a where a < b, else to b: [a < b], [a ≥ b]",
-}
 
 
 # The differential identities behind the matrix functions' rules (einderiv/calculus/matrix_rules.py).
@@ -719,9 +688,9 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
     adj = adjoint(program, wrt, of)
     of = adj.of
     shapes = _Shapes(program, sizes)
-    order = _ancestors(program, of)
+    order = ancestors(program, of)
     active = _active(program, order, adj.wrt)
-    tensors = {f"g:{t}": g for t, g in {**adj.gradient, of: adj.seed or f"g{of}"}.items()}
+    tensors = {adjoint_name(t): g for t, g in {**adj.gradient, of: adj.seed or f"g{of}"}.items()}
     loss = _loss_name(program, of, adj.seed)
     sections = []
     for name in reversed(order):
@@ -815,7 +784,7 @@ def _loss_name(program: Program, of: str, seed: str | None) -> str:
     if seed is None:
         return of
     taken = set(program.names) | {n for n, _ in program.inputs}
-    return next(n for n in ("L", "ℓ", "loss", "L_") if n not in taken)
+    return fresh(("L", "ℓ", "loss", "L_"), taken)
 
 
 def _active(program: Program, order: Sequence[str], wrts: Sequence[str]) -> set[str]:
@@ -835,7 +804,7 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     if shapes.of(statement.name):
         title += f"      ({statement.name}: {shapes.of(statement.name)})"
     rows: list[ExplanationRow] = []
-    g_out = tensors[f"g:{statement.name}"]
+    g_out = tensors[adjoint_name(statement.name)]
     is_seed = not statement.lhs and adj.seed is None
     inputs = [t for t in ir.tensor_names(statement.rhs) if t in active]
     pieces = []
@@ -871,7 +840,7 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
         gone = _eliminated(raw, (), names)
         rule = "δ elimination: " + ", ".join(gone) if gone else "simplify"
         rows.append(ExplanationRow(f"{' ' * len(d_lhs)} = {local_text}", f"= {expr_to_latex(local, names)}", rule))
-    g_name = tensors[f"g:{tensor}"] if f"g:{tensor}" in tensors else f"g{tensor}"
+    g_name = tensors[adjoint_name(tensor)] if adjoint_name(tensor) in tensors else f"g{tensor}"
     g_lhs = format_ref(g_name, tuple(ir.display_name(s) for s in slots))
     g_lhs_latex = _latex_ref(g_name, [names[s] for s in slots])
     if is_seed:
@@ -880,10 +849,10 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
                                    f"{g_lhs_latex} = {expr_to_latex(local, names)}",
                                    f"the seed: g{statement.name} = 1"))
     else:
-        g_ref = ir.ref(f"g:{statement.name}", statement.lhs)
+        g_ref = ir.ref(adjoint_name(statement.name), statement.lhs)
         product = ir.summation(statement.lhs, ir.mul(g_ref, local))
         contribution = simplify(product)
-        upstream = format_ref(tensors[f"g:{statement.name}"], tuple(ir.display_name(i) for i in statement.lhs))
+        upstream = format_ref(tensors[adjoint_name(statement.name)], tuple(ir.display_name(i) for i in statement.lhs))
         many = _many(program, tensor, adj)
         lines = [f"{g_lhs} {'+=' if many else '='} {upstream} {d_lhs}"]
         product_text = format_expr(product, names, tensors=tensors)
@@ -893,7 +862,7 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
         pad = " " * len(g_lhs)
         assign = r"\mathrel{+}=" if many else "="
         rows.append(ExplanationRow(f"{lines[0]}", rf"{g_lhs_latex} {assign} "
-                                   rf"{_latex_ref(tensors[f'g:{statement.name}'], [names[i] for i in statement.lhs])}"
+                                   rf"{_latex_ref(tensors[adjoint_name(statement.name)], [names[i] for i in statement.lhs])}"
                                    rf" {d_lhs_latex}",
                                    f"chain rule: contract with the upstream gradient over "
                                    f"{', '.join(ir.display_name(i) for i in statement.lhs) or 'nothing'}"))
@@ -917,7 +886,7 @@ def _input_rows(program: Program, statement: Statement, tensor: str, adj: Adjoin
 
 
 def _many(program: Program, tensor: str, adj: AdjointProgram) -> bool:
-    order = _ancestors(program, adj.of)
+    order = ancestors(program, adj.of)
     return len(_consumers(program, order, tensor)) > 1
 
 
@@ -937,7 +906,7 @@ def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: 
                                    f"{total_form.latex}", "the differential of the statement"))
     for tensor, tangent, contribution, slots in pieces:
         t_form = to_matrix(tangent, statement.lhs)
-        c_form = to_matrix(contribution, slots, tensors={f"g:{statement.name}": g_out})
+        c_form = to_matrix(contribution, slots, tensors={adjoint_name(statement.name): g_out})
         if t_form is None or c_form is None:
             rows.append(ExplanationRow(f"d{tensor}: no matrix form", r"\text{no matrix form}"))
             continue

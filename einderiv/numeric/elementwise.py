@@ -1,0 +1,76 @@
+"""The elementwise functions over numpy arrays.
+
+Each function is its registration's ``array`` implementation
+(:mod:`einderiv.core.functions`) with numpy as the array namespace. The
+comparisons (``step gt ge lt le``) have a faster numpy form, kept here: the
+comparison writes straight into a floating output array, in one pass with no
+boolean temporary; ``tests/test_functions.py`` checks it equals the registration.
+
+>>> import numpy as np
+>>> NUMPY_FUNCTIONS["relu"](np.array([-1.0, 2.0]))
+array([0., 2.])
+>>> NUMPY_FUNCTIONS["gt"](np.float32([1, 2]), np.float32([2, 1])).dtype
+dtype('float32')
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from einderiv.core.functions import FUNCTIONS, Named
+
+__all__ = ["NUMPY", "NUMPY_FUNCTIONS"]
+
+
+class _NumpyWithAstype:
+    """numpy before 2.1, which lacks the array API's ``astype`` function."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    @staticmethod
+    def astype(x: Any, dtype: Any, copy: bool = True) -> np.ndarray:
+        return np.asarray(x).astype(dtype, copy=copy)
+
+
+#: numpy as the array namespace the registrations are written against.
+NUMPY: Any = np if hasattr(np, "astype") else _NumpyWithAstype()
+
+
+def _written_into(compare: Callable) -> Callable:
+    """``[a OP b]`` in the arguments' floating dtype, the comparison casting into its output."""
+    def indicator(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a.dtype, b.dtype, np.float32))
+        return compare(a, b, out=out)
+    return indicator
+
+
+def _step(x):
+    x = np.asarray(x)
+    return np.greater(x, 0, out=np.empty(x.shape, np.result_type(x.dtype, np.float32)))
+
+
+_FASTER = {
+    "step": _step,
+    "gt": _written_into(np.greater),
+    "ge": _written_into(np.greater_equal),
+    "lt": _written_into(np.less),
+    "le": _written_into(np.less_equal),
+}
+
+
+
+def _over_numpy(array: Callable) -> Callable:
+    """A registration's ``array`` with numpy bound: a named numpy function is that function, unwrapped."""
+    if isinstance(array, Named):
+        return getattr(NUMPY, array.function)
+    return functools.partial(array, NUMPY)
+
+
+#: Every registered function as a function of numpy arrays.
+NUMPY_FUNCTIONS: dict[str, Callable] = {
+    name: _FASTER.get(name) or _over_numpy(f.array) for name, f in FUNCTIONS.items()}
