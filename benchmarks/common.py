@@ -12,6 +12,7 @@ time, the minimum and the median per call; ratios use the minimum.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import math
@@ -21,7 +22,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -83,6 +84,39 @@ class Session:
         elapsed = time.perf_counter() - self.started
         prefix = f"[{elapsed:7.1f}s]" + (f" {self.group}:" if self.group else "")
         print(f"{prefix} {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- threads
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[bool]:
+    """BLAS/OpenMP limited to ``n`` threads (threadpoolctl), torch's intra-op pool too.
+
+    Yields False (and limits nothing but torch) when threadpoolctl is not installed.
+
+    On a small shared machine, idle BLAS threads spinning against other load can make the minimum of a
+    small GEMM jump a hundredfold; groups that compare single calls run under ``blas_threads(1)``.
+    """
+    torch_threads = None
+    torch = None
+    try:
+        import torch as torch_module   # only if installed; it is a rival, never required
+        torch = torch_module
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(n)
+    except Exception:
+        torch = None
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            yield False
+            return
+        with threadpool_limits(limits=n):
+            yield True
+    finally:
+        if torch is not None and torch_threads is not None:
+            torch.set_num_threads(torch_threads)
 
 
 # ---------------------------------------------------------------- rivals
