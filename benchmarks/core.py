@@ -65,7 +65,7 @@ def run(session: Session) -> Report:
     """Run the group and return its report."""
     report = Report("core", "Headline numbers of the core", __doc__.split("\n\n", 1)[1])
     table = []
-    with blas_threads(1) as limited:
+    with blas_threads(1, report):
         for label, ours, limit in cases(np.random.default_rng(1)):
             rows = compare(session, label, [Contender("limit", "limit", lambda limit=limit: limit),
                                             Contender("einderiv", "einderiv", lambda ours=ours: ours,
@@ -76,8 +76,6 @@ def run(session: Session) -> Report:
             table.append(summary_row(label, rows))
     report.add("Summary", md_table(["measurement", "einderiv (min)", "einderiv cold", "limit (min)",
                                     "einderiv ÷ limit", "status"], table))
-    if not limited:
-        report.notes.append("threadpoolctl is not installed: BLAS ran with its default thread count.")
     report.notes.append(f"Agreement: einderiv's result equals the limit's to {RTOL:.0e} (relative to its largest "
                         "entry) before anything is timed; a disagreement is a failure.")
     return report

@@ -87,15 +87,13 @@ def run(session: Session) -> Report:
     report = Report("matfun", "Gradients through matrix functions", __doc__.split("\n\n", 1)[1])
     report.skipped.update(skipped_rivals(RIVALS))
     sizes = (100,) if session.quick else (100, 500)
-    with blas_threads(1) as limited:
+    with blas_threads(1, report):
         for n in sizes:
             for label, program, contenders in cases(n):
                 rows = compare(session, label, contenders, rtol=RTOL, budget=0.3 if session.quick else 1.5,
                                min_repeats=3, max_repeats=10 if session.quick else 30)
                 report.check_rows(label, rows)
                 report.add(f"{label}\n\n```\n{program}\n```", timing_table(rows))
-    if not limited:
-        report.notes.append("threadpoolctl is not installed: BLAS ran with its default thread count.")
     report.notes.append(f"Agreement: every contender's gradient equals the closed form to {RTOL:.0e} "
                         "(relative to its largest entry), every argument.")
     return report

@@ -83,3 +83,20 @@ def test_a_quick_group_runs_in_process_and_writes_its_report(monkeypatch, tmp_pa
     assert status == 0
     assert "## Summary" in text and "two-layer network, tiny arrays" in text and "| ok |" in text
     assert "## Failures" not in text
+
+
+def test_target_ratio_compares_einderiv_with_the_limit():
+    def row(name, role, seconds):
+        return common.Row(name, role, timing=common.Timing(cold=seconds, min=seconds, median=seconds, repeats=3,
+                                                           number=1))
+    report = common.Report(group="g", title="t", intro="i")
+    report.target_ratio("fast enough", [row("numpy", "limit", 2e-3), row("einderiv", "einderiv", 3e-3)], 1.25)
+    report.target_ratio("not run", [row("numpy", "limit", 2e-3), common.Row("einderiv", "einderiv", status="FAILED")],
+                        1.25)
+    assert report.targets == [("fast enough", "1.50× (3.00 ms vs 2.00 ms)", False), ("not run", "not measured", None)]
+
+
+def test_wall_times_runs_before_each_call_untimed():
+    calls = []
+    times = common.wall_times(lambda: calls.append("call"), 3, before=lambda: calls.append("before"))
+    assert calls == ["before", "call"] * 3 and len(times) == 3 and min(times) >= 0
