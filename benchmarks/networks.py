@@ -34,7 +34,6 @@ mps100), BLAS at 1 thread only, jax only up to 20 operands, fewer repeats.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -45,8 +44,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import opt_einsum
 
-from benchmarks.common import (Contender, Report, Row, Session, Unavailable, best, cold, compare, einderiv_reset,
-                               find, fmt_num, fmt_time, md_table, rival, skipped_rivals)
+from benchmarks.common import (Contender, Report, Row, Session, Unavailable, best, blas_threads, cold, compare,
+                               einderiv_reset, find, fmt_num, fmt_time, md_table, rival, skipped_rivals)
 
 RIVALS = ("jax", "torch", "einsum_benchmark", "networkx")
 THREADS = (1, 2)
@@ -398,33 +397,6 @@ def gradient_contenders(p: Prepared, memo: _Memo) -> list[Contender]:
                       lambda: (lambda: einderiv.grad(p.program, names, p.inputs)), reset=einderiv_reset),
             Contender("jax.jit(jax.grad)", "rival", lambda: memo.get("jax", p, 1), to_numpy=_to_numpy),
             Contender("torch autograd", "rival", lambda: memo.get("torch", p, 1), to_numpy=_to_numpy)]
-
-
-# ---------------------------------------------------------------- threads
-
-@contextlib.contextmanager
-def blas_threads(n: int):
-    """BLAS/OpenMP limited to ``n`` threads (threadpoolctl), torch's intra-op pool too; no-op without both."""
-    torch_threads = None
-    torch = None
-    try:
-        import torch as torch_module   # only if installed; it is a rival, never required
-        torch = torch_module
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except Exception:
-        torch = None
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield False
-            return
-        with threadpool_limits(limits=n):
-            yield True
-    finally:
-        if torch is not None and torch_threads is not None:
-            torch.set_num_threads(torch_threads)
 
 
 # ---------------------------------------------------------------- the group
