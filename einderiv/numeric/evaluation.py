@@ -73,7 +73,7 @@ def clear_cache() -> None:
         _weight.update(text=0)
     for clear in (_ancestors.cache_clear, _request.cache_clear, program_module._parse_cached.cache_clear,
                   program_module._derivative.cache_clear, ir._all_names_of.cache_clear,
-                  simplification._nested_text.cache_clear, *_other_caches):
+                  simplification._nested_text.cache_clear, planning.paths.clear_cache, *_other_caches):
         clear()
 
 
