@@ -9,22 +9,30 @@ Searches are counted, never timed.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import opt_einsum
 import pytest
 
 import einderiv
 from einderiv.numeric import evaluation, paths
-from test_contraction_tree import _lattice
+from test_contraction_tree import _directional_check, _lattice
 
-LIMIT = 2048        # bytes: the largest operand of the lattice below; its best order holds 8,192
+LIMIT = 648         # bytes: one operand below (3^4 entries); every order holds an intermediate of 3^6
 
 
 def _network() -> tuple[str, dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
-    program, shapes = _lattice(4, 4)
-    shapes = {name: (4,) * len(shape) for name, shape in shapes.items()}
+    """Five tensors, each pair sharing one bond of size 3 (the complete graph K5): any first
+    contraction of two leaves six bonds open, so every order must be sliced under ``LIMIT``."""
+    bonds = {frozenset(p): f"e{p[0]}{p[1]}" for p in itertools.combinations(range(5), 2)}
+    factors, shapes = [], {}
+    for k in range(5):
+        idx = [bonds[frozenset((k, m))] for m in range(5) if m != k]
+        factors.append(f"T{k}[{','.join(idx)}]")
+        shapes[f"T{k}"] = (3,) * len(idx)
     rng = np.random.default_rng(7)
-    return program, shapes, {name: rng.uniform(0.5, 1.0, shape) for name, shape in shapes.items()}
+    return "L = " + " ".join(factors), shapes, {name: rng.uniform(0.5, 1.0, shape) for name, shape in shapes.items()}
 
 
 def _reference(program: str, inputs: dict[str, np.ndarray]) -> float:
@@ -45,6 +53,7 @@ def test_a_network_under_a_small_memory_limit_gives_the_unlimited_values_and_gra
     unlimited = einderiv.grad(program, names, inputs)
     for name in names:
         np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-12, err_msg=name)
+    _directional_check(program, "T2", inputs, limited["T2"])
 
 
 def test_the_plan_report_shows_the_slices_and_their_extra_flops():
@@ -53,7 +62,7 @@ def test_the_plan_report_shows_the_slices_and_their_extra_flops():
     sliced = [s for s in report.steps if s.slices > 1]
     assert sliced and report.over_limit == () and report.largest_bytes <= LIMIT
     assert report.slicing_overhead == sum(s.overhead for s in sliced) >= 0
-    assert "sliced to fit the memory limit of 2,048 bytes" in str(report)
+    assert "sliced to fit the memory limit of 648 bytes" in str(report)
     unlimited = einderiv.plan(program, list(shapes), shapes)
     assert all(s.slices == 1 for s in unlimited.steps) and unlimited.largest_bytes > LIMIT
 
@@ -61,7 +70,7 @@ def test_the_plan_report_shows_the_slices_and_their_extra_flops():
 def test_a_limit_no_slicing_fits_is_refused_by_the_report_and_by_a_call():
     # one element per intermediate: more than 4,096 chunks
     program, shapes, inputs = _network()
-    refused = r"needs an intermediate over \[[\w,]+\] of shape \(4, 4, 4, 4, 4\), 8,192 bytes, over the memory " \
+    refused = r"needs an intermediate over \[[\w,]+\] of shape \(3, 3, 3, 3, 3, 3\), 5,832 bytes, over the memory " \
               r"limit of 8 bytes, and no slicing into at most 4,096 chunks brings it under"
     with pytest.raises(einderiv.MemoryLimitError, match=refused):
         einderiv.plan(program, None, shapes, mode="value", memory_limit=8)
