@@ -51,7 +51,8 @@ from typing import Mapping, Sequence
 
 import opt_einsum
 
-__all__ = ["ContractionPlan", "NoSlicingFits", "plan_contraction", "path_cost", "slice_indices", "search_count",
+__all__ = ["ContractionPlan", "NoSlicingFits", "plan_contraction", "path_cost", "widest_step", "slice_indices",
+           "search_count",
            "clear_cache", "MAX_SLICES"]
 
 #: Up to this many operands, dynamic programming searches (within the budget).
@@ -72,6 +73,9 @@ SEARCH_RATE = 2.5e8
 MIN_BUDGET, MAX_BUDGET = 0.005, 0.5
 #: A sliced contraction runs as a loop over at most this many chunks.
 MAX_SLICES = 4096
+#: What one two-operand step of one chunk costs beyond its FLOPs (Python and numpy call overhead,
+#: some 10 µs), in FLOPs: the slicer weighs more chunks against larger ones with it.
+STEP_OVERHEAD_FLOPS = 10_000
 
 _counter = {"searches": 0}
 _memo: dict[tuple, "_Searched"] = {}
@@ -157,6 +161,19 @@ def path_cost(inputs: Sequence[frozenset], output: frozenset, path: Sequence[Seq
     return flops, tuple(step_sizes), tuple(step_indices)
 
 
+def widest_step(inputs: Sequence[frozenset], output: frozenset, path: Sequence[Sequence[int]]) -> int:
+    """The most distinct indices any one step of ``path`` involves.
+
+    >>> widest_step([frozenset({0, 1}), frozenset({1, 2}), frozenset({2, 3})], frozenset(), [(0, 1), (0, 1)])
+    3
+    """
+    current, widest = list(inputs), 0
+    for positions in path:
+        _, current, _, involved = opt_einsum.helpers.find_contraction(positions, current, output)
+        widest = max(widest, len(involved))
+    return widest
+
+
 # ---------------------------------------------------------------- search
 
 class _OutOfTime(Exception):
@@ -172,11 +189,10 @@ def _dynamic_programming(inputs, output, sizes, outer: bool, deadline: float):
     compare = getattr(opt_einsum.paths, "_dp_compare_flops", None)
     if compare is None:                              # another opt_einsum: no budget to hold it to
         raise _OutOfTime
-    calls = [0]
+    clock = time.perf_counter
 
     def timed(*args, **kwargs):
-        calls[0] += 1
-        if not calls[0] & 127 and time.perf_counter() > deadline:
+        if clock() > deadline:
             raise _OutOfTime
         return compare(*args, **kwargs)
     return opt_einsum.DynamicProgramming(minimize=timed, search_outer=outer)(inputs, output, sizes)
@@ -280,7 +296,8 @@ def slice_indices(inputs: Sequence[frozenset], output: frozenset, path: Sequence
 
     Greedy: each round halves the chunk of one index of an over-limit
     intermediate — the one that removes the most excess (log of size over
-    the limit, summed over the intermediates) per extra FLOP.
+    the limit, summed over the intermediates) per unit of cost: the loop's
+    FLOPs plus :data:`STEP_OVERHEAD_FLOPS` per step of every chunk.
 
     >>> trace = [frozenset({0, 1}), frozenset({1, 2}), frozenset({2, 0})]
     >>> slice_indices(trace, frozenset(), [(0, 1), (0, 1)], {0: 4, 1: 8, 2: 8}, 100)     # AB[i,k]: 32 elements
@@ -306,7 +323,7 @@ def slice_indices(inputs: Sequence[frozenset], output: frozenset, path: Sequence
             gain = before - _excess(s[:-1], limit)
             if gain <= 0:
                 continue
-            score = gain / (f * count)
+            score = gain / ((f + STEP_OVERHEAD_FLOPS * len(path)) * count)
             if best is None or score > best[0]:
                 best = (score, trial, f * count, s, idx)
         if best is None:

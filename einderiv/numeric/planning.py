@@ -511,9 +511,13 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
     sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
     plan = _plan_within_limit(described, sublists, out, shapes, ids, ctx)
     if plan.slices > 1:
-        raise MemoryLimitError(f"the product {described} has more than {EINSUM_LETTERS} distinct indices and "
-                               f"needs slicing to fit the memory limit of {ctx.memory_limit:,} bytes, which such "
-                               f"products do not support: raise memory_limit or split the product into statements")
+        # each step is one opt_einsum call, which names a step's indices with letters again
+        if paths.widest_step([frozenset(s) for s in sublists], frozenset(out), plan.path) <= EINSUM_LETTERS:
+            return _sliced(plan, sublists, out, shapes, getters, ctx)
+        raise MemoryLimitError(f"the product {described} needs slicing to fit the memory limit of "
+                               f"{ctx.memory_limit:,} bytes, and a step of its order over more than {EINSUM_LETTERS} "
+                               f"indices, which sliced products do not support: raise memory_limit or split the "
+                               f"product into statements")
     path = plan.path
     current = [list(s) for s in sublists]
     steps = []
@@ -606,7 +610,9 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         return None
     if len(shared) == 1 and len(a) <= 2 and len(b) <= 2 and shared[0] not in out:
         return _matmul(a, b, shared[0], out)
-    if not set(shared) & set(out):
+    if shared and not set(shared) & set(out):
+        if _thin_with_a_copy(a, b, shared, shapes):
+            return _einsum_pair(a, b, out)
         axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
         order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
         perm = tuple(order.index(i) for i in out)
@@ -618,6 +624,37 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         align_b = _aligner(b, out, shapes[1])
         return lambda x, y: np.multiply(align_a(x), align_b(y))
     return None
+
+
+#: A two-operand product whose GEMM has a side at most this long is memory-bound: ``np.tensordot``'s
+#: transposed copy of a large operand (over :data:`LARGE_OPERAND` entries) costs more than its BLAS call saves.
+THIN_SIDE, LARGE_OPERAND = 16, 1 << 16
+
+
+def _thin_with_a_copy(a: list[int], b: list[int], shared: list[int], shapes: list[tuple[int, ...]]) -> bool:
+    """Whether ``np.tensordot`` would copy a large operand into a transposed layout for a thin product
+    (``T[a,b,c,…] v[b]``: a matrix–vector product in disguise), which ``np.einsum`` does in one pass.
+
+    >>> _thin_with_a_copy([0, 1, 2], [1], [1], [(300, 8, 300), (8,)]), _thin_with_a_copy([0, 1], [1], [1], [(300, 8), (8,)])
+    (True, False)
+    """
+    if len(set(a) | set(b)) > EINSUM_LETTERS:
+        return False
+    size_a = dict(zip(a, shapes[0]))
+    size_b = dict(zip(b, shapes[1]))
+    k = math.prod(size_a[i] for i in shared)
+    m = math.prod(n for i, n in size_a.items() if i not in shared)
+    n = math.prod(n for i, n in size_b.items() if i not in shared)
+    copies_a = [a.index(i) for i in shared] != list(range(len(a) - len(shared), len(a))) and m * k > LARGE_OPERAND
+    copies_b = [b.index(i) for i in shared] != list(range(len(shared))) and k * n > LARGE_OPERAND
+    return min(m, n, k) <= THIN_SIDE and (copies_a or copies_b)
+
+
+def _einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
+    """``np.einsum`` of two operands (at most 52 indices), in one pass over each."""
+    letters = {i: opt_einsum.get_symbol(k) for k, i in enumerate(dict.fromkeys(a + b))}
+    equation = f"{''.join(letters[i] for i in a)},{''.join(letters[i] for i in b)}->{''.join(letters[i] for i in out)}"
+    return lambda x, y: np.einsum(equation, x, y)
 
 
 def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> Callable | None:
