@@ -117,3 +117,15 @@ def test_a_search_without_time_still_finds_an_order(monkeypatch):
     paths.clear_cache()
     program, shapes, inputs = _network()
     assert einderiv.evaluate(program, inputs) == pytest.approx(_reference(program, inputs), rel=1e-12)
+
+
+def test_the_search_leaves_the_callers_random_state_alone():
+    import random
+    program, shapes = _lattice(4, 5)                  # 20 operands: random-greedy trials, each seeding `random`
+    inputs = {name: np.full(shape, 0.5) for name, shape in shapes.items()}
+    paths.clear_cache()
+    random.seed(12345)
+    expected = random.random()
+    random.seed(12345)
+    einderiv.evaluate(program, inputs)
+    assert paths.search_count() >= 1 and random.random() == expected

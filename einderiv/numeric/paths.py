@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import threading
 import time
 import warnings
@@ -199,11 +200,18 @@ def _dynamic_programming(inputs, output, sizes, outer: bool, deadline: float):
 
 
 def _random_greedy(inputs, output, sizes, budget: float):
-    return opt_einsum.RandomGreedy(max_repeats=RANDOM_REPEATS, max_time=budget)(inputs, output, sizes)
+    """opt_einsum's random-greedy trials (each seeds Python's ``random`` with its number: the caller's
+    random state is put back afterwards)."""
+    state = random.getstate()
+    try:
+        return opt_einsum.RandomGreedy(max_repeats=RANDOM_REPEATS, max_time=budget)(inputs, output, sizes)
+    finally:
+        random.setstate(state)
 
 
 def _cotengra(inputs, output, sizes, budget: float):
     """A hyper-optimised tree from cotengra (None when it is not installed or fails)."""
+    state = random.getstate()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -214,6 +222,8 @@ def _cotengra(inputs, output, sizes, budget: float):
             return [tuple(step) for step in tree.get_path()]
     except Exception:    # cotengra missing, or a version whose interface differs: the other searches stand
         return None
+    finally:
+        random.setstate(state)
 
 
 def _search(inputs: tuple[frozenset, ...], output: frozenset, sizes: Mapping[int, int]) -> _Searched:
