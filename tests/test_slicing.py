@@ -102,13 +102,13 @@ def test_a_cached_call_searches_no_path():
     assert paths.search_count() == searched
 
 
-def test_dynamic_programming_stops_at_its_deadline():
+def test_dynamic_programming_stops_when_its_work_is_spent():
     program, shapes = _lattice(3, 4)
     factors = [f.rstrip("]").split("[") for f in program.split("=", 1)[1].split()]
     ids: dict[str, int] = {}
     inputs = [frozenset(ids.setdefault(i, len(ids)) for i in idx.split(",")) for _, idx in factors]
     with pytest.raises(paths._OutOfTime, match=r"^$"):
-        paths._dynamic_programming(inputs, frozenset(), {i: 2 for i in ids.values()}, True, deadline=0.0)
+        paths._dynamic_programming(inputs, frozenset(), {i: 2 for i in ids.values()}, True, 10, float("inf"))
 
 
 def test_a_search_without_time_still_finds_an_order(monkeypatch):

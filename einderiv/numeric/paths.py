@@ -9,7 +9,8 @@ The search, by the number of operands ``n``:
 * ``n ≤ 4``: every order (opt_einsum's ``optimal``);
 * ``5 ≤ n ≤`` :data:`DP_MAX_OPERANDS`: dynamic programming over connected
   subgraphs (over outer products too up to :data:`DP_OUTER_MAX_OPERANDS`),
-  stopped at a time budget, when the greedy and random-greedy orders stand;
+  stopped when its work exceeds the budget, when the greedy and random-greedy
+  orders stand;
 * more: opt_einsum's greedy, then random-greedy trials within the budget;
   and, with the optional ``cotengra`` package (``einderiv[networks]``),
   from :data:`COTENGRA_MIN_OPERANDS` operands on, a hyper-optimised tree
@@ -18,7 +19,9 @@ The search, by the number of operands ``n``:
 The budget is the time of a few contractions along the greedy order
 (its FLOPs at :data:`SEARCH_RATE` a second), between :data:`MIN_BUDGET` and
 :data:`MAX_BUDGET` seconds: a search never costs much more than what it can
-save, and no size of network falls off a cliff. Searches are memoised per
+save, and no size of network falls off a cliff. Work is metered by counts
+(comparisons, trials), not by the clock, so a plan does not depend on the
+machine's load (cotengra's search, when it runs, is timed and random). Searches are memoised per
 (operands, output, sizes, limit) (:func:`search_count` counts the real
 ones), so a plan built once per shapes searches once and a cached call not at all.
 
@@ -65,8 +68,13 @@ DP_OUTER_MAX_OPERANDS = 8
 COTENGRA_MIN_OPERANDS, COTENGRA_MIN_BUDGET = 16, 0.05
 #: cotengra's trials at most.
 COTENGRA_REPEATS = 16
-#: Random-greedy trials at most (the budget usually stops them first).
-RANDOM_REPEATS = 32
+#: Random-greedy trials: as many as the budget pays for at about TRIAL_SECONDS_PER_OPERAND a trial
+#: and operand (a count, not a clock, so the same problem always gets the same order), in these bounds.
+RANDOM_REPEATS, MIN_RANDOM_REPEATS, TRIAL_SECONDS_PER_OPERAND = 32, 2, 1e-4
+#: Dynamic programming compares about this many candidates a second; it stops after the budget's worth.
+DP_COMPARES_PER_SECOND = 50_000
+#: A search stops anyway after this many times its budget in wall-clock time (a far slower machine).
+GUARD = 4
 #: The budget is the time of the greedy order's FLOPs at this rate: a few contractions' time
 #: (the plan is cached and runs many times).
 SEARCH_RATE = 2.5e8
@@ -185,26 +193,31 @@ def _budget(greedy_flops: int) -> float:
     return min(MAX_BUDGET, max(MIN_BUDGET, greedy_flops / SEARCH_RATE))
 
 
-def _dynamic_programming(inputs, output, sizes, outer: bool, deadline: float):
-    """opt_einsum's dynamic programming over FLOPs, stopped (:class:`_OutOfTime`) at ``deadline``."""
+def _dynamic_programming(inputs, output, sizes, outer: bool, max_compares: int, deadline: float):
+    """opt_einsum's dynamic programming over FLOPs, stopped (:class:`_OutOfTime`) after ``max_compares``
+    candidate comparisons (a count, so the same problem always gets the same answer), or at ``deadline``
+    (a guard for a machine far slower than :data:`DP_COMPARES_PER_SECOND` assumes)."""
     compare = getattr(opt_einsum.paths, "_dp_compare_flops", None)
     if compare is None:                              # another opt_einsum: no budget to hold it to
         raise _OutOfTime
     clock = time.perf_counter
+    left = [max_compares]
 
-    def timed(*args, **kwargs):
-        if clock() > deadline:
+    def counted(*args, **kwargs):
+        left[0] -= 1
+        if left[0] < 0 or clock() > deadline:
             raise _OutOfTime
         return compare(*args, **kwargs)
-    return opt_einsum.DynamicProgramming(minimize=timed, search_outer=outer)(inputs, output, sizes)
+    return opt_einsum.DynamicProgramming(minimize=counted, search_outer=outer)(inputs, output, sizes)
 
 
-def _random_greedy(inputs, output, sizes, budget: float):
-    """opt_einsum's random-greedy trials (each seeds Python's ``random`` with its number: the caller's
-    random state is put back afterwards)."""
+def _random_greedy(inputs, output, sizes, repeats: int, deadline_seconds: float):
+    """``repeats`` of opt_einsum's random-greedy trials (trial r seeds Python's ``random`` with r, so the
+    answer is reproducible; the caller's random state is put back afterwards); ``deadline_seconds`` only
+    guards against a far slower machine than :data:`TRIAL_SECONDS_PER_OPERAND` assumes."""
     state = random.getstate()
     try:
-        return opt_einsum.RandomGreedy(max_repeats=RANDOM_REPEATS, max_time=budget)(inputs, output, sizes)
+        return opt_einsum.RandomGreedy(max_repeats=repeats, max_time=deadline_seconds)(inputs, output, sizes)
     finally:
         random.setstate(state)
 
@@ -240,19 +253,18 @@ def _search(inputs: tuple[frozenset, ...], output: frozenset, sizes: Mapping[int
     if n <= DP_MAX_OPERANDS:
         try:
             path = _dynamic_programming(list(inputs), output, dict(sizes), n <= DP_OUTER_MAX_OPERANDS,
-                                        start + budget)
+                                        int(budget * DP_COMPARES_PER_SECOND), start + GUARD * budget)
             candidates.append(_scored(inputs, output, sizes, path))
         except _OutOfTime:
             pass
-    left = budget - (time.perf_counter() - start)
     if n > DP_MAX_OPERANDS or len(candidates) == 1:
         if n >= COTENGRA_MIN_OPERANDS and budget >= COTENGRA_MIN_BUDGET:
-            path = _cotengra(inputs, output, sizes, max(left / 2, MIN_BUDGET / 2))
+            path = _cotengra(inputs, output, sizes, budget / 2)
             if path is not None:
                 candidates.append(_scored(inputs, output, sizes, path))
-            left = budget - (time.perf_counter() - start)
+        repeats = min(RANDOM_REPEATS, max(MIN_RANDOM_REPEATS, int(budget / (TRIAL_SECONDS_PER_OPERAND * n))))
         candidates.append(_scored(inputs, output, sizes,
-                                  _random_greedy(list(inputs), output, dict(sizes), max(left, MIN_BUDGET / 2))))
+                                  _random_greedy(list(inputs), output, dict(sizes), repeats, GUARD * budget)))
     return min(candidates, key=lambda c: (c.flops, c.largest))
 
 
