@@ -249,7 +249,7 @@ def function_code(fn: str, args: Sequence[_Code]) -> _Code:
     """The numpy code of the elementwise function ``fn`` of ``args`` (its registration's ``code``).
 
     >>> function_code("sigmoid", [_op(_var("x"), "-", _num(1.0))]).text
-    '0.5 * (1.0 + np.tanh(0.5 * (x - 1)))'
+    'np.exp(-np.logaddexp(0.0, -(x - 1)))'
     """
     registered = FUNCTIONS.get(fn)
     if registered is None:
