@@ -175,10 +175,10 @@ def _contract(items: list[_Item], summed: list[str]) -> bool:
         p, q = holders
         if _other(items[p], s) is not None and _other(items[p], s) == _other(items[q], s):
             continue
-        for left, right in ((p, q), (q, p)):
-            cost = ((items[left].col != s) + (items[right].row != s), left > right)
+        for first, second in ((p, q), (q, p)):
+            cost = ((items[first].col != s) + (items[second].row != s), first > second)
             if best is None or cost < best[0]:
-                best = (cost, s, left, right)
+                best = (cost, s, first, second)
     if best is None:
         return False
     _, s, p, q = best
@@ -203,7 +203,7 @@ def _sum_out(items: list[_Item], summed: list[str]) -> bool:
             return True
         (p,) = holders
         item = items[p]
-        if _is_squared_norm(item, items, summed):
+        if isinstance(item.node, HPower) and _is_squared_norm(item, items, summed):
             items[p] = _Item(Norm2(None, None, item.node.base), None, None)
             for i in item.indices:
                 summed.remove(i)
@@ -303,6 +303,8 @@ def _assemble(rest: list[_Item], target: tuple[str | None, str | None], natural:
         return _orient(it, row, col)
     # broadcast a vector along the missing index: v 1ᵀ or 1 vᵀ
     (x,) = it.indices
+    if row is None or col is None:   # the vector has one of the target's two indices, so both are named
+        raise NoForm("a vector broadcast to a vector")
     if x == row:
         return product(row, col, [_orient(it, row, None), ones_row(col)])
     return product(row, col, [ones(row), _orient(it, None, col)])

@@ -93,7 +93,7 @@ def column_vector_notes(program, names=None, ascii: bool = False) -> tuple[str, 
     vectors are columns here: in Y[j] = X[i] W[i,j], Wᵀ X is what a text with row vectors writes X W, X a row (the same numbers)
     """
     style = ASCII if ascii else TEXT
-    notes = []
+    notes: list[str] = []
     for s in program.statements:
         if s.rank != 1 or s.hidden or (names is not None and s.name not in names):
             continue

@@ -97,7 +97,7 @@ def _tensor(node: Tensor, env: _Env) -> np.ndarray:
 def _identity(node: Identity, env: _Env) -> np.ndarray:
     # The textbook form names I_m itself (Xᵀ ⊗ I_m); evaluating that form to check it is the one
     # place an identity is built. Derivatives never contract one: their deltas are renamed away.
-    return np.diagflat(np.ones(env.size(node.rows)))
+    return np.diagflat(np.ones(1 if node.rows is None else env.size(node.rows)))   # None: an axis of length one
 
 
 def _product(node: Product, env: _Env) -> np.ndarray:

@@ -13,16 +13,16 @@ Xᵀ ⊗ I_m
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from einderiv.calculus.program import Derivative
 from einderiv.core import ir
-from einderiv.core.ir import Delta, Expr, Term
+from einderiv.core.ir import Delta, Expr, Factor, Term
 from einderiv.render.matrix.convert import Ctx, convert_expr, convert_term, inline_chain, to_matrix, unwrap
 from einderiv.render.matrix.evaluate import size_table
 from einderiv.render.matrix.factor import factor_sum, tidy
 from einderiv.render.matrix.form import MatrixForm
-from einderiv.render.matrix.nodes import (Identity, Kron, Node, NoForm, Sum, TermNode, VecDiag, is_one, ones,
+from einderiv.render.matrix.nodes import (Identity, Kron, Node, NoForm, Sum, TermNode, VecDiag, as_term, is_one, ones,
                                           ones_row, product)
 
 __all__ = ["kronecker_matrix", "kronecker_form", "identities_of"]
@@ -71,10 +71,10 @@ def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[tuple,
     return [(o, w) for o in ways(out) for w in ways(wrt)]
 
 
-def _connected_groups(factors) -> list[tuple[set[str], list]]:
+def _connected_groups(factors: Iterable[Factor]) -> list[tuple[set[str], list[Factor]]]:
     """The factors grouped by shared indices (connected components), with each group's indices."""
     groups: list[set[str]] = []
-    factor_groups: list[list] = []
+    factor_groups: list[list[Factor]] = []
     for f in factors:
         idx = set(ir.factor_indices(f))
         merged = [k for k, g in enumerate(groups) if g & idx]
@@ -87,7 +87,7 @@ def _connected_groups(factors) -> list[tuple[set[str], list]]:
     return list(zip(groups, factor_groups))
 
 
-def _summed_over(term: Term, factors: list) -> tuple[str, ...]:
+def _summed_over(term: Term, factors: list[Factor]) -> tuple[str, ...]:
     """The term's summed indices that occur in ``factors``."""
     return tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in factors))
 
@@ -97,7 +97,9 @@ def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
     (o0, o1), (w0, w1) = out, wrt
     first = {i for i in (o0, w0) if i is not None}
     second = {i for i in (o1, w1) if i is not None}
-    a_factors, b_factors, scalars = [], [], []
+    a_factors: list[Factor] = []
+    b_factors: list[Factor] = []
+    scalars: list[Factor] = []
     for idx, fs in _connected_groups(term.factors):
         if idx & first and idx & second:
             return _vecdiag_term(term, out, wrt)
@@ -150,7 +152,7 @@ def _map_identities(node: Node, fn: Callable[[Identity], Node]) -> Node:
     if isinstance(node, TermNode):
         return replace(node, body=None if node.body is None else _map_identities(node.body, fn))
     if isinstance(node, Sum):
-        return replace(node, terms=tuple(_map_identities(t, fn) for t in node.terms))
+        return replace(node, terms=tuple(as_term(_map_identities(t, fn)) for t in node.terms))
     return node
 
 
@@ -167,7 +169,11 @@ def _label(node: Node, labels: Mapping[str, str] | None) -> Node:
 def identities_of(node: Node) -> list[Identity]:
     """The identities of a vec form, as :func:`kronecker_matrix` labels them."""
     found: list[Identity] = []
-    _map_identities(node, lambda identity: found.append(identity) or identity)
+
+    def collect(identity: Identity) -> Identity:
+        found.append(identity)
+        return identity
+    _map_identities(node, collect)
     return found
 
 
