@@ -723,7 +723,7 @@ def _metavariables(program: Program) -> tuple[str, str, str, str]:
     """Letters for the rules' placeholders (any matrix; an elementwise factor) that the program does not use."""
     taken = set(program.names) | {n for n, _ in program.inputs}
     free = [c for c in "PQSMUVKNYZ" if c not in taken and f"d{c}" not in taken and f"g{c}" not in taken]
-    return tuple(free[:4]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
+    return (free[0], free[1], free[2], free[3]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
 
 
 def _tensor_output_note(program: Program, of: str, adj: "AdjointProgram") -> str:
@@ -758,8 +758,8 @@ def _why(form: MatrixForm | None, expr: Expr, tensors: Mapping[str, str]) -> str
     reasons = []
     last = len(body.factors) - 1
     for k, factor in enumerate(body.factors):
-        transposed = isinstance(factor, Transpose) and isinstance(factor.arg, Tensor)
-        tensor = factor.arg if transposed else factor
+        tensor = factor.arg if isinstance(factor, Transpose) and isinstance(factor.arg, Tensor) else factor
+        transposed = tensor is not factor
         if not isinstance(tensor, Tensor) or tensor.name not in refs:
             continue
         ref = refs[tensor.name]
@@ -807,7 +807,7 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     g_out = tensors[adjoint_name(statement.name)]
     is_seed = not statement.lhs and adj.seed is None
     inputs = [t for t in ir.tensor_names(statement.rhs) if t in active]
-    pieces = []
+    pieces: list[_Piece] = []
     for tensor in inputs:
         rows.extend(_input_rows(program, statement, tensor, adj, shapes, tensors, is_seed, pieces))
     if differentials:
@@ -820,8 +820,13 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     return ExplanationSection(title, tuple(rows), title_latex)
 
 
+#: What :func:`_input_rows` leaves for the differential rows, per input: (tensor, its tangent term
+#: ``Σ ∂F/∂W dW``, its contribution to the gradient, the gradient's slot indices).
+_Piece = tuple[str, Expr, Expr, tuple[str, ...]]
+
+
 def _input_rows(program: Program, statement: Statement, tensor: str, adj: AdjointProgram, shapes: _Shapes,
-                tensors: Mapping[str, str], is_seed: bool, pieces: list) -> list[ExplanationRow]:
+                tensors: Mapping[str, str], is_seed: bool, pieces: list[_Piece]) -> list[ExplanationRow]:
     rows = []
     rank = program.rank(tensor)
     slots = _fresh_slots(tensor, rank, statement.roots)
@@ -894,7 +899,7 @@ def _lx(tensors: Mapping[str, str]) -> dict[str, str]:
     return {k: ref_to_latex(v, ()) for k, v in tensors.items()}
 
 
-def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: bool,
+def _differential_rows(statement: Statement, g_out: str, pieces: Sequence[_Piece], is_seed: bool,
                        of: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> list[ExplanationRow]:
     """``dL = G : dF = G : (dW X) = G Xᵀ : dW``, one row per input, and why each factor moves."""
     rows = []
