@@ -142,10 +142,10 @@ def flatten_jacobian(J: np.ndarray, out_rank: int, layout: str) -> np.ndarray:
     if layout == "numerator":
         return J.reshape(rows, cols)
     if layout == "denominator":
-        return J.reshape(rows, cols).T
+        return np.transpose(J.reshape(rows, cols))
     if layout == "vec":
         order = tuple(reversed(range(out_rank))) + tuple(reversed(range(out_rank, J.ndim)))
-        return J.transpose(order).reshape(rows, cols)
+        return np.transpose(J, order).reshape(rows, cols)
     raise CommandLineError(f"unknown layout '{layout}'; layouts: {', '.join(LAYOUTS)}")
 
 

@@ -54,7 +54,7 @@ def _byte_count(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"invalid byte count {shorten(text)} (e.g. 67108864, 64MiB, 1GiB)")
     power = " KMG".index(match.group(2).upper() or " ")
-    return integer(match.group(1), argparse.ArgumentTypeError) * 1024 ** power
+    return integer(match.group(1), argparse.ArgumentTypeError) << (10 * power)   # × 1024 ** power
 
 
 @dataclass(frozen=True)

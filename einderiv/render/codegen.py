@@ -804,7 +804,7 @@ class _Module:
                          f"{', '.join(wrts)}; each of shape shape(name1) + shape(name2).")
         return _function("hessian", doc, w.lines)
 
-    def _gradient_statements(self, w: _Writer, a: str, programs, emitted: set[str]) -> None:
+    def _gradient_statements(self, w: _Writer, a: str, programs: Sequence[HessianProgram], emitted: set[str]) -> None:
         """The statements of the gradient program for ``a`` that some Hessian block needs.
 
         An adjoint ``G:T`` has the same value whichever input the gradient is

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 from einderiv.core import ir
 from einderiv.core.functions import FUNCTIONS
-from einderiv.calculus.differentiation import partial, reverse_program, slot_indices
+from einderiv.calculus.differentiation import InlinePolicy, partial, reverse_program, slot_indices
 from einderiv.errors import ProgramError, ShapeError
-from einderiv.core.ir import Delta, Expr, Ref
+from einderiv.core.ir import Delta, Expr, Factor, Ref
 from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
@@ -284,7 +284,7 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(out)
 
 
-def _never_inline(seed: Expr):
+def _never_inline(seed: Expr) -> InlinePolicy:
     """The inlining policy: only the seed itself; every node gets its own statement."""
     return lambda expr, consumers: expr is seed
 
@@ -518,10 +518,14 @@ def ascii_text(text: str) -> str:
     return "".join(_SYMBOLS.get(c, ("?", ""))[0] if not c.isascii() else c for c in text)
 
 
+#: ``sizes=`` of :func:`explain`: an index's size, or an input's shape.
+Sizes = Mapping[str, Union[int, tuple[int, ...], list[int]]]
+
+
 class _Shapes:
     """Sizes of indices and shapes of tensors, when the caller gave sizes."""
 
-    def __init__(self, program: Program, sizes: Mapping | None):
+    def __init__(self, program: Program, sizes: Sizes | None):
         self.known = sizes is not None
         self.index: dict[str, int] = {}
         self.tensor: dict[str, tuple[int, ...]] = {}
@@ -638,7 +642,7 @@ _MATRIX_RULES = {
 }
 
 
-def _depends(factor, tensor: str) -> bool:
+def _depends(factor: Factor, tensor: str) -> bool:
     return tensor in ir.tensor_names(Expr((ir.Term(1.0, (), (factor,)),)))
 
 
@@ -665,7 +669,7 @@ def _latex_ref(name: str, indices: Sequence[str]) -> str:
 
 
 def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = None,
-            differentials: bool = False, sizes: Mapping | None = None) -> Explanation:
+            differentials: bool = False, sizes: Sizes | None = None) -> Explanation:
     """How reverse mode computes ``d of / d wrt``: every step with the rule that justifies it.
 
     For each statement, from the output back: its index form; the derivative of

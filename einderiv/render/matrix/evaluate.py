@@ -116,13 +116,13 @@ def _function(node: Func, env: _Env) -> np.ndarray:
     args = [env.value(a) for a in node.args]
     if node.fn == "sigmoid'":
         sig = NUMPY_FUNCTIONS["sigmoid"](args[0])
-        return sig * (1.0 - sig)
+        return np.asarray(sig * (1.0 - sig))
     return np.asarray(NUMPY_FUNCTIONS[node.fn](*args), dtype=float)
 
 
 def _power(node: HPower, env: _Env) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.power(env.value(node.base), node.exponent)
+        return np.asarray(np.power(env.value(node.base), node.exponent))
 
 
 def _matrix_function(node: MatrixFn, env: _Env) -> np.ndarray:

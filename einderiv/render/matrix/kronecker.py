@@ -62,9 +62,13 @@ def kronecker_matrix(derivative: Derivative, labels: Mapping[str, str] | None = 
     return None
 
 
-def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[tuple, tuple]]:
+#: The indices a side's rows and columns run over (None: an axis of length one).
+_Axes = tuple[str | None, str | None]
+
+
+def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[_Axes, _Axes]]:
     """Ways to see each side as a matrix: a vector may be a column or a row."""
-    def ways(indices: tuple[str, ...]) -> list[tuple]:
+    def ways(indices: tuple[str, ...]) -> list[_Axes]:
         if len(indices) == 2:
             return [indices]
         return [(indices[0], None), (None, indices[0])]
@@ -92,7 +96,7 @@ def _summed_over(term: Term, factors: list[Factor]) -> tuple[str, ...]:
     return tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in factors))
 
 
-def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
+def _kron_term(term: Term, out: _Axes, wrt: _Axes) -> TermNode:
     """A Jacobian term as ``B ⊗ A``: A links the first axes of F and W, B the second (or ``diag(vec(M))``)."""
     (o0, o1), (w0, w1) = out, wrt
     first = {i for i in (o0, w0) if i is not None}
@@ -105,7 +109,7 @@ def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
             return _vecdiag_term(term, out, wrt)
         (a_factors if idx & first else b_factors if idx & second else scalars).extend(fs)
 
-    def part(factors: list, target: tuple) -> Node:
+    def part(factors: list[Factor], target: _Axes) -> Node:
         e = Expr((Term(1.0, _summed_over(term, factors), tuple(factors)),))
         return _broadcast(convert_expr(e, target, Ctx({})), target)
 
@@ -126,7 +130,7 @@ def _broadcast(node: Node, target: tuple[str | None, str | None]) -> Node:
     return spread if is_one(node) else TermNode(row, col, 1.0, (node,), spread, ())
 
 
-def _vecdiag_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
+def _vecdiag_term(term: Term, out: _Axes, wrt: _Axes) -> TermNode:
     """``δ[i,a] δ[k,b] M[a,b]`` → ``diag(vec(M))``."""
     pairs = {(o, w) for o, w in zip(out, wrt) if o is not None and w is not None}
     deltas = [f for f in term.factors if isinstance(f, Delta) and
@@ -134,8 +138,7 @@ def _vecdiag_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
     if len(deltas) != len(pairs) or len(pairs) != 2:
         raise NoForm("not a Kronecker product")
     rest = tuple(f for f in term.factors if f not in deltas)
-    mapping = {o: w for o, w in zip(out, wrt)}
-    inner = ir.rename(Expr((Term(1.0, term.summed, rest),)), mapping)
+    inner = ir.rename(Expr((Term(1.0, term.summed, rest),)), dict(pairs))
     node = convert_expr(inner, (wrt[0], wrt[1]), Ctx({}))
     if node.is_scalar:
         body: Node = Identity(out[0], wrt[0])
