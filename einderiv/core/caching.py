@@ -27,7 +27,8 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Generic, Hashable, ParamSpec, TypeVar
 
-__all__ = ["bounded_cache", "BoundedCache", "text_weight", "MAX_TEXT", "register", "registered", "clear_caches", "cache_infos"]
+__all__ = ["bounded_cache", "BoundedCache", "text_weight", "MAX_TEXT", "register", "registered", "clear_caches",
+           "cache_infos"]
 
 #: Program text, in characters, each cache keeps at most: derivatives and plans take some
 #: 300 bytes per character of their program, so about 30 MB a cache (four programs of 1,000
