@@ -7,6 +7,9 @@ Runs the tiny two-layer gradient (per-call overhead, min of 3,000 calls) and the
 N=4096, D=512, H=1024, C=10 two-layer gradient against hand-written numpy (BLAS
 one thread, min of 12 interleaved calls), each in a fresh process per checkout,
 alternating, twice: on a noisy machine only what both runs agree on counts.
+
+A tool beside the benchmark harness (``python -m benchmarks``), not one of its
+groups: it runs two checkouts, where a group times this one.
 """
 
 from __future__ import annotations

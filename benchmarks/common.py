@@ -12,6 +12,7 @@ time, the minimum and the median per call; ratios use the minimum.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import math
@@ -21,7 +22,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -36,25 +37,32 @@ L = (Z[n,c] - T[n,c])^2 / (2 N)
 """
 
 
-def best(fn: Callable[[], Any], repeats: int = 20) -> float:
-    """Minimum wall time of ``fn()`` over ``repeats`` calls, in seconds."""
+def wall_times(fn: Callable[[], Any], repeats: int, before: Callable[[], None] | None = None) -> list[float]:
+    """Wall time of each of ``repeats`` calls of ``fn()``, in seconds; ``before()`` runs untimed before each."""
     times = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best(fn: Callable[[], Any], repeats: int = 20) -> float:
+    """Minimum wall time of ``fn()`` over ``repeats`` calls, in seconds."""
+    return min(wall_times(fn, repeats))
+
+
+def cold_times(fn: Callable[[], Any], starts: int = 5) -> list[float]:
+    """Wall time of the first call of ``fn()`` after every einderiv cache is cleared, ``starts`` times."""
+    return wall_times(fn, starts, before=einderiv_reset)
 
 
 def cold(fn: Callable[[], Any], starts: int = 5) -> float:
     """Minimum over ``starts`` of the first call after every einderiv cache is cleared."""
-    times = []
-    for _ in range(starts):
-        einderiv_reset()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(cold_times(fn, starts))
+
 
 RESULTS_NOTE = ("Times are per call: cold = the first call (einderiv with every cache cleared; jax including "
                 "tracing and compilation), then min and median of the warm repeats. Ratios use the minimum, "
@@ -83,6 +91,46 @@ class Session:
         elapsed = time.perf_counter() - self.started
         prefix = f"[{elapsed:7.1f}s]" + (f" {self.group}:" if self.group else "")
         print(f"{prefix} {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- threads
+
+NO_THREADPOOLCTL = ("threadpoolctl is not installed: BLAS ran with its default thread count "
+                    "(`pip install threadpoolctl`).")
+
+
+@contextlib.contextmanager
+def blas_threads(n: int, report: Report | None = None) -> Iterator[bool]:
+    """BLAS/OpenMP limited to ``n`` threads (threadpoolctl), torch's intra-op pool too.
+
+    Yields False (and limits nothing but torch) when threadpoolctl is not installed,
+    and then adds a note saying so to ``report``, if one is given.
+
+    On a small shared machine, idle BLAS threads spinning against other load can make the minimum of a
+    small GEMM jump a hundredfold; groups that compare single calls run under ``blas_threads(1)``.
+    """
+    torch_threads = None
+    torch = None
+    try:
+        import torch as torch_module   # only if installed; it is a rival, never required
+        torch = torch_module
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(n)
+    except Exception:
+        torch = None
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            if report is not None and NO_THREADPOOLCTL not in report.notes:
+                report.notes.append(NO_THREADPOOLCTL)
+            yield False
+            return
+        with threadpool_limits(limits=n):
+            yield True
+    finally:
+        if torch is not None and torch_threads is not None:
+            torch.set_num_threads(torch_threads)
 
 
 # ---------------------------------------------------------------- rivals
@@ -383,6 +431,14 @@ class Report:
 
     def target(self, what: str, measured: str, met: bool | None) -> None:
         self.targets.append((what, measured, met))
+
+    def target_ratio(self, what: str, rows: Sequence[Row], most: float) -> None:
+        """The target "einderiv's minimum ≤ ``most`` × the limit's", measured from the rows of one comparison."""
+        e, lim = find(rows, "einderiv"), find(rows, "limit")
+        q = ratio(e, lim) if e is not None else None
+        measured = (f"{q:.2f}× ({fmt_time(e.timing.min)} vs {fmt_time(lim.timing.min)})" if q is not None
+                    else "not measured")
+        self.target(what, measured, None if q is None else q <= most)
 
     def check_rows(self, label: str, rows: Sequence[Row]) -> None:
         """Record mismatches and failures as failures of the group."""

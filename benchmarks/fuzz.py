@@ -19,6 +19,9 @@ prints the cases tried, the outcomes by class, the count of other exceptions
 (must be 0) and the slowest case; the exit status is 1 if any case broke a rule.
 
     python benchmarks/fuzz.py --cases 100000 --seconds 1500 --seed 0
+
+A tool beside the benchmark harness (``python -m benchmarks``), not one of its
+groups: it checks robustness, times nothing, and runs for as long as it is told.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ generators below (chain, mps, lattice, tree), so the group always runs.
 
 Measured per network, with BLAS limited to 1 and to 2 threads (threadpoolctl):
 
-* the cached opt_einsum forward (``contract_expression`` built once, with the
-  path search einderiv uses: dynamic programming over outer products for 5–10
-  operands, ``auto`` otherwise) and its FLOPs (``PathInfo.opt_cost``);
+* the cached opt_einsum forward (``contract_expression`` built once, along the
+  order einderiv's own path search finds, :mod:`einderiv.numeric.paths`) and its
+  FLOPs (``PathInfo.opt_cost``);
 * einderiv's cached all-operand gradient (``einderiv.grad(program, names, inputs)``,
   second call onward), as a ratio to that forward;
 * jax (``jax.jit(jax.grad)`` of ``opt_einsum.contract(..., backend='jax')``, x64)
@@ -25,8 +25,13 @@ Measured per network, with BLAS limited to 1 and to 2 threads (threadpoolctl):
   the same path, each as a ratio to its *own* forward; every contender's gradient
   is checked against einderiv's (relative error), and a disagreement is a failure.
 
+Then a slicing table: three networks' all-operand gradients under a memory
+limit of 1/8 of their largest intermediate (einderiv slices the contraction:
+a loop over chunks of some indices), with the extra FLOPs and time.
+
 Last, a planning table: the cold gradient (every einderiv cache cleared, then
-one call) for networks of 5 to 200 operands, to show that planning has no cliff.
+one call) for networks of 5 to 200 operands from each generator (MPS, matrix
+chain, lattice, tree, random 3-regular graph), to show that planning has no cliff.
 
 ``--quick``: five networks (chain12, lm_first_last_d1, lattice4x5, mps25,
 mps100), BLAS at 1 thread only, jax only up to 20 operands, fewer repeats.
@@ -34,7 +39,6 @@ mps100), BLAS at 1 thread only, jax only up to 20 operands, fewer repeats.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -45,14 +49,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import opt_einsum
 
-from benchmarks.common import (Contender, Report, Row, Session, Unavailable, best, cold, compare, einderiv_reset,
-                               find, fmt_num, fmt_time, md_table, rival, skipped_rivals)
+from benchmarks.common import (Contender, Report, Row, Session, Unavailable, best, blas_threads, cold, compare,
+                               einderiv_reset, find, fmt_num, fmt_time, md_table, rival, skipped_rivals)
 
 RIVALS = ("jax", "torch", "einsum_benchmark", "networkx")
 THREADS = (1, 2)
 RTOL = 1e-8
 RATIO_TARGET = 3.0        # cached gradient ÷ cached forward; reverse mode costs about 2× the forward's FLOPs
 PLANNING_SIZES = (5, 10, 20, 50, 100, 200)
+RANDREG_MAX_OPERANDS = 50    # in the planning table: a random 3-regular graph of 100 vertices takes seconds to contract
 QUICK_NETWORKS = ("chain12", "lm_first_last_d1", "lattice4x5", "mps25", "mps100")
 QUICK_JAX_MAX_OPERANDS = 20   # jax compiles a jit of n operands in seconds to tens of seconds
 
@@ -106,10 +111,27 @@ def network_program(eq: str) -> tuple[str, tuple[str, ...]]:
 
 
 def forward_optimizer(operands: int):
-    """The path search einderiv uses for a product of ``operands`` tensors (einderiv.numeric.planning._optimizer)."""
+    """A path search for normalising the inputs' value (any order will do there)."""
     if 5 <= operands <= 10:
         return opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
     return "auto"
+
+
+def _sublists(eq: str, shapes: Sequence[tuple[int, ...]]) -> tuple[list[list[int]], dict[int, int]]:
+    """Integer sublists (indices numbered by first appearance, as einderiv numbers them) and sizes."""
+    operands, _ = parse_equation(eq)
+    ids: dict[str, int] = {}
+    sublists = [[ids.setdefault(c, len(ids)) for c in term] for term in operands]
+    sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
+    return sublists, sizes
+
+
+def einderiv_path(eq: str, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The contraction order einderiv's own plan of the network's product takes (einderiv.numeric.paths,
+    memoised: the gradient's plan, built later in the same process, finds this same order)."""
+    from einderiv.numeric import paths
+    sublists, sizes = _sublists(eq, shapes)
+    return list(paths.plan_contraction(sublists, [], sizes, 2 ** 62).path)
 
 
 def make_inputs(eq: str, shapes: Sequence[tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
@@ -293,6 +315,35 @@ def planning_network(operands: int) -> Network:
     return _network(f"mps{sites}", "MPS ⟨ψ|φ⟩", f"builtin_mps({sites}, 2, 4, seed=0)", builtin_mps(sites, 2, 4))
 
 
+def _lattice_sides(operands: int) -> tuple[int, int]:
+    rows = max(1, int(math.sqrt(operands)))
+    return rows, max(2, round(operands / rows))
+
+
+def planning_networks(operands: int) -> list[Network]:
+    """One network of about ``operands`` operands per generator, small sizes (planning dominates):
+    MPS, matrix chain, lattice, random tree, and a random 3-regular graph when einsum_benchmark is installed."""
+    rows, cols = _lattice_sides(operands)
+    out = [planning_network(operands),
+           _network(f"chain{operands}", "matrix chain", f"builtin_chain({operands}, 2, 4, seed=0)",
+                    builtin_chain(operands, 2, 4, seed=0)),
+           _network(f"lattice{rows}x{cols}", "lattice", f"builtin_lattice({rows}, {cols}, 2, 2, seed=0)",
+                    builtin_lattice(rows, cols, 2, 2, seed=0)),
+           _network(f"tree{operands}", "tree", f"builtin_tree({operands}, 2, 4, seed=1)",
+                    builtin_tree(operands, 2, 4, seed=1))]
+    if operands > RANDREG_MAX_OPERANDS:      # its treewidth grows with its size: contracting it, not planning, dominates
+        return out
+    try:
+        from einsum_benchmark import generators as gen
+        count = operands + operands % 2          # a 3-regular graph needs an even number of vertices
+        out.append(_network(f"randreg{count}", "random 3-regular graph",
+                            f"einsum_benchmark.generators.random.regular({count}, 3, d_min=2, d_max=2, seed=0)",
+                            gen.random.regular(count, 3, d_min=2, d_max=2, seed=0)))
+    except Exception:
+        pass
+    return out
+
+
 # ---------------------------------------------------------------- contenders
 
 @dataclass
@@ -311,7 +362,7 @@ def prepare(network: Network, seed: int = 0) -> Prepared:
     """Program text, inputs and the forward path (einderiv's path search) of a network."""
     program, names = network_program(network.eq)
     path, info = opt_einsum.contract_path(network.eq, *network.shapes, shapes=True,
-                                          optimize=forward_optimizer(network.operands))
+                                          optimize=einderiv_path(network.eq, network.shapes))
     return Prepared(network, program, names, make_inputs(network.eq, network.shapes, seed), path, info)
 
 
@@ -398,33 +449,6 @@ def gradient_contenders(p: Prepared, memo: _Memo) -> list[Contender]:
                       lambda: (lambda: einderiv.grad(p.program, names, p.inputs)), reset=einderiv_reset),
             Contender("jax.jit(jax.grad)", "rival", lambda: memo.get("jax", p, 1), to_numpy=_to_numpy),
             Contender("torch autograd", "rival", lambda: memo.get("torch", p, 1), to_numpy=_to_numpy)]
-
-
-# ---------------------------------------------------------------- threads
-
-@contextlib.contextmanager
-def blas_threads(n: int):
-    """BLAS/OpenMP limited to ``n`` threads (threadpoolctl), torch's intra-op pool too; no-op without both."""
-    torch_threads = None
-    torch = None
-    try:
-        import torch as torch_module   # only if installed; it is a rival, never required
-        torch = torch_module
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except Exception:
-        torch = None
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield False
-            return
-        with threadpool_limits(limits=n):
-            yield True
-    finally:
-        if torch is not None and torch_threads is not None:
-            torch.set_num_threads(torch_threads)
 
 
 # ---------------------------------------------------------------- the group
@@ -514,40 +538,117 @@ class PlanningRow:
     cold: float
     warm: float
     path_search: float
+    searches: int
 
 
 def planning_rows(session: Session) -> list[PlanningRow]:
-    """Cold and warm gradient times of MPS networks of 5 … 200 operands (BLAS at 1 thread)."""
+    """Cold and warm all-operand gradient times of networks of 5 … 200 operands, per generator
+    (BLAS at 1 thread), the path search of the whole product alone, and the searches a cold call runs."""
     import einderiv
+    from einderiv.numeric import paths
 
     out = []
     for asked in PLANNING_SIZES:
-        p = prepare(planning_network(asked))
-        names = list(p.names)
+        for network in planning_networks(asked):
+            p = prepare(network)
+            names = list(p.names)
 
-        def call():
-            return einderiv.grad(p.program, names, p.inputs)
-        starts = 1 if session.quick else 3
-        cold_s = cold(call, starts)
-        warm_s = best(call, 3 if session.quick else 10)
-        t0 = time.perf_counter()
-        opt_einsum.contract_path(p.network.eq, *p.network.shapes, shapes=True,
-                                 optimize=forward_optimizer(p.network.operands))
-        out.append(PlanningRow(asked, p.network, cold_s, warm_s, time.perf_counter() - t0))
-        session.log(f"planning {p.network.name} ({p.network.operands} operands): cold {fmt_time(cold_s)}, "
-                    f"warm {fmt_time(warm_s)}")
+            def call():
+                return einderiv.grad(p.program, names, p.inputs)
+            cold_s = cold(call, 1 if session.quick else 3)
+            searches = paths.search_count()
+            warm_s = best(call, 3 if session.quick else 10)
+            sublists, sizes = _sublists(network.eq, network.shapes)
+            paths.clear_cache()
+            t0 = time.perf_counter()
+            paths.plan_contraction(sublists, [], sizes, 2 ** 62)
+            out.append(PlanningRow(asked, network, cold_s, warm_s, time.perf_counter() - t0, searches))
+            session.log(f"planning {network.name} ({network.operands} operands): cold {fmt_time(cold_s)}, "
+                        f"warm {fmt_time(warm_s)}")
     return out
 
 
 def planning_table(rows: Sequence[PlanningRow]) -> str:
-    """Cold, warm, their difference (planning), per operand, and opt_einsum's own path search."""
+    """Cold, warm, their difference (planning), per operand, the search of the whole product alone,
+    and how many path searches the cold call ran."""
     out = []
     for r in rows:
         plan = max(0.0, r.cold - r.warm)
-        out.append([r.operands_asked, r.network.operands, r.network.name, fmt_time(r.cold), fmt_time(r.warm),
-                    fmt_time(plan), fmt_time(plan / r.network.operands), fmt_time(r.path_search)])
-    return md_table(["operands asked", "operands", "network", "cold grad (caches cleared)", "warm grad",
-                     "cold − warm (planning)", "planning per operand", "opt_einsum contract_path alone"], out)
+        out.append([r.operands_asked, r.network.family, r.network.operands, r.network.name, fmt_time(r.cold),
+                    fmt_time(r.warm), fmt_time(plan), fmt_time(plan / r.network.operands), fmt_time(r.path_search),
+                    r.searches])
+    return md_table(["operands asked", "generator", "operands", "network", "cold grad (caches cleared)", "warm grad",
+                     "cold − warm (planning)", "planning per operand", "path search of the product alone",
+                     "path searches (cold call)"], out)
+
+
+@dataclass
+class SlicingRow:
+    network: Network
+    limit: int
+    unlimited_largest: int
+    largest: int
+    sliced_steps: int
+    slices: int
+    flops: int
+    overhead: int
+    unlimited_grad: float
+    limited_grad: float
+    cold: float
+    error: float
+
+
+#: The slicing table: these networks, each under a limit of 1/SLICING_SHRINK of its largest intermediate
+#: (never below its largest operand, which its gradient must hold).
+SLICING_NETWORKS = ("lattice4x5", "tree40", "randreg60")
+SLICING_SHRINK = 8
+
+
+def slicing_rows(session: Session, prepared: Sequence["Prepared"]) -> list[SlicingRow]:
+    """What slicing does: each network's all-operand gradient under a small memory limit."""
+    import einderiv
+
+    out = []
+    for p in prepared:
+        if p.network.name not in SLICING_NETWORKS:
+            continue
+        names = list(p.names)
+        full = einderiv.plan(p.program, names, {n: a.shape for n, a in p.inputs.items()}, memory_limit=2 ** 62)
+        operand = max(a.nbytes for a in p.inputs.values())
+        largest = full.largest_bytes
+        limit = max(operand, largest // SLICING_SHRINK)
+        report = einderiv.plan(p.program, names, {n: a.shape for n, a in p.inputs.items()}, memory_limit=limit)
+        sliced = [s for s in report.steps if s.slices > 1]
+
+        def limited():
+            return einderiv.grad(p.program, names, p.inputs, memory_limit=limit)
+        cold_s = cold(limited, 1)
+        reference = einderiv.grad(p.program, names, p.inputs)
+        got = limited()
+        error = max(float(np.max(np.abs(got[n] - reference[n])) / max(np.max(np.abs(reference[n])), 1e-300))
+                    for n in names)
+        unlimited_s = best(lambda: einderiv.grad(p.program, names, p.inputs), 5)
+        limited_s = best(limited, 5)
+        out.append(SlicingRow(p.network, limit, largest, report.largest_bytes, len(sliced),
+                              sum(s.slices for s in sliced), report.flops, report.slicing_overhead, unlimited_s,
+                              limited_s, cold_s, error))
+        session.log(f"slicing {p.network.name}: limit {limit:,} bytes, {len(sliced)} sliced steps, "
+                    f"grad {fmt_time(limited_s)} vs {fmt_time(unlimited_s)}")
+    return out
+
+
+def slicing_table(rows: Sequence[SlicingRow]) -> str:
+    out = []
+    for r in rows:
+        base = r.flops - r.overhead
+        out.append([r.network.name, r.network.operands, f"{r.limit:,}", f"{r.unlimited_largest:,}", f"{r.largest:,}",
+                    r.sliced_steps, f"{r.slices:,}", fmt_num(base), f"{fmt_num(r.overhead)} (+{100 * r.overhead / max(base, 1):.1f}%)",
+                    fmt_time(r.unlimited_grad), fmt_time(r.limited_grad), f"{r.limited_grad / r.unlimited_grad:.2f}×",
+                    fmt_time(r.cold), f"{r.error:.1e}"])
+    return md_table(["network", "operands", "memory limit (bytes)", "largest tensor, unlimited (bytes)",
+                     "largest tensor, limited (bytes)", "sliced steps", "chunks (all sliced steps)",
+                     "gradient FLOPs without slicing's extra", "slicing's extra FLOPs", "warm grad, unlimited",
+                     "warm grad, limited", "limited ÷ unlimited", "cold grad, limited", "max rel. diff."], out)
 
 
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -622,15 +723,22 @@ def run(session: Session) -> Report:
                           worst[1] <= RATIO_TARGET)
     first = results[threads[0]]
     report.add(f"First calls (BLAS threads = {threads[0]})", cold_table(first))
+    session.log("slicing table")
+    with blas_threads(1):
+        sliced = slicing_rows(session, prepared)
+    if sliced:
+        report.add(f"Slicing: the all-operand gradient under a memory limit of 1/{SLICING_SHRINK} of the largest "
+                   "intermediate (BLAS threads = 1)", slicing_table(sliced))
     session.log("planning table")
     with blas_threads(1):
         plan = planning_rows(session)
-    report.add("Planning time: cold gradient from 5 to 200 operands (MPS ⟨ψ|φ⟩, physical size ≤ 2, bond 4; "
-               "BLAS threads = 1)", planning_table(plan))
+    report.add("Planning time: cold gradient from 5 to 200 operands, per generator (small sizes: physical ≤ 2, "
+               "bonds 2–4; BLAS threads = 1)", planning_table(plan))
     report.notes += [
-        "Every contender contracts along the same path: opt_einsum's, found with the search einderiv uses "
-        "(dynamic programming over outer products for 5–10 operands, `auto` otherwise); einderiv finds its own "
-        "path with that search, so the same one.",
+        "Every contender contracts along the same path: the one einderiv's path search (einderiv.numeric.paths: "
+        "optimal up to 4 operands, time-budgeted dynamic programming up to 14, then greedy and random-greedy, "
+        "and cotengra when installed and the budget allows) finds; einderiv's cold call searches again (its "
+        "caches cleared), so a time-budgeted random search may settle on a slightly different order.",
         "einderiv's gradient includes its forward pass (reverse mode needs the intermediates); so do jax's and "
         "torch's. Each rival's ratio is to its own forward, so it measures the reverse-mode overhead of that "
         "library, not its speed relative to opt_einsum.",
@@ -662,13 +770,12 @@ def _plot(plt, path: str, results: dict[int, list[Result]], plan: Sequence[Plann
     ax.set_ylabel("cached gradient ÷ cached forward")
     ax.set_title(f"All-operand gradient cost, BLAS threads = {t} (lower is better)")
     ax.legend(fontsize=8)
-    ops = [r.network.operands for r in plan]
-    bx.loglog(ops, [r.cold for r in plan], "o-", label="einderiv cold grad")
-    bx.loglog(ops, [r.warm for r in plan], "s-", label="einderiv warm grad")
-    bx.loglog(ops, [r.path_search for r in plan], "^-", label="opt_einsum contract_path")
+    for family in dict.fromkeys(r.network.family for r in plan):
+        rows = [r for r in plan if r.network.family == family]
+        bx.loglog([r.network.operands for r in rows], [r.cold for r in rows], "o-", label=f"cold grad, {family}")
     bx.set_xlabel("operands")
     bx.set_ylabel("seconds")
-    bx.set_title("Planning: no cliff")
+    bx.set_title("Planning (cold all-operand gradient): no cliff")
     bx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

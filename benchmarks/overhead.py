@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from benchmarks import gradients
-from benchmarks.common import (Contender, Report, Session, compare, einderiv_reset, find, fmt_time, md_table, ratio,
-                               skipped_rivals, timing_table)
+from benchmarks.common import (Contender, Report, Session, cold_times, compare, einderiv_reset, find, fmt_time,
+                               md_table, ratio, skipped_rivals, timing_table)
 
 RIVALS = ("jax", "torch", "autograd", "tensorgrad")
 TINY = 3
@@ -140,12 +140,7 @@ def run(session: Session) -> Report:
 
     def cold_all() -> None:
         einderiv.grad(gradients.PROGRAM, list(gradients.WRT), inputs)
-    cold = []
-    for _ in range(5 if session.quick else 15):
-        einderiv_reset()
-        t0 = time.perf_counter()
-        cold_all()
-        cold.append(time.perf_counter() - t0)
+    cold = cold_times(cold_all, 5 if session.quick else 15)
     report.add("Two-layer network gradient, cold (every cache cleared; N=4, D=3, H=5, C=2)",
                md_table(["what", "min", "median"],
                         [["parse", fmt_time(min(parts["parse"])), fmt_time(statistics.median(parts["parse"]))],

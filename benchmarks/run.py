@@ -1,4 +1,7 @@
-"""Entry point: ``python -m benchmarks [--quick] [--only NAME]`` or ``python benchmarks/run.py``.
+"""Entry point: ``python -m benchmarks [--quick] [--only NAME] [--list]`` or ``python benchmarks/run.py``.
+
+Runs the groups registered in ``benchmarks.GROUPS`` (every one, or those named
+with ``--only``) and writes each one's report.
 
 The environment of this workplace pins ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` to work around bugs of old OpenBLAS builds. They slow the
@@ -24,22 +27,13 @@ from benchmarks import GROUPS  # noqa: E402  (after the sys.path fix; imports no
 _REEXEC_FLAG = "EINDERIV_BENCH_REMOVED_ENV"
 _BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
-MODULES = {
-    "paths": "benchmarks.paths",
-    "jacobian": "benchmarks.jacobians",
-    "grad": "benchmarks.gradients",
-    "hessian": "benchmarks.hessians",
-    "overhead": "benchmarks.overhead",
-    "networks": "benchmarks.networks",
-    "backends": "benchmarks.backends",
-}
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a short pass (smaller sizes, fewer repeats; < 2 minutes)")
-    p.add_argument("--only", action="append", metavar="NAME", choices=GROUPS,
+    p.add_argument("--only", action="append", metavar="NAME", choices=list(GROUPS),
                    help=f"run only this group (repeatable): {', '.join(GROUPS)}")
+    p.add_argument("--list", action="store_true", help="print the groups with what each measures, and stop")
     p.add_argument("--out", default=None,
                    help="folder for <group>.md and <group>.png (default: benchmarks/results; with --quick, a "
                         "scratch folder under the system's temporary directory, so committed results stay)")
@@ -47,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-blas-env", action="store_true",
                    help="do not re-execute without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     return p
+
+
+def groups_text() -> str:
+    """One line per registered group: its name and what it measures (``--list``)."""
+    width = max(map(len, GROUPS))
+    return "\n".join(f"{name:<{width}}  {group.description}" for name, group in GROUPS.items())
 
 
 def _reexec_with_clean_blas_env(argv: list[str]) -> None:
@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     from_cli = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.list:
+        print(groups_text())
+        return 0
     if args.out is None:
         args.out = (os.path.join(tempfile.gettempdir(), "einderiv-benchmarks-quick") if args.quick
                     else os.path.join(_ROOT, "benchmarks", "results"))
     if from_cli:
         _reexec_with_clean_blas_env(argv)
-    import importlib
-
+    from benchmarks import load
     from benchmarks.common import Session, write_report
 
     session = Session(quick=args.quick, out_dir=args.out, plots=not args.no_plots,
@@ -88,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         session.group = group
         session.log(f"=== group {number}/{len(groups)}: {group}")
         t0 = time.perf_counter()
-        module = importlib.import_module(MODULES[group])
-        report = module.run(session)
+        report = load(group).run(session)
         paths = write_report(session, report)
         if report.failures:
             status = 1

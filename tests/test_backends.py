@@ -369,3 +369,17 @@ def test_the_command_line_writes_a_dask_jacobian_to_zarr_chunk_by_chunk(tmp_path
     np.testing.assert_allclose(J[...], want, rtol=1e-12)
     assert main([*argv, "--zarr", store]) == 2
     assert "--zarr writes tensor-layout Jacobians computed with --backend dask" in capsys.readouterr().err
+
+
+def test_a_sliced_product_on_torch_gives_numpys_numbers(torch):
+    import itertools
+    bonds = {frozenset(p): f"e{p[0]}{p[1]}" for p in itertools.combinations(range(5), 2)}
+    factors = [f"T{k}[{','.join(bonds[frozenset((k, m))] for m in range(5) if m != k)}]" for k in range(5)]
+    program = "L = " + " ".join(factors)        # the complete graph K5: every order is sliced under 648 bytes
+    rng = np.random.default_rng(7)
+    inputs = {f"T{k}": rng.uniform(0.5, 1.0, (3, 3, 3, 3)) for k in range(5)}
+    want = einderiv.grad(program, ["T0", "T3"], inputs, memory_limit=648)
+    got = einderiv.grad(program, ["T0", "T3"], _as(torch.from_numpy, inputs), memory_limit=648)
+    for k in want:
+        assert isinstance(got[k], torch.Tensor)
+        _close(got[k], want[k])

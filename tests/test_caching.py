@@ -46,3 +46,21 @@ def test_a_bounded_cache_registers_itself_and_errors_are_not_cached():
         checked(-1)
     caching.clear_caches()
     assert caching.cache_infos()[name]["size"] == 0 and calls == [2, -1]
+
+
+def test_a_bounded_cache_wraps_like_lru_cache_and_takes_positional_arguments_only():
+    def square(x: int) -> int:
+        """The square of x."""
+        return x * x
+
+    cached = caching.bounded_cache(max_entries=2, max_weight=100, weigh=lambda *_: 1)(square)
+    assert isinstance(cached, caching.BoundedCache)
+    assert (cached.__wrapped__, cached.__name__, cached.__doc__) == (square, "square", "The square of x.")
+    assert [cached(k) for k in (1, 2, 3)] == [1, 4, 9] and cached.cache_info()["size"] == 2
+    cached.max_entries = 1          # read at the next insertion
+    cached(4)
+    assert cached.cache_info() == {"hits": 0, "misses": 4, "size": 1, "weight": 1, "maxsize": 1, "max_weight": 100}
+    with pytest.raises(TypeError, match="positional arguments only; got keyword arguments \\['x'\\]"):
+        cached(x=5)
+    cached.cache_clear()
+    assert cached.cache_info()["size"] == 0

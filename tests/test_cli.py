@@ -468,6 +468,17 @@ def test_latex_of_programs_and_derivatives():
         to_latex(42)
 
 
+def test_latex_of_a_hessian_an_adjoint_program_and_an_explanation():
+    program = einderiv.parse("L = x[i] x[i] / 2")
+    assert to_latex(einderiv.symbolic_hessian(program, "x")) == \
+        "\\frac{\\partial^2 L}{\\partial x_{a}\\,\\partial x_{b}} = \\delta_{ab}"
+    adjoint = einderiv.adjoint(program, "x")
+    assert to_latex(adjoint) == adjoint._repr_latex_().strip().strip("$").strip()
+    assert to_latex(einderiv.explain(program, "x")).startswith("\\begin{aligned}")
+    with pytest.raises(TypeError, match="not str"):
+        to_latex("L = x[i] x[i] / 2")
+
+
 def test_latex_names_chain_adjoints_with_a_bar():
     program = einderiv.parse("A[i] = exp(x[i]) + sin(x[i]) + cos(x[i])\n"
                              "B[i] = A[i] A[i] + A[i] x[i] + log(A[i]) + sqrt(A[i]) + tanh(A[i])\n"

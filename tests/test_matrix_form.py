@@ -394,3 +394,19 @@ def test_every_style_writes_functions_in_the_registry_notation():
     assert (form.text, form.ascii, form.latex) == (
         "σ(X) + tanh(X)", "sigmoid(X) + tanh(X)",
         r"\sigma\left(X\right) + \tanh\left(X\right)")
+
+
+def test_an_adjoint_step_has_the_matrix_form_of_its_expression():
+    adjoint = einderiv.adjoint(einderiv.parse("F[i,k] = W[i,j] X[j,k]; L = F[i,k] F[i,k]"), "W")
+    step = adjoint.steps[-1]
+    assert str(to_matrix(step)) == str(to_matrix(step.expr, step.indices, tensors=step.tensors)) == "gF Xᵀ"
+    with pytest.raises(TypeError, match="to_matrix takes an Expr"):
+        to_matrix("gF Xᵀ")
+
+
+def test_a_rewrite_that_turns_a_term_of_a_sum_into_another_node_is_refused():
+    from einderiv.render.matrix.nodes import Const, Sum, TermNode, children
+    total = Sum(None, None, (TermNode(None, None, 2.0),))
+    assert children(total, lambda node: node) == total
+    with pytest.raises(TypeError, match="turned a term of a sum into a Const"):
+        children(total, lambda node: Const(None, None, 1.0))

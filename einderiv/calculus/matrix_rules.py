@@ -12,6 +12,7 @@ from typing import Callable
 from einderiv.core import ir
 from einderiv.core.ir import Expr, MatFn, Term
 from einderiv.core.matrix_functions import batch_of
+from einderiv.names import fresh_variant
 
 
 def _names_in(expr: Expr) -> set[str]:
@@ -38,8 +39,8 @@ def partial_factor(factor: MatFn, name: str, slots: tuple[str, ...],
     if not d_arg.terms:
         return ir.ZERO
     taken = _names_in(d_arg) | _names_in(factor.arg) | set(factor.indices) | set(slots) | {factor.rows, factor.cols}
-    r = ir.fresh_variant(factor.rows, taken)
-    c = ir.fresh_variant(factor.cols, taken | {r})
+    r = fresh_variant(factor.rows, taken)
+    c = fresh_variant(factor.cols, taken | {r})
     d_matrix = ir.rename(d_arg, {factor.rows: r, factor.cols: c})
 
     batch = batch_of(factor)

@@ -66,7 +66,8 @@ def run_diff(args: argparse.Namespace) -> Report:
     for wrt in split_names(args.wrt, "--wrt"):
         d = program.derivative(wrt, of)
         document = {"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "latex": to_latex(d)}
-        text, latex = _derivative_text(d, args), (to_latex(d),)
+        text = _derivative_text(d, args)
+        latex: tuple[str, ...] = (to_latex(d),)
         if args.matrix:
             from einderiv.render.matrix import describe_matrix_form
             line = describe_matrix_form(d, program, ascii=args.ascii)
@@ -101,7 +102,7 @@ def _input_sections(data: Data, args: argparse.Namespace) -> list[Section]:
     for name, array in data.arrays.items():
         source = "given" if name in data.given else f"random, seed {data.seed}"
         sections.append(Section((f"{name} ({source}) =",), (f"% {name} ({source})",), array=array,
-                                latex_label=lambda _, n=name: ref_to_latex(n, ()), json={"name": name},
+                                latex_label=_fixed_label(ref_to_latex(name, ())), json={"name": name},
                                 is_input=True, title=name))
     return sections
 
@@ -141,10 +142,10 @@ def flatten_jacobian(J: np.ndarray, out_rank: int, layout: str) -> np.ndarray:
     if layout == "numerator":
         return J.reshape(rows, cols)
     if layout == "denominator":
-        return J.reshape(rows, cols).T
+        return np.transpose(J.reshape(rows, cols))
     if layout == "vec":
         order = tuple(reversed(range(out_rank))) + tuple(reversed(range(out_rank, J.ndim)))
-        return J.transpose(order).reshape(rows, cols)
+        return np.transpose(J, order).reshape(rows, cols)
     raise CommandLineError(f"unknown layout '{layout}'; layouts: {', '.join(LAYOUTS)}")
 
 
@@ -256,6 +257,16 @@ def _vjp_matrix(d: Derivative, upstream: str, ascii: bool) -> list[tuple[str, st
     return [("matrix", f"{form.ascii if ascii else form.text}  (the gradient of {d.wrt} that backprop computes)")]
 
 
+def _fixed_label(text: str) -> Label:
+    """The label ``text`` for every block."""
+    return lambda _: text
+
+
+def _jacobian_block_label(of: str, wrt: str) -> Label:
+    """``dF[1,2]/dW``: a Jacobian block named by its output entry."""
+    return lambda index: f"d{_entry_label(of, index)}/d{wrt}"
+
+
 def _latex_block_label(of: str, wrt: str, tensor: bool) -> Label:
     from einderiv.render.latex import ref_to_latex
 
@@ -288,7 +299,7 @@ def _vjp_section(args: argparse.Namespace, program: Program, data: Data, d: Deri
             ("inputs", data.sources() + (f"; {name} symbols" if data.symbolic and G is None else "")))
     vjp_label = rf"{ref_to_latex(name, ())} \cdot \frac{{\partial {ref_to_latex(of, ())}}}" \
                 rf"{{\partial {ref_to_latex(wrt, ())}}}"
-    return Section((text,), (latex,), meta, values, latex_label=lambda _, t=vjp_label: t,
+    return Section((text,), (latex,), meta, values, latex_label=_fixed_label(vjp_label),
                    json={"wrt": wrt, "derivative": text, "shape": list(wrt_shape), "layout": "vjp", "upstream": name},
                    title=f"{name}·d{of}/d{wrt}", axes=_index_names(d.wrt_indices))
 
@@ -318,7 +329,7 @@ def _jacobian_section(args: argparse.Namespace, program: Program, data: Data, d:
             ("inputs", data.sources()))
     tensor = args.layout == "tensor"
     return Section(_derivative_text(d, args), (to_latex(d),), meta, values,
-                   label=(lambda index, w=wrt: f"d{_entry_label(of, index)}/d{w}") if tensor else None,
+                   label=_jacobian_block_label(of, wrt) if tensor else None,
                    split=len(out_shape) if tensor else 0,
                    latex_label=_latex_block_label(of, wrt, tensor),
                    json={"wrt": wrt, "derivative": d.to_text(ascii=args.ascii), "shape": list(shape),

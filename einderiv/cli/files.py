@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import IO, Any, Callable
+from typing import IO, Any, AnyStr, Callable
 
 from einderiv.cli.messages import CommandLineError
 
@@ -52,7 +52,7 @@ def open_regular(path: str, subject: str) -> tuple[IO[bytes], int]:
     return handle, info.st_size
 
 
-def read_capped(handle: IO, limit: int, too_long: Callable[[], CommandLineError]) -> Any:
+def read_capped(handle: IO[AnyStr], limit: int, too_long: Callable[[], CommandLineError]) -> AnyStr:
     """At most ``limit`` bytes (or characters) of ``handle``; more is an error."""
     try:
         data = handle.read(limit + 1)

@@ -177,7 +177,8 @@ def render_text(report: Report, options: Options, summarise: bool = False) -> Re
         for k, section in enumerate(report.sections):
             lines = list(section.heading) + [f"{key}: {value}" for key, value in section.meta]
             if section.array is not None:
-                if section.split == 0 and section.label is None:
+                label = section.label
+                if label is None:   # no blocks (a section split in blocks names them)
                     lines.append(_array_text(section.array, report.symbolic))
                 else:
                     for index, block in blocks(section, section.split, summarise):
@@ -185,7 +186,7 @@ def render_text(report: Report, options: Options, summarise: bool = False) -> Re
                         if index is None:
                             lines.append(f"… {block:,} more blocks …")
                             continue
-                        lines.append(f"{section.label(index)} =")
+                        lines.append(f"{label(index)} =")
                         lines.append(_array_text(block, report.symbolic))
             if k and not (section.bare() and report.sections[k - 1].bare()):
                 out.append("")
@@ -237,7 +238,12 @@ def _json_values(array: Any, symbolic: bool) -> Any:
     if symbolic:
         return np.vectorize(str, otypes=[object])(np.asarray(array, dtype=object)).tolist()
     values = np.asarray(array, dtype=np.float64)
-    return np.where(np.isfinite(values), values, None).tolist() if not np.isfinite(values).all() else values.tolist()
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    entries = values.astype(object)
+    entries[~finite] = None   # JSON has no NaN or infinity: null
+    return entries.tolist()
 
 
 def render_json(report: Report, options: Options, summarise: bool = False) -> Rendered:

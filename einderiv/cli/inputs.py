@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
 
 import numpy as np
 
@@ -258,8 +258,9 @@ def _load_text(name: str, path: str, rank: int, max_bytes: int) -> np.ndarray:
             f"use a .npy file, or raise --max-bytes"))
     text = decode(data, f"{name} ('{path}')")
     delimiter = "," if path.lower().endswith(".csv") else None
+    ndmin: Literal[0, 1, 2] = 2 if rank == 2 else 1 if rank == 1 else 0
     try:
-        return np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=rank, dtype=np.float64)
+        return np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=ndmin, dtype=np.float64)
     except (ValueError, OverflowError, IndexError) as error:
         raise CommandLineError(f"cannot read {name} from '{path}': not a table of numbers "
                                f"({first_line(error)})") from None

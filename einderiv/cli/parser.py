@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 from einderiv.cli import commands
 from einderiv.cli.inputs import COUNT, DEFAULT_MAX_BYTES, integer
@@ -35,7 +35,7 @@ newlines or ';'), @PATH to read it from a file, or - to read standard input."""
 class _Parser(argparse.ArgumentParser):
     """argparse with errors in einderiv's one-line form, status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         words = message.split()[2:] if message.startswith("unrecognized arguments:") else []
         if any(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=[0-9]+", word) and not (k and words[k - 1].startswith("-"))
                for k, word in enumerate(words)):
@@ -54,7 +54,7 @@ def _byte_count(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"invalid byte count {shorten(text)} (e.g. 67108864, 64MiB, 1GiB)")
     power = " KMG".index(match.group(2).upper() or " ")
-    return integer(match.group(1), argparse.ArgumentTypeError) * 1024 ** power
+    return integer(match.group(1), argparse.ArgumentTypeError) << (10 * power)   # × 1024 ** power
 
 
 @dataclass(frozen=True)

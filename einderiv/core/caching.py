@@ -25,14 +25,18 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Hashable, ParamSpec, TypeVar
 
-__all__ = ["bounded_cache", "text_weight", "MAX_TEXT", "register", "registered", "clear_caches", "cache_infos"]
+__all__ = ["bounded_cache", "BoundedCache", "text_weight", "MAX_TEXT", "register", "registered", "clear_caches",
+           "cache_infos"]
 
 #: Program text, in characters, each cache keeps at most: derivatives and plans take some
 #: 300 bytes per character of their program, so about 30 MB a cache (four programs of 1,000
 #: statements; thousands of short ones, where the count of entries is the bound).
 MAX_TEXT = 100_000
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 #: name → (clear, info) of every cache of the package (modules not yet imported have none to clear)
@@ -44,7 +48,7 @@ def register(name: str, clear: Callable[[], None], info: Callable[[], dict[str, 
     _REGISTRY[name] = (clear, info)
 
 
-def registered(fn: Callable) -> Callable:
+def registered(fn: functools._lru_cache_wrapper[R]) -> functools._lru_cache_wrapper[R]:
     """Register a ``functools.lru_cache``-wrapped function under its module and name; returns it.
 
     >>> @registered
@@ -75,53 +79,67 @@ def text_weight(program: Any, *_: Any) -> int:
     return len(text) if isinstance(text, str) else 0
 
 
-def bounded_cache(max_entries: int, max_weight: int, weigh: Callable[..., int] = text_weight):
+class BoundedCache(Generic[P, R]):
+    """A function wrapped by :func:`bounded_cache`: call it like the function; it also has
+    ``max_entries`` and ``max_weight`` (read at each insertion, so they can be changed later),
+    ``cache_clear()``, ``cache_info()`` and ``__wrapped__`` like ``lru_cache``'s."""
+
+    def __init__(self, fn: Callable[P, R], max_entries: int, max_weight: int, weigh: Callable[..., int]) -> None:
+        self.__wrapped__ = fn
+        functools.update_wrapper(self, fn)
+        self.max_entries = max_entries
+        self.max_weight = max_weight
+        self._weigh = weigh
+        self._entries: OrderedDict[tuple[Hashable, ...], tuple[R, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._weight = self._hits = self._misses = 0
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if kwargs:
+            raise TypeError(f"{self.__wrapped__.__qualname__}() is cached by its positional arguments only; "
+                            f"got keyword arguments {sorted(kwargs)}")
+        with self._lock:
+            found = self._entries.get(args)
+            if found is not None:
+                self._entries.move_to_end(args)
+                self._hits += 1
+                return found[0]
+            self._misses += 1
+        value = self.__wrapped__(*args, **kwargs)
+        weight = self._weigh(*args)
+        with self._lock:
+            if args not in self._entries:
+                self._entries[args] = (value, weight)
+                self._weight += weight
+                while len(self._entries) > 1 and (len(self._entries) > self.max_entries
+                                                  or self._weight > self.max_weight):
+                    _, (_, gone) = self._entries.popitem(last=False)
+                    self._weight -= gone
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget every entry and the hit and miss counts."""
+        with self._lock:
+            self._entries.clear()
+            self._weight = self._hits = self._misses = 0
+
+    def cache_info(self) -> dict[str, int]:
+        """Hits, misses, entries held (``size``) and their ``weight``, and the two bounds."""
+        with self._lock:
+            return {"hits": self._hits, "misses": self._misses, "size": len(self._entries),
+                    "weight": self._weight, "maxsize": self.max_entries, "max_weight": self.max_weight}
+
+
+def bounded_cache(max_entries: int, max_weight: int,
+                  weigh: Callable[..., int] = text_weight) -> Callable[[Callable[P, R]], BoundedCache[P, R]]:
     """Decorate a function of hashable positional arguments with a bounded LRU cache.
 
     The bounds are attributes of the wrapper (``max_entries``, ``max_weight``),
     read at each insertion, so they can be changed later. The wrapper has
     ``cache_clear()``, ``cache_info()`` and ``__wrapped__`` like ``lru_cache``'s.
     """
-    def decorate(fn: Callable) -> Callable:
-        entries: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
-        lock = threading.Lock()
-        state = {"weight": 0, "hits": 0, "misses": 0}
-
-        @functools.wraps(fn)
-        def wrapper(*args):
-            with lock:
-                found = entries.get(args)
-                if found is not None:
-                    entries.move_to_end(args)
-                    state["hits"] += 1
-                    return found[0]
-                state["misses"] += 1
-            value = fn(*args)
-            weight = weigh(*args)
-            with lock:
-                if args not in entries:
-                    entries[args] = (value, weight)
-                    state["weight"] += weight
-                    while len(entries) > 1 and (len(entries) > wrapper.max_entries
-                                                or state["weight"] > wrapper.max_weight):
-                        _, (_, gone) = entries.popitem(last=False)
-                        state["weight"] -= gone
-            return value
-
-        def cache_clear() -> None:
-            with lock:
-                entries.clear()
-                state.update(weight=0, hits=0, misses=0)
-
-        def cache_info() -> dict[str, int]:
-            with lock:
-                return {"hits": state["hits"], "misses": state["misses"], "size": len(entries),
-                        "weight": state["weight"], "maxsize": wrapper.max_entries, "max_weight": wrapper.max_weight}
-
-        wrapper.max_entries = max_entries
-        wrapper.max_weight = max_weight
-        wrapper.cache_clear = cache_clear
-        wrapper.cache_info = cache_info
-        register(f"{fn.__module__}.{fn.__qualname__}", cache_clear, cache_info)
-        return wrapper
+    def decorate(fn: Callable[P, R]) -> BoundedCache[P, R]:
+        cache = BoundedCache(fn, max_entries, max_weight, weigh)
+        register(f"{fn.__module__}.{fn.__qualname__}", cache.cache_clear, cache.cache_info)
+        return cache
     return decorate

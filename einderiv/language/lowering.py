@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import replace, dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence, Sized, SupportsIndex, TypeVar
 
 from einderiv.core import ir
 
@@ -56,7 +56,7 @@ def checked_size(label: str, value: object) -> int:
     >>> checked_size("size of index 'i'", 3)
     3
     """
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
         raise ShapeError(f"{label} must be a non-negative integer, got {value!r}")
     size = value.__index__()
     if size < 0:
@@ -98,7 +98,10 @@ class Statement:
         return f"statement {self.number} (line {self.line}: {self.source.strip()})"
 
 
-def _located(cls, message: str, text: str, line: int, column: int):
+_Error = TypeVar("_Error", bound=Exception)
+
+
+def _located(cls: type[_Error], message: str, text: str, line: int, column: int) -> _Error:
     return cls(f"line {line}, column {column}: {message}\n{caret_context(text, line, column)}")
 
 
@@ -228,8 +231,10 @@ def _node_position(node: Node) -> tuple[int, int]:
     return getattr(node, "line", 1), getattr(node, "column", 1)
 
 
-def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: str, defined, later, input_ranks,
-                            first_use, temporaries: _Temporaries, hidden: bool = False) -> list[Statement]:
+def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: str, defined: dict[str, int],
+                            later: Mapping[str, int], input_ranks: dict[str, int],
+                            first_use: dict[str, tuple[int, int]], temporaries: _Temporaries,
+                            hidden: bool = False) -> list[Statement]:
     """The statement, after the temporaries it needs (each lowered the same way), in order."""
     hoist = _Hoist(node, temporaries)
     rhs = node.rhs
@@ -249,7 +254,8 @@ def _lower_with_temporaries(node: StatementNode, number: int, tag: str, text: st
     return lowered
 
 
-def _note_inputs(node: Node, defined, later, input_ranks: dict[str, int], first_use: dict) -> None:
+def _note_inputs(node: Node, defined: Mapping[str, int], later: Mapping[str, int], input_ranks: dict[str, int],
+                 first_use: dict[str, tuple[int, int]]) -> None:
     """Record the inputs ``node`` uses in the order written, as lowering it in place would
     (its temporaries are lowered first); a mismatch of ranks is left for lowering to report."""
     stack = [node]
@@ -365,7 +371,8 @@ def _ordered_free_names(node: Node, bound: frozenset[str]) -> list[str]:
 
 
 def _lower_statement(node: StatementNode, number: int, tag: str, expansion: list[tuple[float, list[Node]]],
-                     text: str, defined, later, input_ranks, first_use, hidden: bool = False) -> Statement:
+                     text: str, defined: Mapping[str, int], later: Mapping[str, int], input_ranks: dict[str, int],
+                     first_use: dict[str, tuple[int, int]], hidden: bool = False) -> Statement:
     lhs_names = node.indices or ()
     seen: set[str] = set()
     for name in lhs_names:
@@ -440,7 +447,7 @@ def _multiplicands(node: Node) -> list[Node]:
     return operands
 
 
-def _product_size(expanded: list[list]) -> int:
+def _product_size(expanded: Sequence[Sized]) -> int:
     count = 1
     for terms in expanded:
         count *= len(terms)

@@ -5,7 +5,7 @@ The rules a call's argument follows are in :mod:`einderiv.core.matrix_functions`
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from einderiv.core import ir
 from einderiv.core.ir import MATRIX_FUNCTIONS, Expr
@@ -13,8 +13,12 @@ from einderiv.core.matrix_functions import make
 from einderiv.errors import ProgramError
 from einderiv.names import matrix_slot, variant
 
+if TYPE_CHECKING:   # lowering imports this module: these names are for the annotations only
+    from einderiv.language.lowering import _Scope
+    from einderiv.language.parsing import CallNode, Node
 
-def lower_call(node, scope) -> Expr:
+
+def lower_call(node: CallNode, scope: _Scope) -> Expr:
     """Lower ``inv(…)[p,q]``, ``det(…)`` or ``logdet(…)`` (a :class:`~einderiv.language.parsing.CallNode`)."""
     from einderiv.language import lowering as sem
     from einderiv.language.parsing import Name
@@ -26,12 +30,12 @@ def lower_call(node, scope) -> Expr:
     if len(node.args) != 1:
         raise error(f"'{fn}' takes one argument, a square matrix, got {len(node.args)}")
     (arg,) = node.args
-    bare = isinstance(arg, Name) and arg.indices is None
+    bare = arg if isinstance(arg, Name) and arg.indices is None else None   # a tensor's name, as in inv(A)
     if fn == "inv" and len(written) < 2:
         raise error("inv(...) is a matrix: index it with two indices after the call, as in inv(A)[i,j] "
                     "(or inv(A)[b,i,j] for a batch of matrices)")
     batch_names = written[:-2] if fn == "inv" else written
-    if batch_names and not bare:
+    if batch_names and bare is None:
         example = "inv(A)[b,i,j]" if fn == "inv" else f"{fn}(A)[b]"
         kind = "a matrix: index it with two indices" if fn == "inv" else "a scalar: write no indices after the call"
         raise error(f"{fn}(...) of an expression is {kind}; a batch of matrices ({example}) takes a tensor name: "
@@ -39,25 +43,25 @@ def lower_call(node, scope) -> Expr:
     if len(set(batch_names)) != len(batch_names) or set(batch_names) & set(written[len(batch_names):]):
         raise error(f"the batch indices of {fn}(...) must differ from each other and from its row and column indices")
     outer = tuple(scope.index(n) for n in written)
-    if bare:
+    if bare is not None:
         k = len(batch_names)
-        rows, cols = matrix_slot("row", arg.name, k), matrix_slot("col", arg.name, k + 1)
+        rows, cols = matrix_slot("row", bare.name, k), matrix_slot("col", bare.name, k + 1)
         hidden = ("\0row", "\0col")
         scope.bound = scope.bound + ({hidden[0]: rows, hidden[1]: cols},)
         try:
-            matrix = sem._lower_name(Name(arg.name, batch_names + hidden, arg.line, arg.column), scope)
+            matrix = sem._lower_name(Name(bare.name, batch_names + hidden, bare.line, bare.column), scope)
         finally:
             scope.bound = scope.bound[:-1]
         bound_roots = {ir.index_root(rows), ir.index_root(cols)}
         for occurrence in [o for o in scope.occurrences if o.root in bound_roots]:   # no index of the statement
             del scope.occurrences[occurrence]
         for axis, index in enumerate(outer[k:], start=k):
-            scope.occurrences.setdefault(sem.Occurrence(ir.index_root(index), arg.name, axis))
+            scope.occurrences.setdefault(sem.Occurrence(ir.index_root(index), bare.name, axis))
         return make(fn, matrix, rows, cols, outer)
     return _lower_expression(node, arg, written, outer, scope, error)
 
 
-def _occurrences(node, free_names: Callable) -> list[str]:
+def _occurrences(node: Node, free_names: Callable[[Node, frozenset[str]], set[str]]) -> list[str]:
     """Indices a factor of an argument term shows at its own level, with repeats for a reference."""
     from einderiv.language.parsing import CallNode, Name
     if isinstance(node, Name):
@@ -67,7 +71,8 @@ def _occurrences(node, free_names: Callable) -> list[str]:
     return sorted(free_names(node, frozenset()))
 
 
-def _lower_expression(node, arg, outer_names: tuple[str, ...], outer: tuple[str, ...], scope, error) -> Expr:
+def _lower_expression(node: CallNode, arg: Node, outer_names: tuple[str, ...], outer: tuple[str, ...], scope: _Scope,
+                      error: Callable[[str], ProgramError]) -> Expr:
     from einderiv.language import lowering as sem
     fn = node.fn
     terms = sem._expand(arg)

@@ -19,7 +19,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from einderiv.language.generated_parser import (Lark, Lark_StandAlone, Transformer, UnexpectedCharacters,
+from einderiv.language.generated_parser import (Lark, Lark_StandAlone, Meta, Token, Transformer, UnexpectedCharacters,
                                                 UnexpectedEOF, UnexpectedInput, VisitError, v_args)
 
 from einderiv.errors import ParseError
@@ -112,48 +112,55 @@ class ProgramNode:
     text: str
 
 
+#: The generated module's (untyped) constructor of its parser, with the type it has.
+_standalone: Callable[[], Lark] = Lark_StandAlone
+
+
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
     # the LALR table comes built in generated_parser.py: no grammar analysis, no lark import, and
     # no pickled cache in the shared temporary directory (which lark's cache=True would unpickle)
-    return Lark_StandAlone()
+    return _standalone()
 
 
-def _pos(meta) -> tuple[int, int]:
+def _pos(meta: Meta) -> tuple[int, int]:
     return (getattr(meta, "line", 1), getattr(meta, "column", 1))
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer[Token, ProgramNode]):
+    """Parse tree → syntax tree; each rule's ``children`` are what the rules below it returned
+    (tokens, nodes, index tuples, None for an omitted optional part), hence ``list[Any]``."""
+
     def __init__(self, text: str):
         super().__init__()
         self._text = text
 
-    def start(self, meta, children):
+    def start(self, meta: Meta, children: list[StatementNode]) -> ProgramNode:
         return ProgramNode(tuple(children), self._text)
 
-    def statement(self, meta, children):
+    def statement(self, meta: Meta, children: list[Any]) -> StatementNode:
         (name, indices), rhs = children
         source = self._text[meta.start_pos:meta.end_pos]
         return StatementNode(name, indices, rhs, *_pos(meta), source)
 
-    def lhs(self, meta, children):
+    def lhs(self, meta: Meta, children: list[Any]) -> tuple[str, tuple[str, ...] | None]:
         name, indices = children
         return (str(name), indices)
 
-    def index_list(self, meta, children):
+    def index_list(self, meta: Meta, children: list[Token | None]) -> tuple[str, ...]:
         return tuple(str(c) for c in children if c is not None)
 
-    def number(self, meta, children):
+    def number(self, meta: Meta, children: list[Token]) -> Number:
         return Number(float(children[0]), *_pos(meta))
 
-    def ref(self, meta, children):
+    def ref(self, meta: Meta, children: list[Any]) -> Name:
         name, indices = children
         return Name(str(name), indices, *_pos(meta))
 
-    def call(self, meta, children):
-        fn, *args, indices = children
-        args = tuple(a for a in args if a is not None)
+    def call(self, meta: Meta, children: list[Any]) -> DeltaNode | CallNode:
+        fn, *written, indices = children
+        args: tuple[Node, ...] = tuple(a for a in written if a is not None)
         if str(fn) == "delta":
             if indices is not None:
                 raise ParseError(f"line {meta.line}, column {meta.column}: a delta takes no indices after it\n"
@@ -161,18 +168,18 @@ class _ToAst(Transformer):
             return _delta(args, meta, self._text)
         return CallNode(str(fn), args, *_pos(meta), indices)
 
-    def delta(self, meta, children):
+    def delta(self, meta: Meta, children: list[Any]) -> DeltaNode:
         _, indices = children
         return _delta(tuple(Name(i, None, *_pos(meta)) for i in indices), meta, self._text)
 
-    def explicit_sum(self, meta, children):
+    def explicit_sum(self, meta: Meta, children: list[Any]) -> SumNode:
         indices, body = children
         return SumNode(indices, body, *_pos(meta))
 
-    def neg(self, meta, children):
+    def neg(self, meta: Meta, children: list[Node]) -> Unary:
         return Unary("-", children[0], *_pos(meta))
 
-    def signed(self, meta, children):  # unary plus
+    def signed(self, meta: Meta, children: list[Node]) -> Node:  # unary plus
         return children[0]
 
     @staticmethod
@@ -188,13 +195,14 @@ class _ToAst(Transformer):
     pow = _binary("^")
 
 
-def _delta(args: tuple, meta, text: str) -> DeltaNode:
+def _delta(args: tuple[Node, ...], meta: Meta, text: str) -> DeltaNode:
     """``δ[i,a]`` or ``delta(i,a)``: exactly two index names."""
-    if len(args) != 2 or not all(isinstance(a, Name) and a.indices is None for a in args):
+    names = [a for a in args if isinstance(a, Name) and a.indices is None]
+    if len(args) != 2 or len(names) != 2:
         line, column = _pos(meta)
         raise ParseError(f"line {line}, column {column}: a Kronecker delta takes two index names, "
                          f"as in δ[i,a] or delta(i,a)\n{caret_context(text, line, column)}", line, column)
-    return DeltaNode(args[0].name, args[1].name, *_pos(meta))
+    return DeltaNode(names[0].name, names[1].name, *_pos(meta))
 
 
 def caret_context(text: str, line: int, column: int, width: int = 60) -> str:

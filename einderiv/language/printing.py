@@ -30,7 +30,7 @@ import math
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import AbstractSet, Iterable, Mapping, Sequence
 
 from einderiv.core import ir
 from einderiv.core.functions import FUNCTIONS
@@ -115,7 +115,7 @@ def index_names(expr: Expr, fixed: Mapping[str, str], owners: dict[str, str] | N
     return mappings
 
 
-def distinct_names(indices, taken: set[str] = frozenset()) -> dict[str, str]:
+def distinct_names(indices: Iterable[str], taken: AbstractSet[str] = frozenset()) -> dict[str, str]:
     """Display names for ``indices``, distinct from each other and from ``taken`` (``a``, ``a1``, …).
 
     >>> distinct_names(["a@W.0", "a#1"])
@@ -386,7 +386,7 @@ class _Walk:
             group = Operand(self.sum(inner, names, top=False), bare=False)
             negative, body = self.term(outer, names, top, group)
             return ("-" if negative else "") + body
-        parts = []
+        parts: list[str] = []
         for term, names in zip(expr.terms, index_names(expr, fixed)):
             negative, body = self.term(term, names, top)
             if not parts:
@@ -402,7 +402,7 @@ class _Walk:
         numerator, denominator = ([group] if group else []), []
         for factor in term.factors:
             p = ir.constant_value(factor.exponent) if isinstance(factor, Power) else None
-            if p is not None and p < 0:
+            if isinstance(factor, Power) and p is not None and p < 0:
                 base = self.operand(factor.base, names)
                 denominator.append(base if p == -1 else
                                    Operand(self.style.power(base, self.style.number(-p), constant=True)))

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-import opt_einsum
 
-from einderiv.numeric import plans
+from einderiv.numeric import paths, plans
 from einderiv.core import ir
 from einderiv.errors import ShapeError
 from einderiv.core.ir import Call, Delta, Expr, MatFn, Power, Ref, Size
@@ -46,8 +45,10 @@ class PlanStep:
     computes: str
     shape: tuple[int, ...]
     nbytes: int
-    flops: int
-    largest: int                   # elements of the largest intermediate inside the step
+    flops: int                     # with slicing's extra work, when sliced
+    largest: int                   # elements of the largest intermediate inside the step (of one slice)
+    slices: int = 1                # > 1: the step's contraction runs as a loop over this many chunks
+    overhead: int = 0              # the FLOPs slicing adds
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class PlanReport:
         return sum(s.flops for s in self.steps)
 
     @property
+    def slicing_overhead(self) -> int:
+        """The FLOPs that slicing to the memory limit adds, over every step."""
+        return sum(s.overhead for s in self.steps)
+
+    @property
     def largest_bytes(self) -> int:
         """The largest tensor any step allocates (a result or an intermediate inside a step)."""
         itemsize = np.dtype(self.dtype).itemsize
@@ -83,9 +89,11 @@ class PlanReport:
         return sum(s.nbytes for s in self.steps)
 
     def __str__(self) -> str:
-        rows = [("#", "role", "computes", "shape", "bytes", "FLOPs", "largest")]
+        sliced = [k for k, s in enumerate(self.steps, 1) if s.slices > 1]
+        rows = [("#", "role", "computes", "shape", "bytes", "FLOPs", "largest") + (("slices",) if sliced else ())]
         for k, s in enumerate(self.steps, 1):
-            rows.append((str(k), s.role, s.computes, str(s.shape), f"{s.nbytes:,}", f"{s.flops:,}", f"{s.largest:,}"))
+            rows.append((str(k), s.role, s.computes, str(s.shape), f"{s.nbytes:,}", f"{s.flops:,}", f"{s.largest:,}")
+                        + ((f"{s.slices:,}",) if sliced else ()))
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         lines = [self.title + f" ({self.dtype})"]
         for r in rows:
@@ -93,6 +101,11 @@ class PlanReport:
                                    enumerate(zip(r, widths))).rstrip())
         lines.append(f"total: {len(self.steps)} steps, {self.flops:,} FLOPs; largest tensor {self.largest_bytes:,} bytes; "
                      f"all results together {self.stored_bytes:,} bytes")
+        if sliced:
+            base = self.flops - self.slicing_overhead
+            lines.append(f"sliced to fit the memory limit of {self.memory_limit:,} bytes: step"
+                         f"{'s' if len(sliced) > 1 else ''} {', '.join(map(str, sliced))}, "
+                         f"{self.slicing_overhead:,} extra FLOPs (+{100 * self.slicing_overhead / max(base, 1):.1f}%)")
         if self.over_limit:
             lines.append(f"over the memory limit of {self.memory_limit:,} bytes (a call would be refused): step"
                          f"{'s' if len(self.over_limit) > 1 else ''} {', '.join(map(str, self.over_limit))}")
@@ -155,10 +168,10 @@ def _placeholder(name: str, shape: Sequence[int], dtype: np.dtype) -> np.ndarray
 def _step(role: str, spec, label: str | None = None) -> PlanStep:
     name, expr, target, ctx, _ = spec
     shape = tuple(index_size(i, ctx) for i in target)
-    flops, largest = _cost(expr, ctx)
+    flops, largest, slices, overhead = _cost(expr, ctx)
     label = label or plain(name)
     return PlanStep(role, f"{format_ref(label, _names(target))} = {_text(expr, target)}", shape,
-                    math.prod(shape) * ctx.dtype.itemsize, flops, largest)
+                    math.prod(shape) * ctx.dtype.itemsize, flops, largest, slices, overhead)
 
 
 def _names(indices: tuple[str, ...]) -> tuple[str, ...]:
@@ -173,10 +186,11 @@ def _text(expr: Expr, target: tuple[str, ...]) -> str:
     return text
 
 
-def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
-    """(FLOPs, largest intermediate) of evaluating ``expr``: each term's contraction along
-    opt_einsum's path, plus the elementwise work of calls, powers and the sum itself."""
-    flops, largest = 0, 0
+def _cost(expr: Expr, ctx: Context) -> tuple[int, int, int, int]:
+    """(FLOPs, largest intermediate, slices, slicing's extra FLOPs) of evaluating ``expr``: each
+    term's contraction along the path a call plans (sliced as a call slices it), plus the
+    elementwise work of calls, powers and the sum itself."""
+    flops, largest, slices, overhead = 0, 0, 1, 0
     for term in expr.terms:
         operands: list[tuple[str, ...]] = []
         for factor in term.factors:
@@ -186,9 +200,10 @@ def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
                 inner = tuple(dict.fromkeys(ir.factor_indices(factor)))
                 nested = factor.args if isinstance(factor, Call) else (factor.base, factor.exponent)
                 for e in nested:
-                    f, l = _cost(e, ctx)
+                    f, l, n, o = _cost(e, ctx)
                     flops += f
                     largest = max(largest, l)
+                    slices, overhead = max(slices, n), overhead + o
                 flops += math.prod(index_size(i, ctx) for i in inner)
                 operands.append(inner)
             elif isinstance(factor, MatFn):
@@ -198,32 +213,36 @@ def _cost(expr: Expr, ctx: Context) -> tuple[int, int]:
                 operands.append(tuple(dict.fromkeys(factor.indices)))
             elif not isinstance(factor, (Delta, Size)):
                 raise TypeError(f"unexpected factor {factor!r}")
-        f, l = _contraction_cost(operands, set(ir.free_indices(Expr((term,)))), ctx)
-        flops += f
-        largest = max(largest, l)
-    return flops, largest
+        plan = _contraction_cost(operands, set(ir.free_indices(Expr((term,)))), ctx)
+        flops += plan.flops
+        largest = max(largest, plan.largest)
+        slices, overhead = max(slices, plan.slices), overhead + plan.overhead
+    return flops, largest, slices, overhead
 
 
 def _matrix_function_cost(factor: MatFn, ctx: Context) -> tuple[int, int]:
     """(FLOPs, largest intermediate) of ``inv``/``det``/``logdet`` of a matrix: its argument, then
     one LU factorisation and inverse per matrix of the batch (about 2 n³ FLOPs)."""
-    flops, largest = _cost(factor.arg, ctx)
+    flops, largest, _, _ = _cost(factor.arg, ctx)
     n = index_size(factor.rows, ctx)
     batch = math.prod(index_size(i, ctx) for i in batch_of(factor))
     matrix_entries = batch * n * index_size(factor.cols, ctx)
     return flops + 2 * batch * n ** 3, max(largest, matrix_entries)
 
 
-def _contraction_cost(operands: list[tuple[str, ...]], keep: set[str], ctx: Context) -> tuple[int, int]:
+def _contraction_cost(operands: list[tuple[str, ...]], keep: set[str], ctx: Context) -> paths.ContractionPlan:
+    """The plan a call makes of this contraction (the same memoised search); unsliced, with the
+    intermediate that makes it, when no slicing fits (the report then marks the step as refused)."""
     if not operands:
-        return 0, 0
-    sizes = {i: index_size(i, ctx) for idx in operands for i in idx}
+        return paths.ContractionPlan((), 0, 0, 0, 0)
+    ids = {i: k for k, i in enumerate(dict.fromkeys(i for idx in operands for i in idx))}
+    sizes = {ids[i]: index_size(i, ctx) for i in ids}
     if len(operands) == 1:
-        return math.prod(sizes[i] for i in dict.fromkeys(operands[0])), 0
-    symbols = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
-    equation = ",".join("".join(symbols[i] for i in idx) for idx in operands) + "->" + \
-        "".join(symbols[i] for i in sizes if i in keep)
-    shapes = [tuple(sizes[i] for i in idx) for idx in operands]
-    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True,
-                                       optimize="auto" if len(operands) > 10 else "dp")
-    return int(info.opt_cost), int(info.largest_intermediate)
+        flops = math.prod(sizes[ids[i]] for i in dict.fromkeys(operands[0]))
+        return paths.ContractionPlan((), flops, 0, flops, 0)
+    sublists = [[ids[i] for i in idx] for idx in operands]
+    try:
+        return paths.plan_contraction(sublists, [ids[i] for i in ids if i in keep], sizes,
+                                      max(ctx.memory_limit // ctx.dtype.itemsize, 1))
+    except paths.NoSlicingFits as refused:
+        return refused.best

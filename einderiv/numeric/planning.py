@@ -10,8 +10,9 @@ Each expression is compiled once per shapes into a closure. Per term:
   output — ``out[i,k,i,b]`` for ``δ[i,a]`` is one axis with the summed stride;
 * missing output indices broadcast.
 
-Every allocation of an output is checked against a byte limit first, and
-opt_einsum's ``memory_limit`` bounds planned intermediates.
+Every allocation of an output is checked against a byte limit first; a
+contraction whose best order holds a larger intermediate runs as a loop over
+slices of some indices (:mod:`einderiv.numeric.paths` chooses them).
 
 >>> import numpy as np
 >>> from einderiv.core import ir
@@ -23,6 +24,7 @@ opt_einsum's ``memory_limit`` bounds planned intermediates.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -32,7 +34,7 @@ import opt_einsum
 
 from einderiv.core import ir
 
-from einderiv.numeric import matrix_functions
+from einderiv.numeric import matrix_functions, paths
 from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
@@ -373,17 +375,20 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         if len(ids) > EINSUM_LETTERS:
             core = _pairwise(sublists, out_ids, shapes, getters, ctx, described, ids)
         else:
-            path = _path_within_limit(described, sublists, out_ids, shapes, ids, ctx)
-            args = [x for pair in zip(shapes, sublists) for x in pair]
-            expression = opt_einsum.contract_expression(*args, out_ids, optimize=path)
-            ctx.paths.append(expression)
-
-            if xnp is np:
-                def core(env, expression=expression, getters=getters):
-                    return expression(*[get(env) for get in getters])
+            plan = _plan_within_limit(described, sublists, out_ids, shapes, ids, ctx)
+            if plan.slices > 1:
+                core = _sliced(plan, sublists, out_ids, shapes, getters, ctx)
             else:
-                def core(env, expression=expression, getters=getters, backend=ctx.backend.name):
-                    return expression(*[get(env) for get in getters], backend=backend)
+                args = [x for pair in zip(shapes, sublists) for x in pair]
+                expression = opt_einsum.contract_expression(*args, out_ids, optimize=list(plan.path))
+                ctx.paths.append(expression)
+
+                if xnp is np:
+                    def core(env, expression=expression, getters=getters):
+                        return expression(*[get(env) for get in getters])
+                else:
+                    def core(env, expression=expression, getters=getters, backend=ctx.backend.name):
+                        return expression(*[get(env) for get in getters], backend=backend)
     if coeff == 1.0:
         # a product, or a sum over some axes, is a new array; a lone operand only renamed or
         # transposed may be a view of what it reads
@@ -417,13 +422,13 @@ def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], don
     return None
 
 
-#: A path that keeps within the memory limit may cost at most this many times the FLOPs of the best path.
-SLOWER_WITHIN_LIMIT = 8
-
-
 def product_path(operands: Sequence[Ref], keep: set[str], ctx: Context) -> list[tuple[int, ...]]:
     """The contraction order of a product of tensor entries keeping the ``keep`` indices
-    (see :func:`_path_within_limit`): what :mod:`einderiv.numeric.contraction_tree` splits along.
+    (see :func:`_plan_within_limit`): what :mod:`einderiv.numeric.contraction_tree` splits along.
+
+    When the order must be sliced to fit the memory limit, only its steps whose results fit
+    (and whose operands do) come first, one at a time; a last step then takes the whole rest,
+    which stays one product, contracted as a loop over slices (:func:`_sliced`).
 
     >>> ctx = Context(sizes={"i": 2, "j": 3, "k": 4}, shapes={}, dtype=np.dtype(float))
     >>> product_path([Ref("A", ("i", "j")), Ref("B", ("j", "k")), Ref("c", ("k",))], {"i"}, ctx)
@@ -436,7 +441,39 @@ def product_path(operands: Sequence[Ref], keep: set[str], ctx: Context) -> list[
     sublists = [[ids[i] for i in r.indices] for r in operands]
     out = [ids[i] for i in ids if i in keep]
     shapes = [tuple(index_size(i, ctx) for i in r.indices) for r in operands]
-    return _path_within_limit(_product_text((r.name, r.indices) for r in operands), sublists, out, shapes, ids, ctx)
+    plan = _plan_within_limit(_product_text((r.name, r.indices) for r in operands), sublists, out, shapes, ids, ctx)
+    if plan.slices == 1:
+        return list(plan.path)
+    sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
+    return _fitting_prefix([frozenset(s) for s in sublists], frozenset(out), plan.path, sizes,
+                           max(ctx.memory_limit // ctx.dtype.itemsize, 1))
+
+
+def _fitting_prefix(inputs: list[frozenset], output: frozenset, path: Sequence[Sequence[int]],
+                    sizes: Mapping[int, int], limit: int) -> list[tuple[int, ...]]:
+    """The steps of ``path`` whose results fit ``limit`` elements and whose operands are inputs or
+    such results, in order, then one step over everything left (opt_einsum's linear format).
+
+    >>> f = frozenset                      # A[i,j] B[j,k] x[k] y[l] C[l,i]: A B is too large, y C fits
+    >>> _fitting_prefix([f({0, 1}), f({1, 2}), f({2}), f({3}), f({3, 0})], f(), [(0, 1), (1, 2), (0, 1), (0, 1)],
+    ...                 {0: 10, 1: 3, 2: 10, 3: 4}, 20)
+    [(3, 4), (0, 1, 2, 3)]
+    """
+    _, step_sizes, _ = paths.path_cost(inputs, output, path, sizes)
+    nodes = list(range(len(inputs)))           # what the path's list holds: inputs, then step results
+    fits = set(nodes)
+    kept_nodes = list(range(len(inputs)))      # the list of the prefix being built
+    prefix = []
+    for k, positions in enumerate(path[:-1]):
+        chosen = [nodes[p] for p in positions]
+        nodes = [x for p, x in enumerate(nodes) if p not in positions]
+        new = len(inputs) + k
+        nodes.append(new)
+        if step_sizes[k] <= limit and all(c in fits for c in chosen):
+            fits.add(new)
+            prefix.append(tuple(sorted(kept_nodes.index(c) for c in chosen)))
+            kept_nodes = [x for x in kept_nodes if x not in chosen] + [new]
+    return prefix + [tuple(range(len(kept_nodes)))]
 
 
 def _product_text(factors) -> str:
@@ -444,46 +481,80 @@ def _product_text(factors) -> str:
     return " ".join(f"{name}[{','.join(ir.display_name(i) for i in idx)}]" for name, idx in factors)
 
 
-def _path_within_limit(described: str, sublists: list[list[int]], out: list[int],
-                       shapes: list[tuple[int, ...]], ids: Mapping[str, int], ctx: Context) -> list[tuple[int, ...]]:
-    """The contraction order: the best one when its intermediates fit the memory limit.
-
-    Otherwise the best order whose intermediates fit, if it costs at most
-    :data:`SLOWER_WITHIN_LIMIT` times the FLOPs; else :class:`MemoryLimitError`
-    naming the intermediate the best order needs. (Capping the search alone would
-    fall back to one nested loop over every index: orders of magnitude slower.)
-    """
-    equation = ",".join("".join(opt_einsum.get_symbol(i) for i in sub) for sub in sublists)
-    equation += "->" + "".join(opt_einsum.get_symbol(i) for i in out)
+def _plan_within_limit(described: str, sublists: list[list[int]], out: list[int],
+                       shapes: list[tuple[int, ...]], ids: Mapping[str, int], ctx: Context) -> paths.ContractionPlan:
+    """The contraction order (:func:`einderiv.numeric.paths.plan_contraction`), sliced when its largest
+    intermediate is over the memory limit; :class:`MemoryLimitError` naming that intermediate when
+    no slicing into at most :data:`~einderiv.numeric.paths.MAX_SLICES` chunks fits."""
     itemsize = ctx.dtype.itemsize
-    best = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)))[1]
-    if max(best.size_list, default=1) * itemsize <= ctx.memory_limit:
-        return best.path
-    limit = max(ctx.memory_limit // itemsize, 1)
-    capped = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_optimizer(ctx, len(sublists)),
-                                      memory_limit=limit)[1]
-    if max(capped.size_list, default=1) * itemsize <= ctx.memory_limit \
-            and capped.opt_cost <= SLOWER_WITHIN_LIMIT * max(best.opt_cost, 1):
-        return capped.path
-    step = max(range(len(best.size_list)), key=lambda k: best.size_list[k])
-    names = {opt_einsum.get_symbol(i): index for index, i in ids.items()}
-    indices = [names[c] for c in best.contraction_list[step][2].split("->")[1]]
-    shape = tuple(index_size(i, ctx) for i in indices)
-    raise MemoryLimitError(
-        f"the product {described} needs an intermediate over [{','.join(ir.display_name(i) for i in indices)}] "
-        f"of shape {shape}, {best.size_list[step] * itemsize:,} bytes, over the memory limit of "
-        f"{ctx.memory_limit:,} bytes; any order within the limit costs over {SLOWER_WITHIN_LIMIT}× the "
-        f"{best.opt_cost:,} operations of the best one: raise memory_limit or compute part of the product "
-        f"in a statement of its own")
+    sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
+    try:
+        return paths.plan_contraction(sublists, out, sizes, max(ctx.memory_limit // itemsize, 1))
+    except paths.NoSlicingFits as refused:
+        names = {i: index for index, i in ids.items()}
+        indices = [names[i] for i in sorted(refused.indices)]
+        shape = tuple(index_size(i, ctx) for i in indices)
+        nbytes = math.prod(shape) * itemsize
+        raise MemoryLimitError(
+            f"the product {described} needs an intermediate over [{','.join(ir.display_name(i) for i in indices)}] "
+            f"of shape {shape}, {nbytes:,} bytes, over the memory limit of {ctx.memory_limit:,} bytes, and no "
+            f"slicing into at most {paths.MAX_SLICES:,} chunks brings it under: raise memory_limit or compute "
+            f"part of the product in a statement of its own") from None
 
 
-def _optimizer(ctx: Context, operands: int):
-    """The path search: opt_einsum's ``auto`` for few operands; from five on, dynamic
-    programming over outer products too, which found the minimal-FLOP path on every
-    contraction of the paths benchmark in a few milliseconds (once per cached plan)."""
-    if ctx.optimize != "auto" or not 5 <= operands <= 10:   # the search costs ~3^operands: 12 take a second
-        return ctx.optimize
-    return opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
+def _sliced(plan: paths.ContractionPlan, sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]],
+            getters: list[Runner], ctx: Context) -> Runner:
+    """The product as a loop over chunks of the sliced indices: each chunk one contraction of views
+    of the operands along the plan's order, added into (its block of) the zeroed output."""
+    sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
+    chunk = dict(plan.sliced)
+    ranges = {i: [slice(a, min(a + c, sizes[i])) for a in range(0, sizes[i], c)] for i, c in chunk.items()}
+    order = list(chunk)
+    expressions: dict[tuple[int, ...], Callable] = {}
+    combos = []
+    for picks in itertools.product(*(ranges[i] for i in order)):
+        pick = dict(zip(order, picks))
+        lengths = tuple(p.stop - p.start for p in picks)
+        if lengths not in expressions:
+            length = dict(zip(order, lengths))
+            args = [x for sub in sublists for x in (tuple(length.get(i, sizes[i]) for i in sub), sub)]
+            expressions[lengths] = opt_einsum.contract_expression(*args, out, optimize=list(plan.path))
+            ctx.paths.append(expressions[lengths])
+        views = tuple(tuple(pick.get(i, slice(None)) for i in sub) for sub in sublists)
+        combos.append((expressions[lengths], views, tuple(pick.get(i, slice(None)) for i in out)))
+    out_shape = tuple(sizes[i] for i in out)
+    dtype = ctx.dtype
+    if ctx.backend.name != "numpy":
+        return _sliced_elsewhere(combos, out_shape, dtype, ctx.backend, getters)
+
+    def run(env):
+        arrays = [get(env) for get in getters]
+        total = np.zeros(out_shape, dtype)
+        for expression, views, block in combos:
+            total[block] += expression(*[a[v] for a, v in zip(arrays, views)])
+        return total
+    run.fresh = True
+    return run
+
+
+def _sliced_elsewhere(combos: list, out_shape: tuple[int, ...], dtype, backend: Backend,
+                     getters: list[Runner]) -> Runner:
+    """:func:`_sliced`'s loop on another library: torch and cupy add into blocks of fresh zeros,
+    jax with ``.at[block].add`` (dask never slices: its memory limit bounds chunks, not products)."""
+    xnp, name = backend.np, backend.name
+
+    def run(env):
+        arrays = [get(env) for get in getters]
+        total = xnp.zeros(out_shape, dtype)
+        for expression, views, block in combos:
+            part = expression(*[a[v] for a, v in zip(arrays, views)], backend=name)
+            if name == "jax":
+                total = total.at[block].add(part)
+            else:
+                total[block] += part
+        return total
+    run.fresh = True
+    return run
 
 
 def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], getters: list[Runner],
@@ -501,7 +572,16 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
                                f"diagonal (an index twice on one tensor) is not supported; use a separate statement")
     sizes = {i: n for sub, shape in zip(sublists, shapes) for i, n in zip(sub, shape)}
     xnp = ctx.backend.np
-    path = _path_within_limit(described, sublists, out, shapes, ids, ctx)
+    plan = _plan_within_limit(described, sublists, out, shapes, ids, ctx)
+    if plan.slices > 1:
+        # each step is one opt_einsum call, which names a step's indices with letters again
+        if paths.widest_step([frozenset(s) for s in sublists], frozenset(out), plan.path) <= EINSUM_LETTERS:
+            return _sliced(plan, sublists, out, shapes, getters, ctx)
+        raise MemoryLimitError(f"the product {described} needs slicing to fit the memory limit of "
+                               f"{ctx.memory_limit:,} bytes, and a step of its order over more than {EINSUM_LETTERS} "
+                               f"indices, which sliced products do not support: raise memory_limit or split the "
+                               f"product into statements")
+    path = plan.path
     current = [list(s) for s in sublists]
     steps = []
     for positions in path:
@@ -594,7 +674,9 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         return None
     if len(shared) == 1 and len(a) <= 2 and len(b) <= 2 and shared[0] not in out:
         return _matmul(a, b, shared[0], out, xnp)
-    if not set(shared) & set(out):
+    if shared and not set(shared) & set(out):
+        if xnp is np and _thin_with_a_copy(a, b, shared, shapes):
+            return _einsum_pair(a, b, out)
         axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
         order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
         perm = tuple(order.index(i) for i in out)
@@ -606,6 +688,37 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         align_b = _aligner(b, out, shapes[1], xnp)
         return lambda x, y: xnp.multiply(align_a(x), align_b(y))
     return None
+
+
+#: A two-operand product whose GEMM has a side at most this long is memory-bound: ``np.tensordot``'s
+#: transposed copy of a large operand (over :data:`LARGE_OPERAND` entries) costs more than its BLAS call saves.
+THIN_SIDE, LARGE_OPERAND = 16, 1 << 16
+
+
+def _thin_with_a_copy(a: list[int], b: list[int], shared: list[int], shapes: list[tuple[int, ...]]) -> bool:
+    """Whether ``np.tensordot`` would copy a large operand into a transposed layout for a thin product
+    (``T[a,b,c,…] v[b]``: a matrix–vector product in disguise), which ``np.einsum`` does in one pass.
+
+    >>> _thin_with_a_copy([0, 1, 2], [1], [1], [(300, 8, 300), (8,)]), _thin_with_a_copy([0, 1], [1], [1], [(300, 8), (8,)])
+    (True, False)
+    """
+    if len(set(a) | set(b)) > EINSUM_LETTERS:
+        return False
+    size_a = dict(zip(a, shapes[0]))
+    size_b = dict(zip(b, shapes[1]))
+    k = math.prod(size_a[i] for i in shared)
+    m = math.prod(n for i, n in size_a.items() if i not in shared)
+    n = math.prod(n for i, n in size_b.items() if i not in shared)
+    copies_a = [a.index(i) for i in shared] != list(range(len(a) - len(shared), len(a))) and m * k > LARGE_OPERAND
+    copies_b = [b.index(i) for i in shared] != list(range(len(shared))) and k * n > LARGE_OPERAND
+    return min(m, n, k) <= THIN_SIDE and (copies_a or copies_b)
+
+
+def _einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
+    """``np.einsum`` of two operands (at most 52 indices), in one pass over each."""
+    letters = {i: opt_einsum.get_symbol(k) for k, i in enumerate(dict.fromkeys(a + b))}
+    equation = f"{''.join(letters[i] for i in a)},{''.join(letters[i] for i in b)}->{''.join(letters[i] for i in out)}"
+    return lambda x, y: np.einsum(equation, x, y)
 
 
 def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]],

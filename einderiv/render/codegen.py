@@ -63,7 +63,7 @@ from einderiv.core import ir
 from einderiv.core.functions import FUNCTIONS
 from einderiv.calculus.differentiation import numeric_inline, reverse_program
 from einderiv.errors import ProgramError, ShapeError, UnsupportedError
-from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
+from einderiv.core.ir import Call, Delta, Expr, Power, Ref, Size, Term
 from einderiv.numeric.planning import Context, delta_groups, index_size
 from einderiv.language.printing import distinct_names, format_expr, format_number, format_ref, plural
 from einderiv.calculus.program import Program, ancestors, as_program, wrt_slots
@@ -249,7 +249,7 @@ def function_code(fn: str, args: Sequence[_Code]) -> _Code:
     """The numpy code of the elementwise function ``fn`` of ``args`` (its registration's ``code``).
 
     >>> function_code("sigmoid", [_op(_var("x"), "-", _num(1.0))]).text
-    '0.5 * (1.0 + np.tanh(0.5 * (x - 1)))'
+    'np.exp(-np.logaddexp(0.0, -(x - 1)))'
     """
     registered = FUNCTIONS.get(fn)
     if registered is None:
@@ -449,7 +449,7 @@ class _Writer:
         self.labels: dict[str, str] = {}
         self.reused: dict[tuple[str, str], tuple[str, Expr]] = {}
         self.temps = 0
-        self.occurrences = {}
+        self.occurrences: dict[str, list[tuple[str, int]]] = {}
         for s in program.statements:
             for occ in s.occurrences:
                 self.occurrences.setdefault(occ.root, []).append((occ.tensor, occ.axis))
@@ -597,8 +597,8 @@ class _Writer:
             code = _var(name)
         return _aligned(code, [k for k, i in enumerate(indices) if i in free], len(indices))
 
-    def factor(self, factor: Factor) -> tuple[_Code, tuple[str, ...], bool]:
-        """(code, indices, reciprocal) of a factor that is an operand of a product."""
+    def factor(self, factor: Ref | Call | ir.MatFn | Power) -> tuple[_Code, tuple[str, ...], bool]:
+        """(code, indices, reciprocal) of a factor that is an operand of a product (deltas and sizes are not)."""
         if isinstance(factor, Ref):
             return self.ref(factor.name), factor.indices, False
         indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
@@ -662,7 +662,8 @@ class _Writer:
         position = {i: k for k, i in enumerate(out)}
         elementwise = all(len(set(idx)) == len(idx) and all(i in position for i in idx) for _, idx, _ in operands)
         if elementwise:
-            numerator, denominator = [], []
+            numerator: list[_Code] = []
+            denominator: list[_Code] = []
             for code, idx, recip in operands:
                 places = [position[i] for i in idx]
                 if places != sorted(places):
@@ -803,7 +804,7 @@ class _Module:
                          f"{', '.join(wrts)}; each of shape shape(name1) + shape(name2).")
         return _function("hessian", doc, w.lines)
 
-    def _gradient_statements(self, w: _Writer, a: str, programs, emitted: set[str]) -> None:
+    def _gradient_statements(self, w: _Writer, a: str, programs: Sequence[HessianProgram], emitted: set[str]) -> None:
         """The statements of the gradient program for ``a`` that some Hessian block needs.
 
         An adjoint ``G:T`` has the same value whichever input the gradient is
@@ -828,12 +829,14 @@ class _Module:
         tensors = dict(labels)
         for s in h.second:
             inner = adjoint_of(s.name)
-            tensors[s.name] = f"d(d{of}/d{a})/d({labels[inner]})" if inner in labels else f"d(d{of}/d{a})/d{inner}"
+            tensors[s.name] = f"d(d{of}/d{a})/d({labels[inner]})" if inner is not None and inner in labels else \
+                f"d(d{of}/d{a})/d{inner}"
         w.lines.append("")
         w.comment(f"d²{of}/d{a} d{b}: reverse mode over the gradient program of d{of}/d{a}")
         for s in h.second:
             inner = adjoint_of(s.name)
-            preferred = f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}" if inner in labels else f"d{of}_d{a}_d{inner}"
+            preferred = f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}" if inner is not None and inner in labels else \
+                f"d{of}_d{a}_d{inner}"
             known = w.reused.get((a, s.name))     # (variable, the expression it holds now)
             if known is not None and known[1] == s.expr:
                 w.names[s.name] = known[0]          # computed by an earlier block: same value

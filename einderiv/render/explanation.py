@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 from einderiv.core import ir
 from einderiv.core.functions import FUNCTIONS
-from einderiv.calculus.differentiation import partial, reverse_program, slot_indices
+from einderiv.calculus.differentiation import InlinePolicy, partial, reverse_program, slot_indices
 from einderiv.errors import ProgramError, ShapeError
-from einderiv.core.ir import Delta, Expr, Ref
+from einderiv.core.ir import Delta, Expr, Factor, Ref
 from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
@@ -284,7 +284,7 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(out)
 
 
-def _never_inline(seed: Expr):
+def _never_inline(seed: Expr) -> InlinePolicy:
     """The inlining policy: only the seed itself; every node gets its own statement."""
     return lambda expr, consumers: expr is seed
 
@@ -518,10 +518,14 @@ def ascii_text(text: str) -> str:
     return "".join(_SYMBOLS.get(c, ("?", ""))[0] if not c.isascii() else c for c in text)
 
 
+#: ``sizes=`` of :func:`explain`: an index's size, or an input's shape.
+Sizes = Mapping[str, Union[int, tuple[int, ...], list[int]]]
+
+
 class _Shapes:
     """Sizes of indices and shapes of tensors, when the caller gave sizes."""
 
-    def __init__(self, program: Program, sizes: Mapping | None):
+    def __init__(self, program: Program, sizes: Sizes | None):
         self.known = sizes is not None
         self.index: dict[str, int] = {}
         self.tensor: dict[str, tuple[int, ...]] = {}
@@ -638,7 +642,7 @@ _MATRIX_RULES = {
 }
 
 
-def _depends(factor, tensor: str) -> bool:
+def _depends(factor: Factor, tensor: str) -> bool:
     return tensor in ir.tensor_names(Expr((ir.Term(1.0, (), (factor,)),)))
 
 
@@ -665,7 +669,7 @@ def _latex_ref(name: str, indices: Sequence[str]) -> str:
 
 
 def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = None,
-            differentials: bool = False, sizes: Mapping | None = None) -> Explanation:
+            differentials: bool = False, sizes: Sizes | None = None) -> Explanation:
     """How reverse mode computes ``d of / d wrt``: every step with the rule that justifies it.
 
     For each statement, from the output back: its index form; the derivative of
@@ -723,7 +727,7 @@ def _metavariables(program: Program) -> tuple[str, str, str, str]:
     """Letters for the rules' placeholders (any matrix; an elementwise factor) that the program does not use."""
     taken = set(program.names) | {n for n, _ in program.inputs}
     free = [c for c in "PQSMUVKNYZ" if c not in taken and f"d{c}" not in taken and f"g{c}" not in taken]
-    return tuple(free[:4]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
+    return (free[0], free[1], free[2], free[3]) if len(free) >= 4 else ("𝐏", "𝐐", "𝐒", "𝐌")
 
 
 def _tensor_output_note(program: Program, of: str, adj: "AdjointProgram") -> str:
@@ -758,8 +762,8 @@ def _why(form: MatrixForm | None, expr: Expr, tensors: Mapping[str, str]) -> str
     reasons = []
     last = len(body.factors) - 1
     for k, factor in enumerate(body.factors):
-        transposed = isinstance(factor, Transpose) and isinstance(factor.arg, Tensor)
-        tensor = factor.arg if transposed else factor
+        tensor = factor.arg if isinstance(factor, Transpose) and isinstance(factor.arg, Tensor) else factor
+        transposed = tensor is not factor
         if not isinstance(tensor, Tensor) or tensor.name not in refs:
             continue
         ref = refs[tensor.name]
@@ -807,7 +811,7 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     g_out = tensors[adjoint_name(statement.name)]
     is_seed = not statement.lhs and adj.seed is None
     inputs = [t for t in ir.tensor_names(statement.rhs) if t in active]
-    pieces = []
+    pieces: list[_Piece] = []
     for tensor in inputs:
         rows.extend(_input_rows(program, statement, tensor, adj, shapes, tensors, is_seed, pieces))
     if differentials:
@@ -820,8 +824,13 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
     return ExplanationSection(title, tuple(rows), title_latex)
 
 
+#: What :func:`_input_rows` leaves for the differential rows, per input: (tensor, its tangent term
+#: ``Σ ∂F/∂W dW``, its contribution to the gradient, the gradient's slot indices).
+_Piece = tuple[str, Expr, Expr, tuple[str, ...]]
+
+
 def _input_rows(program: Program, statement: Statement, tensor: str, adj: AdjointProgram, shapes: _Shapes,
-                tensors: Mapping[str, str], is_seed: bool, pieces: list) -> list[ExplanationRow]:
+                tensors: Mapping[str, str], is_seed: bool, pieces: list[_Piece]) -> list[ExplanationRow]:
     rows = []
     rank = program.rank(tensor)
     slots = _fresh_slots(tensor, rank, statement.roots)
@@ -894,7 +903,7 @@ def _lx(tensors: Mapping[str, str]) -> dict[str, str]:
     return {k: ref_to_latex(v, ()) for k, v in tensors.items()}
 
 
-def _differential_rows(statement: Statement, g_out: str, pieces: list, is_seed: bool,
+def _differential_rows(statement: Statement, g_out: str, pieces: Sequence[_Piece], is_seed: bool,
                        of: str, metas: tuple[str, str, str, str] = ("P", "Q", "S", "M")) -> list[ExplanationRow]:
     """``dL = G : dF = G : (dW X) = G Xᵀ : dW``, one row per input, and why each factor moves."""
     rows = []

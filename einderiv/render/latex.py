@@ -24,7 +24,7 @@ notebook display. Nothing is simplified or evaluated here.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from einderiv.core import ir
 from einderiv.core.ir import Expr
@@ -35,7 +35,36 @@ from einderiv.names import innermost
 
 __all__ = ["to_latex", "expr_to_latex", "ref_to_latex", "matrix_to_latex", "display_latex"]
 
-Printable = Union[Expr, Derivative, Program, Statement]
+
+
+@runtime_checkable
+class HessianLike(Protocol):
+    """What :func:`to_latex` reads of a symbolic Hessian (:class:`einderiv.numeric.hessian.Hessian`)."""
+
+    @property
+    def of(self) -> str: ...
+    @property
+    def wrt(self) -> str: ...
+    @property
+    def wrt2(self) -> str: ...
+    @property
+    def out_indices(self) -> tuple[str, ...]: ...
+    @property
+    def wrt_indices(self) -> tuple[str, ...]: ...
+    @property
+    def expr(self) -> Expr: ...
+    @property
+    def chain(self) -> Sequence[tuple[str, tuple[str, ...], Expr]]: ...
+
+
+@runtime_checkable
+class ShowsLatex(Protocol):
+    """Anything a notebook shows as LaTeX (an adjoint program, an explanation, a matrix form)."""
+
+    def _repr_latex_(self) -> str: ...
+
+
+Printable = Union[Expr, Derivative, Program, Statement, HessianLike, ShowsLatex]
 
 
 def to_latex(obj: Printable) -> str:
@@ -57,9 +86,9 @@ def to_latex(obj: Printable) -> str:
         return _statement(obj)
     if isinstance(obj, Expr):
         return expr_to_latex(obj)
-    if all(hasattr(obj, a) for a in ("of", "wrt", "wrt2", "out_indices", "wrt_indices", "expr")):
+    if isinstance(obj, HessianLike):
         return _hessian(obj)
-    if hasattr(obj, "_repr_latex_"):
+    if isinstance(obj, ShowsLatex):
         return obj._repr_latex_().strip().strip("$").strip()
     raise TypeError(f"to_latex takes an expression, a Derivative or a Program, not {type(obj).__name__}")
 
@@ -116,13 +145,13 @@ def _derivative(d: Derivative) -> str:
         names = tuple(fixed[i] for i in s.indices)
         lhs = LATEX.ref(tensors[s.name], names)
         lines.append(f"{lhs} = {expr_to_latex(s.expr, fixed, tensors)}")
-    names = {i: ir.display_name(i) for i in d.out_indices + d.wrt_indices}
-    lhs = _partial(d.of, [names[i] for i in d.out_indices], d.wrt, [names[i] for i in d.wrt_indices])
-    lines.append(f"{lhs} = {expr_to_latex(d.expr, names, tensors)}")
+    shown = {i: ir.display_name(i) for i in d.out_indices + d.wrt_indices}
+    lhs = _partial(d.of, [shown[i] for i in d.out_indices], d.wrt, [shown[i] for i in d.wrt_indices])
+    lines.append(f"{lhs} = {expr_to_latex(d.expr, shown, tensors)}")
     return "\n".join(lines)
 
 
-def _hessian(h) -> str:
+def _hessian(h: HessianLike) -> str:
     """``∂²L/∂x_a ∂x_b = …`` for a symbolic Hessian (its intermediates are left out)."""
     names = {i: ir.display_name(i) for i in h.out_indices + h.wrt_indices}
     first = ref_to_latex(h.wrt, [names[i] for i in h.out_indices])

@@ -17,13 +17,13 @@ A x − b
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from einderiv.calculus.differentiation import DerivedStatement
 from einderiv.calculus.folding import fold_definitions
-from einderiv.calculus.program import Derivative
+from einderiv.calculus.program import Derivative, Program
 from einderiv.core import ir
-from einderiv.core.ir import Call, Delta, Expr, Ref, Size, Term
+from einderiv.core.ir import Call, Delta, Expr, Factor, Ref, Size, Term
 from einderiv.core.simplify import simplify
 from einderiv.render.matrix.evaluate import size_table
 from einderiv.render.matrix.factor import factor_sum, tidy
@@ -77,7 +77,7 @@ def target_of(indices: Sequence[str]) -> tuple[str | None, str | None]:
     return padded[0], padded[1]
 
 
-def _factor_item(factor, ctx: Ctx) -> _Item:
+def _factor_item(factor: Factor, ctx: Ctx) -> _Item:
     """A factor of a term as an item: a tensor, identity, size, function, matrix function or power."""
     if isinstance(factor, Ref):
         return _ref_item(factor, ctx)
@@ -175,10 +175,10 @@ def _contract(items: list[_Item], summed: list[str]) -> bool:
         p, q = holders
         if _other(items[p], s) is not None and _other(items[p], s) == _other(items[q], s):
             continue
-        for left, right in ((p, q), (q, p)):
-            cost = ((items[left].col != s) + (items[right].row != s), left > right)
+        for first, second in ((p, q), (q, p)):
+            cost = ((items[first].col != s) + (items[second].row != s), first > second)
             if best is None or cost < best[0]:
-                best = (cost, s, left, right)
+                best = (cost, s, first, second)
     if best is None:
         return False
     _, s, p, q = best
@@ -203,7 +203,7 @@ def _sum_out(items: list[_Item], summed: list[str]) -> bool:
             return True
         (p,) = holders
         item = items[p]
-        if _is_squared_norm(item, items, summed):
+        if isinstance(item.node, HPower) and _is_squared_norm(item, items, summed):
             items[p] = _Item(Norm2(None, None, item.node.base), None, None)
             for i in item.indices:
                 summed.remove(i)
@@ -303,6 +303,8 @@ def _assemble(rest: list[_Item], target: tuple[str | None, str | None], natural:
         return _orient(it, row, col)
     # broadcast a vector along the missing index: v 1ᵀ or 1 vᵀ
     (x,) = it.indices
+    if row is None or col is None:   # the vector has one of the target's two indices, so both are named
+        raise NoForm("a vector broadcast to a vector")
     if x == row:
         return product(row, col, [_orient(it, row, None), ones_row(col)])
     return product(row, col, [ones(row), _orient(it, None, col)])
@@ -351,22 +353,37 @@ def _substitute(expr: Expr, name: str, indices: tuple[str, ...], body: Expr) -> 
     return ir.add(*pieces)
 
 
-def _source(obj, free_order, tensors):
+@runtime_checkable
+class IndexedExpression(Protocol):
+    """An expression with the order of its free indices: an adjoint step of :func:`einderiv.adjoint`."""
+
+    @property
+    def expr(self) -> Expr: ...
+    @property
+    def indices(self) -> tuple[str, ...]: ...
+
+
+#: What :func:`to_matrix` takes.
+Matrixable = Union[Expr, Derivative, DerivedStatement, IndexedExpression]
+
+
+def _source(obj: Matrixable, free_order: Sequence[str] | None,
+            tensors: Mapping[str, str] | None) -> tuple[Expr, tuple[str, ...], dict[str, str]]:
     """(expression, free order, tensor display names) of whatever was passed."""
     names = dict(tensors or {})
     if isinstance(obj, Derivative):
         return inline_chain(obj), tuple(free_order or obj.out_indices + obj.wrt_indices), names
     if isinstance(obj, DerivedStatement):
         return obj.expr, tuple(free_order or obj.indices), names
-    if hasattr(obj, "expr") and hasattr(obj, "indices"):   # an adjoint step
+    if isinstance(obj, IndexedExpression):   # an adjoint step
         return obj.expr, tuple(free_order or obj.indices), {**getattr(obj, "tensors", {}), **names}
     if isinstance(obj, Expr):
         return obj, tuple(free_order or ir.free_indices(obj)), names
     raise TypeError(f"to_matrix takes an Expr, a Derivative or an adjoint statement, not {type(obj).__name__}")
 
 
-def to_matrix(obj, free_order: Sequence[str] | None = None, *, tensors: Mapping[str, str] | None = None,
-              program=None) -> MatrixForm | None:
+def to_matrix(obj: Matrixable, free_order: Sequence[str] | None = None, *, tensors: Mapping[str, str] | None = None,
+              program: Program | None = None) -> MatrixForm | None:
     """The matrix form of an index expression, a Derivative or an adjoint step; None if it has none.
 
     ``free_order`` lists the free indices in layout order (rows first); it

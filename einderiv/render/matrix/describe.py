@@ -8,9 +8,9 @@ transposed to someone who writes vectors as rows.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Container
 
-from einderiv.calculus.program import Derivative
+from einderiv.calculus.program import Derivative, Program
 from einderiv.core import ir
 from einderiv.core.ir import Expr, Ref, Term
 from einderiv.core.simplify import simplify
@@ -25,7 +25,7 @@ __all__ = ["describe_matrix_form", "column_vector_notes"]
 Pick = Callable[[MatrixForm], str]
 
 
-def describe_matrix_form(derivative: Derivative, program=None, ascii: bool = False) -> str:
+def describe_matrix_form(derivative: Derivative, program: Program | None = None, ascii: bool = False) -> str:
     """One line: the derivative in matrix notation, its Kronecker (vec) form, or why there is none.
 
     A scalar's gradient (or a Jacobian with at most two indices) gets its matrix
@@ -43,7 +43,7 @@ def describe_matrix_form(derivative: Derivative, program=None, ascii: bool = Fal
     return line or _vec_line(derivative, pick) or _no_form_line(derivative, "kron" if ascii else "⊗")
 
 
-def _matrix_line(derivative: Derivative, program, pick: Pick) -> str | None:
+def _matrix_line(derivative: Derivative, program: Program | None, pick: Pick) -> str | None:
     """``matrix form: dL/dW = …  (…)``, or None without a matrix form."""
     of, wrt, out = derivative.of, derivative.wrt, derivative.out_indices
     order = len(out) + len(derivative.wrt_indices)
@@ -82,7 +82,7 @@ def _no_form_line(derivative: Derivative, kron: str) -> str:
             f"(nor into A {kron} B for a vec form); the index form above is the derivative")
 
 
-def column_vector_notes(program, names=None, ascii: bool = False) -> tuple[str, ...]:
+def column_vector_notes(program: Program, names: Container[str] | None = None, ascii: bool = False) -> tuple[str, ...]:
     """A note for each one-index statement whose matrix form comes out transposed (``Y = Wᵀ X``).
 
     Matrix forms treat every vector as a column; a text that writes vectors as
@@ -93,7 +93,7 @@ def column_vector_notes(program, names=None, ascii: bool = False) -> tuple[str, 
     vectors are columns here: in Y[j] = X[i] W[i,j], Wᵀ X is what a text with row vectors writes X W, X a row (the same numbers)
     """
     style = ASCII if ascii else TEXT
-    notes = []
+    notes: list[str] = []
     for s in program.statements:
         if s.rank != 1 or s.hidden or (names is not None and s.name not in names):
             continue
@@ -130,7 +130,7 @@ def _products(node: Node) -> list[Product]:
     return []
 
 
-def _label_matrices(expr: Expr, program) -> tuple[list[Term], dict[str, str]]:
+def _label_matrices(expr: Expr, program: Program | None) -> tuple[list[Term], dict[str, str]]:
     """Each term with one summed-away label matrix ``T[n,c]`` (summed over its second index) dropped,
     and the dropped matrices with that index's name."""
     names: dict[str, str] = {}
@@ -152,7 +152,7 @@ def _label_matrices(expr: Expr, program) -> tuple[list[Term], dict[str, str]]:
     return terms, names
 
 
-def _unit_row_sum_note(derivative: Derivative, program, pick: Pick) -> str:
+def _unit_row_sum_note(derivative: Derivative, program: Program | None, pick: Pick) -> str:
     """``; where each row of T sums to 1 …, this is (P − T) / N``: the form when a summed label matrix drops out."""
     terms, names = _label_matrices(inline_chain(derivative), program)
     elsewhere = {f.name for t in terms for f in t.factors if isinstance(f, Ref)}

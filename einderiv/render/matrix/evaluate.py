@@ -97,7 +97,7 @@ def _tensor(node: Tensor, env: _Env) -> np.ndarray:
 def _identity(node: Identity, env: _Env) -> np.ndarray:
     # The textbook form names I_m itself (Xᵀ ⊗ I_m); evaluating that form to check it is the one
     # place an identity is built. Derivatives never contract one: their deltas are renamed away.
-    return np.diagflat(np.ones(env.size(node.rows)))
+    return np.diagflat(np.ones(1 if node.rows is None else env.size(node.rows)))   # None: an axis of length one
 
 
 def _product(node: Product, env: _Env) -> np.ndarray:
@@ -116,13 +116,13 @@ def _function(node: Func, env: _Env) -> np.ndarray:
     args = [env.value(a) for a in node.args]
     if node.fn == "sigmoid'":
         sig = NUMPY_FUNCTIONS["sigmoid"](args[0])
-        return sig * (1.0 - sig)
+        return np.asarray(sig * (1.0 - sig))
     return np.asarray(NUMPY_FUNCTIONS[node.fn](*args), dtype=float)
 
 
 def _power(node: HPower, env: _Env) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.power(env.value(node.base), node.exponent)
+        return np.asarray(np.power(env.value(node.base), node.exponent))
 
 
 def _matrix_function(node: MatrixFn, env: _Env) -> np.ndarray:

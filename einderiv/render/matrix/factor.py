@@ -147,8 +147,8 @@ def _shared(terms: list[TermNode]) -> _Shared:
     had: list[Node] = []
     left: list[Node] = []
     right: list[Node] = []
-    bodies = [t.body for t in terms]
-    if all(b is not None for b in bodies):
+    bodies = [t.body for t in terms if t.body is not None]
+    if len(bodies) == len(terms):
         had = _common([_had(b) for b in bodies])
         if not had:
             left, right = _outer_common([_chain(b) for b in bodies])
@@ -173,11 +173,13 @@ def _remainder(term: TermNode, shared: _Shared) -> TermNode:
 def _factor_diagonal(total: Sum) -> Node | None:
     """``diag(u) − diag(v)`` → ``diag(u − v)`` (likewise ``diag(vec(·))``); None for other sums."""
     terms = total.terms
-    for kind in (Diag, VecDiag):
-        if all(isinstance(t.body, kind) for t in terms):
-            arg = terms[0].body.arg
-            inner = Sum(arg.rows, arg.cols, tuple(replace(t, rows=arg.rows, cols=arg.cols, body=t.body.arg)
-                                                  for t in terms))
+    kinds: tuple[type[Diag] | type[VecDiag], ...] = (Diag, VecDiag)
+    for kind in kinds:
+        bodies = [t.body for t in terms if isinstance(t.body, kind)]
+        if len(bodies) == len(terms):
+            arg = bodies[0].arg
+            inner = Sum(arg.rows, arg.cols, tuple(replace(t, rows=arg.rows, cols=arg.cols, body=body.arg)
+                                                  for t, body in zip(terms, bodies)))
             return kind(total.rows, total.cols, factor_sum(inner))
     return None
 
@@ -196,12 +198,12 @@ def factor_sum(total: Sum) -> Node:
     left, right = shared.left, shared.right
     inner_rows = left[-1].cols if left else (rows if not right else right[0].rows)
     inner_cols = right[0].rows if right else (cols if not left else left[-1].cols)
-    inner_node: Node = Sum(inner_rows, inner_cols, tuple(as_column(t, inner_rows) if inner_cols is None and
-                                                         inner_rows is not None else t for t in inner))
-    if len(inner) > 1 and inner_node != total:
-        inner_node = factor_sum(inner_node)
-    if shared.had:
-        body = hadamard(rows, cols, _in_place(_had(terms[0].body), shared.had, inner_node))
+    inner_sum = Sum(inner_rows, inner_cols, tuple(as_column(t, inner_rows) if inner_cols is None and
+                                                  inner_rows is not None else t for t in inner))
+    inner_node = factor_sum(inner_sum) if len(inner) > 1 and inner_sum != total else inner_sum
+    first = terms[0].body
+    if shared.had and first is not None:   # shared Hadamard factors: every term has a body
+        body = hadamard(rows, cols, _in_place(_had(first), shared.had, inner_node))
     else:
         body = product(rows, cols, left + [inner_node] + right)
     return TermNode(rows, cols, shared.coeff, tuple(shared.scalars), body, tuple(shared.dens))
@@ -209,6 +211,7 @@ def factor_sum(total: Sum) -> Node:
 
 def _is_one_minus(node: Node, f: Node) -> bool:
     """Whether ``node`` is ``1 − f``."""
+    total: Node | None
     if not isinstance(node, TermNode) or node.coeff != 1.0 or node.scalars or node.dens:
         total = node
     else:

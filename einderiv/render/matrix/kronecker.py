@@ -13,16 +13,16 @@ Xᵀ ⊗ I_m
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from einderiv.calculus.program import Derivative
 from einderiv.core import ir
-from einderiv.core.ir import Delta, Expr, Term
+from einderiv.core.ir import Delta, Expr, Factor, Term
 from einderiv.render.matrix.convert import Ctx, convert_expr, convert_term, inline_chain, to_matrix, unwrap
 from einderiv.render.matrix.evaluate import size_table
 from einderiv.render.matrix.factor import factor_sum, tidy
 from einderiv.render.matrix.form import MatrixForm
-from einderiv.render.matrix.nodes import (Identity, Kron, Node, NoForm, Sum, TermNode, VecDiag, is_one, ones,
+from einderiv.render.matrix.nodes import (Identity, Kron, Node, NoForm, Sum, TermNode, VecDiag, as_term, is_one, ones,
                                           ones_row, product)
 
 __all__ = ["kronecker_matrix", "kronecker_form", "identities_of"]
@@ -62,19 +62,23 @@ def kronecker_matrix(derivative: Derivative, labels: Mapping[str, str] | None = 
     return None
 
 
-def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[tuple, tuple]]:
+#: The indices a side's rows and columns run over (None: an axis of length one).
+_Axes = tuple[str | None, str | None]
+
+
+def _placements(out: tuple[str, ...], wrt: tuple[str, ...]) -> list[tuple[_Axes, _Axes]]:
     """Ways to see each side as a matrix: a vector may be a column or a row."""
-    def ways(indices: tuple[str, ...]) -> list[tuple]:
+    def ways(indices: tuple[str, ...]) -> list[_Axes]:
         if len(indices) == 2:
             return [indices]
         return [(indices[0], None), (None, indices[0])]
     return [(o, w) for o in ways(out) for w in ways(wrt)]
 
 
-def _connected_groups(factors) -> list[tuple[set[str], list]]:
+def _connected_groups(factors: Iterable[Factor]) -> list[tuple[set[str], list[Factor]]]:
     """The factors grouped by shared indices (connected components), with each group's indices."""
     groups: list[set[str]] = []
-    factor_groups: list[list] = []
+    factor_groups: list[list[Factor]] = []
     for f in factors:
         idx = set(ir.factor_indices(f))
         merged = [k for k, g in enumerate(groups) if g & idx]
@@ -87,23 +91,25 @@ def _connected_groups(factors) -> list[tuple[set[str], list]]:
     return list(zip(groups, factor_groups))
 
 
-def _summed_over(term: Term, factors: list) -> tuple[str, ...]:
+def _summed_over(term: Term, factors: list[Factor]) -> tuple[str, ...]:
     """The term's summed indices that occur in ``factors``."""
     return tuple(s for s in term.summed if any(s in ir.factor_indices(f) for f in factors))
 
 
-def _kron_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
+def _kron_term(term: Term, out: _Axes, wrt: _Axes) -> TermNode:
     """A Jacobian term as ``B ⊗ A``: A links the first axes of F and W, B the second (or ``diag(vec(M))``)."""
     (o0, o1), (w0, w1) = out, wrt
     first = {i for i in (o0, w0) if i is not None}
     second = {i for i in (o1, w1) if i is not None}
-    a_factors, b_factors, scalars = [], [], []
+    a_factors: list[Factor] = []
+    b_factors: list[Factor] = []
+    scalars: list[Factor] = []
     for idx, fs in _connected_groups(term.factors):
         if idx & first and idx & second:
             return _vecdiag_term(term, out, wrt)
         (a_factors if idx & first else b_factors if idx & second else scalars).extend(fs)
 
-    def part(factors: list, target: tuple) -> Node:
+    def part(factors: list[Factor], target: _Axes) -> Node:
         e = Expr((Term(1.0, _summed_over(term, factors), tuple(factors)),))
         return _broadcast(convert_expr(e, target, Ctx({})), target)
 
@@ -124,7 +130,7 @@ def _broadcast(node: Node, target: tuple[str | None, str | None]) -> Node:
     return spread if is_one(node) else TermNode(row, col, 1.0, (node,), spread, ())
 
 
-def _vecdiag_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
+def _vecdiag_term(term: Term, out: _Axes, wrt: _Axes) -> TermNode:
     """``δ[i,a] δ[k,b] M[a,b]`` → ``diag(vec(M))``."""
     pairs = {(o, w) for o, w in zip(out, wrt) if o is not None and w is not None}
     deltas = [f for f in term.factors if isinstance(f, Delta) and
@@ -132,8 +138,7 @@ def _vecdiag_term(term: Term, out: tuple, wrt: tuple) -> TermNode:
     if len(deltas) != len(pairs) or len(pairs) != 2:
         raise NoForm("not a Kronecker product")
     rest = tuple(f for f in term.factors if f not in deltas)
-    mapping = {o: w for o, w in zip(out, wrt)}
-    inner = ir.rename(Expr((Term(1.0, term.summed, rest),)), mapping)
+    inner = ir.rename(Expr((Term(1.0, term.summed, rest),)), dict(pairs))
     node = convert_expr(inner, (wrt[0], wrt[1]), Ctx({}))
     if node.is_scalar:
         body: Node = Identity(out[0], wrt[0])
@@ -150,7 +155,7 @@ def _map_identities(node: Node, fn: Callable[[Identity], Node]) -> Node:
     if isinstance(node, TermNode):
         return replace(node, body=None if node.body is None else _map_identities(node.body, fn))
     if isinstance(node, Sum):
-        return replace(node, terms=tuple(_map_identities(t, fn) for t in node.terms))
+        return replace(node, terms=tuple(as_term(_map_identities(t, fn)) for t in node.terms))
     return node
 
 
@@ -167,7 +172,11 @@ def _label(node: Node, labels: Mapping[str, str] | None) -> Node:
 def identities_of(node: Node) -> list[Identity]:
     """The identities of a vec form, as :func:`kronecker_matrix` labels them."""
     found: list[Identity] = []
-    _map_identities(node, lambda identity: found.append(identity) or identity)
+
+    def collect(identity: Identity) -> Identity:
+        found.append(identity)
+        return identity
+    _map_identities(node, collect)
     return found
 
 

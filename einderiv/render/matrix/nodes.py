@@ -16,12 +16,12 @@ Xᵀ Wᵀ
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, overload
 
 __all__ = ["NoForm", "Node", "Tensor", "Transpose", "Ones", "Identity", "Const", "SizeOf", "Product", "Hadamard",
            "Func", "MatrixFn", "HPower", "Trace", "Frobenius", "Diag", "DiagOf", "Norm2", "Kron", "VecDiag",
            "TermNode", "Sum", "transpose", "product", "hadamard", "as_column", "ones", "ones_row", "is_one",
-           "children", "walk"]
+           "children", "as_term", "walk"]
 
 
 class NoForm(Exception):
@@ -54,7 +54,7 @@ class Tensor(Node):
 class Transpose(Node):
     """``Xᵀ``."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,15 @@ class MatrixFn(Node):
     See :mod:`einderiv.core.matrix_functions`.
     """
 
-    fn: str = ""
-    arg: Node = None
+    fn: str
+    arg: Node
 
 
 @dataclass(frozen=True)
 class HPower(Node):
     """The elementwise power ``X^∘p`` (an ordinary power for a scalar)."""
 
-    base: Node = None
+    base: Node
     exponent: float = 1.0
 
 
@@ -130,51 +130,51 @@ class HPower(Node):
 class Trace(Node):
     """``tr(X)``."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
 class Frobenius(Node):
     """``A : B = Σ A[i,j] B[i,j] = tr(Aᵀ B)``, a scalar."""
 
-    left: Node = None
-    right: Node = None
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
 class Diag(Node):
     """``diag(v)``: the diagonal matrix with ``v`` on its diagonal."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
 class DiagOf(Node):
     """``diag(X)``: the diagonal of a square matrix, as a column vector."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
 class Norm2(Node):
     """The squared norm ``‖x‖²`` (``‖X‖_F²`` for a matrix)."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
 class Kron(Node):
     """The Kronecker product ``A ⊗ B``."""
 
-    left: Node = None
-    right: Node = None
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
 class VecDiag(Node):
     """``diag(vec(X))``: the Jacobian of an elementwise map."""
 
-    arg: Node = None
+    arg: Node
 
 
 @dataclass(frozen=True)
@@ -196,8 +196,14 @@ class Sum(Node):
 
 # ---------------------------------------------------------------- constructors
 
+@overload
+def transpose(node: TermNode) -> TermNode: ...
+@overload
+def transpose(node: Node) -> Node: ...
+
+
 def transpose(node: Node) -> Node:
-    """``nodeᵀ`` with the transpose pushed down to the leaves."""
+    """``nodeᵀ`` with the transpose pushed down to the leaves (a term stays a term)."""
     if node.is_scalar:
         return node
     if isinstance(node, (Identity, Diag, VecDiag)):   # symmetric
@@ -285,7 +291,14 @@ def children(node: Node, fn: Callable[[Node], Node]) -> Node:
         return replace(node, scalars=tuple(fn(x) for x in node.scalars), dens=tuple(fn(x) for x in node.dens),
                        body=None if node.body is None else fn(node.body))
     if isinstance(node, Sum):
-        return replace(node, terms=tuple(fn(t) for t in node.terms))
+        return replace(node, terms=tuple(as_term(fn(t)) for t in node.terms))
+    return node
+
+
+def as_term(node: Node) -> TermNode:
+    """``node``, which a rewrite of a sum's term returned: a term again (a :class:`TypeError` if not)."""
+    if not isinstance(node, TermNode):
+        raise TypeError(f"a rewrite turned a term of a sum into a {type(node).__name__}")
     return node
 
 
@@ -297,6 +310,10 @@ def walk(node: Node) -> Iterator[Node]:
     """
     yield node
     found: list[Node] = []
-    children(node, lambda child: found.append(child) or child)
+
+    def collect(child: Node) -> Node:
+        found.append(child)
+        return child
+    children(node, collect)
     for child in found:
         yield from walk(child)

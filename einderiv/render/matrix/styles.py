@@ -30,7 +30,8 @@ def function_symbol(fn: str, style: str) -> str:
     """How the matrix form's ``style`` ("text", "ascii" or "latex") names the elementwise function ``fn``:
     the registration's :class:`~einderiv.core.functions.Notation`; a derivative ``f'`` is primed (``σ'``)."""
     base = fn.rstrip("'")
-    return getattr(FUNCTIONS[base].matrix, style) + fn[len(base):]
+    symbol: str = getattr(FUNCTIONS[base].matrix, style)
+    return symbol + fn[len(base):]
 
 
 def relations(style: str) -> dict[str, str]:

@@ -1,0 +1,131 @@
+"""Path search that scales, and memory-bounded plans by slicing.
+
+A contraction whose best order holds an intermediate over the memory limit
+runs as a loop over chunks of some indices (einderiv.numeric.paths chooses
+them): the numbers are those of the unlimited plan, the plan report shows the
+slices and their extra FLOPs, and only a limit no slicing fits is refused.
+Searches are counted, never timed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import opt_einsum
+import pytest
+
+import einderiv
+from einderiv.numeric import evaluation, paths
+from test_contraction_tree import _directional_check, _lattice
+
+LIMIT = 648         # bytes: one operand below (3^4 entries); every order holds an intermediate of 3^6
+
+
+def _network() -> tuple[str, dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
+    """Five tensors, each pair sharing one bond of size 3 (the complete graph K5): any first
+    contraction of two leaves six bonds open, so every order must be sliced under ``LIMIT``."""
+    bonds = {frozenset(p): f"e{p[0]}{p[1]}" for p in itertools.combinations(range(5), 2)}
+    factors, shapes = [], {}
+    for k in range(5):
+        idx = [bonds[frozenset((k, m))] for m in range(5) if m != k]
+        factors.append(f"T{k}[{','.join(idx)}]")
+        shapes[f"T{k}"] = (3,) * len(idx)
+    rng = np.random.default_rng(7)
+    return "L = " + " ".join(factors), shapes, {name: rng.uniform(0.5, 1.0, shape) for name, shape in shapes.items()}
+
+
+def _reference(program: str, inputs: dict[str, np.ndarray]) -> float:
+    """The value by opt_einsum alone, from the program's own index lists."""
+    factors = [f.rstrip("]").split("[") for f in program.split("=", 1)[1].split()]
+    symbols: dict[str, str] = {}
+    terms = ["".join(symbols.setdefault(i, opt_einsum.get_symbol(len(symbols))) for i in idx.split(","))
+             for _, idx in factors]
+    return float(opt_einsum.contract(",".join(terms) + "->", *[inputs[name] for name, _ in factors]))
+
+
+def test_a_network_under_a_small_memory_limit_gives_the_unlimited_values_and_gradients():
+    program, shapes, inputs = _network()
+    names = list(inputs)
+    value = einderiv.evaluate(program, inputs, memory_limit=LIMIT)
+    assert value == pytest.approx(_reference(program, inputs), rel=1e-12)
+    limited = einderiv.grad(program, names, inputs, memory_limit=LIMIT)
+    unlimited = einderiv.grad(program, names, inputs)
+    for name in names:
+        np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-12, err_msg=name)
+    _directional_check(program, "T2", inputs, limited["T2"])
+
+
+def test_the_plan_report_shows_the_slices_and_their_extra_flops():
+    program, shapes, _ = _network()
+    report = einderiv.plan(program, list(shapes), shapes, memory_limit=LIMIT)
+    sliced = [s for s in report.steps if s.slices > 1]
+    assert sliced and report.over_limit == () and report.largest_bytes <= LIMIT
+    assert report.slicing_overhead == sum(s.overhead for s in sliced) >= 0
+    assert "sliced to fit the memory limit of 648 bytes" in str(report)
+    unlimited = einderiv.plan(program, list(shapes), shapes)
+    assert all(s.slices == 1 for s in unlimited.steps) and unlimited.largest_bytes > LIMIT
+
+
+def test_a_limit_no_slicing_fits_is_refused_by_the_report_and_by_a_call():
+    # one element per intermediate: more than 4,096 chunks
+    program, shapes, inputs = _network()
+    refused = r"needs an intermediate over \[[\w,]+\] of shape \(3, 3, 3, 3, 3, 3\), 5,832 bytes, over the memory " \
+              r"limit of 8 bytes, and no slicing into at most 4,096 chunks brings it under"
+    with pytest.raises(einderiv.MemoryLimitError, match=refused):
+        einderiv.plan(program, None, shapes, mode="value", memory_limit=8)
+    with pytest.raises(einderiv.MemoryLimitError, match=refused):
+        einderiv.evaluate(program, inputs, memory_limit=8)
+
+
+def test_a_sliced_product_with_free_indices_writes_each_block_of_its_output():
+    rng = np.random.default_rng(3)
+    a, b, c = rng.standard_normal((6, 40)), rng.standard_normal((40, 40)), rng.standard_normal((40, 5))
+    program = "F[i,l] = A[i,j] B[j,k] C[k,l]"
+    expected = a @ b @ c
+    np.testing.assert_allclose(einderiv.evaluate(program, {"A": a, "B": b, "C": c}, memory_limit=240),
+                               expected, rtol=1e-12)
+    g = rng.standard_normal((6, 5))
+    np.testing.assert_allclose(einderiv.vjp(program, "B", {"A": a, "B": b, "C": c}, g, memory_limit=12_800),
+                               a.T @ g @ c.T, rtol=1e-12)
+
+
+def test_a_cached_call_searches_no_path():
+    program, shapes, inputs = _network()
+    evaluation.clear_cache()
+    assert paths.search_count() == 0
+    einderiv.grad(program, list(inputs), inputs)
+    searched = paths.search_count()
+    assert searched >= 1
+    einderiv.grad(program, list(inputs), inputs)                       # the cached plan
+    einderiv.evaluate(program, inputs)                                 # a new plan: the same products, searched once
+    assert paths.search_count() == searched
+
+
+def test_dynamic_programming_stops_when_its_work_is_spent():
+    program, shapes = _lattice(3, 4)
+    factors = [f.rstrip("]").split("[") for f in program.split("=", 1)[1].split()]
+    ids: dict[str, int] = {}
+    inputs = [frozenset(ids.setdefault(i, len(ids)) for i in idx.split(",")) for _, idx in factors]
+    with pytest.raises(paths._OutOfTime, match=r"^$"):
+        paths._dynamic_programming(inputs, frozenset(), {i: 2 for i in ids.values()}, True, 10, float("inf"))
+
+
+def test_a_search_without_time_still_finds_an_order(monkeypatch):
+    monkeypatch.setattr(paths, "MIN_BUDGET", 0.0)
+    monkeypatch.setattr(paths, "MAX_BUDGET", 0.0)
+    paths.clear_cache()
+    program, shapes, inputs = _network()
+    assert einderiv.evaluate(program, inputs) == pytest.approx(_reference(program, inputs), rel=1e-12)
+
+
+def test_the_search_leaves_the_callers_random_state_alone():
+    import random
+    program, shapes = _lattice(4, 5)                  # 20 operands: random-greedy trials, each seeding `random`
+    inputs = {name: np.full(shape, 0.5) for name, shape in shapes.items()}
+    paths.clear_cache()
+    random.seed(12345)
+    expected = random.random()
+    random.seed(12345)
+    einderiv.evaluate(program, inputs)
+    assert paths.search_count() >= 1 and random.random() == expected
