@@ -593,7 +593,8 @@ def einderiv_reset() -> None:
             continue
         for attr in list(vars(module).values()):
             clear = getattr(attr, "cache_clear", None)
-            if callable(clear) and getattr(attr, "__module__", name) == name and not _is_parser_builder(attr):
+            if callable(clear) and not isinstance(attr, type) and getattr(attr, "__module__", name) == name \
+                    and not _is_parser_builder(attr):
                 clear()
 
 
