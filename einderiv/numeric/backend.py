@@ -437,12 +437,12 @@ def _dask_diagonal(xnp, out, groups, shape, dtype, value):
         block_shape = tuple(h - l for l, h in zip(lo, hi))
         span = [(max(lo[a] for a in g), min(hi[a] for a in g)) for g in groups]
         if any(a >= b for a, b in span):
-            graph[(name, *block)] = (np.zeros, block_shape, dtype)
+            graph[(name,) + tuple(block)] = (np.zeros, block_shape, dtype)
             continue
         part = value[tuple(slice(a, b) for a, b in span)].rechunk(-1)
         parts.append(part)
         local = [[a - lo[axis] for axis in g] for g, (a, _) in zip(groups, span)]
-        graph[(name, *block)] = (_diagonal_block, (part.name,) + (0,) * len(groups), block_shape, dtype,
+        graph[(name,) + tuple(block)] = (_diagonal_block, (part.name,) + (0,) * len(groups), block_shape, dtype,
                                  groups, local)
     layer = HighLevelGraph.from_collections(name, graph, dependencies=parts)
     diagonal = da.Array(layer, name, chunks, dtype)
@@ -506,7 +506,7 @@ def to_library(arrays: Mapping[str, np.ndarray], kind: str, chunk_bytes: int | N
         import jax
         jax.config.update("jax_enable_x64", True)     # else jax computes float64 inputs in float32
     if kind == "dask":
-        limit = chunk_bytes or backend.chunk_bytes
+        limit = chunk_bytes or backend.chunk_bytes or 1
         return {n: backend.np.from_array(a, chunks=chunks_within(a.shape, a.dtype, limit)) for n, a in arrays.items()}
     return {n: convert(a, backend, n, "input") for n, a in arrays.items()}
 

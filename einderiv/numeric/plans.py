@@ -97,10 +97,10 @@ def run(plan: Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _owned_elsewhere(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
     """:func:`_owned` for arrays of another library (see :meth:`Backend.owned`)."""
-    kinds = {_backends.kind_of(v) for v in results.values()} - {None}
+    kinds = [kind for kind in map(_backends.kind_of, results.values()) if kind is not None]
     if not kinds:
         return results
-    return _backends.by_name(kinds.pop()).owned(results, given)
+    return _backends.by_name(kinds[0]).owned(results, given)
 
 
 def _owned(results: dict[str, Any], given: Sequence[Any]) -> dict[str, Any]:
