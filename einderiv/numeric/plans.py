@@ -154,14 +154,17 @@ def as_array(name: str, value: ArrayLike, role: str = "input", backend: _backend
     >>> as_array("x", [1, 2]).dtype
     dtype('float64')
     """
-    if backend is None:
-        kind = None if type(value) is np.ndarray else _backends.kind_of(value)
-        backend = _backends.NUMPY if kind is None else _backends.by_name(kind, value)
-    if backend is not _backends.NUMPY:
+    if backend is None:         # a tangent, cotangent or vector: its own library (extras_like checks it)
+        kind = None if type(value) in _PLAIN else _backends.kind_of(value)
+        if kind is not None:
+            return _backends.convert(value, _backends.by_name(kind, value), name, role)
+    elif backend is not _backends.NUMPY:
         return _backends.convert(value, backend, name, role)
-    if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
-        raise _backends.BackendError(f"{role} '{name}' is a {_backends.kind_of(value)} array but the other inputs "
-                                     f"are numpy arrays; give every input from one array library")
+    return _numpy_array(name, value, role)
+
+
+def _numpy_array(name: str, value: ArrayLike, role: str = "input") -> np.ndarray:
+    """:func:`as_array` for numpy."""
     try:
         array = np.asarray(value)
     except Exception as error:  # ragged lists and the like
@@ -193,18 +196,25 @@ def requested(program: Program, of: str, extra: tuple[str, ...]) -> tuple[tuple[
     return order, tuple(needed)
 
 
-def check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The arrays of the inputs ``names``, each checked to be given and of its written rank."""
+def check_inputs(program: Program, inputs: Inputs, names: Sequence[str],
+                 backend: _backends.Backend = _backends.NUMPY) -> dict[str, np.ndarray]:
+    """The arrays of the inputs ``names``, each checked to be given and of its written rank, all of one
+    array library: numpy unless an input comes from another (numbers and lists then adopt it)."""
     if not isinstance(inputs, Mapping):
         raise ShapeError(f"inputs must map names to arrays, got {type(inputs).__name__}")
     ranks = dict(program.inputs)
     arrays = {}
-    backend = _input_backend(inputs, names)
     for name in names:
         if name not in inputs:
             raise ShapeError(f"missing input '{name}' (the program uses it with {ranks[name]} "
                              f"ind{'ex' if ranks[name] == 1 else 'ices'}); given: {', '.join(sorted(map(str, inputs))) or 'none'}")
-        array = as_array(name, inputs[name], backend=backend)
+        value = inputs[name]
+        if backend is not _backends.NUMPY:
+            array = as_array(name, value, backend=backend)
+        elif type(value) in _PLAIN or _backends.kind_of(value) is None:
+            array = _numpy_array(name, value)
+        else:       # an array of another library: every input goes to it
+            return check_inputs(program, inputs, names, _backends.backend_of([inputs[n] for n in names if n in inputs]))
         if array.ndim != ranks[name]:
             raise ShapeError(f"input '{name}' has {array.ndim} ax{'is' if array.ndim == 1 else 'es'} "
                              f"(shape {array.shape}) but is written with {ranks[name]} "
@@ -215,22 +225,16 @@ def check_inputs(program: Program, inputs: Inputs, names: Sequence[str]) -> dict
     return arrays
 
 
+#: Types that are numpy's or Python's own, checked in one set lookup on every call (the numpy path's cost).
+_PLAIN = frozenset({np.ndarray, float, int, list, tuple, np.float64, np.float32, bool, type(None)})
+
+
 def _one_dtype(arrays: dict[str, Any], native: Sequence[str]) -> dict[str, Any]:
     """Arrays of another library than numpy in one dtype: that of the arrays given in that library
     (numbers and lists adopt it, as in torch and jax). Their operations do not promote as numpy's do."""
     dtype = _dtype({n: arrays[n] for n in native} or arrays)
     xnp = backend_of_arrays(arrays).np
     return {n: a if _backends.np_dtype(a.dtype) == dtype else xnp.astype(a, dtype) for n, a in arrays.items()}
-
-
-def _input_backend(inputs: Inputs, names: Sequence[str]) -> _backends.Backend:
-    """The array library of a call's inputs: numpy unless one of them comes from another (see
-    :func:`einderiv.numeric.backend.backend_of`; numbers and lists adopt the others' library)."""
-    for name in names:
-        value = inputs.get(name)
-        if type(value) is not np.ndarray and _backends.kind_of(value) is not None:
-            return _backends.backend_of([inputs[n] for n in names if n in inputs])
-    return _backends.NUMPY
 
 
 def backend_of_arrays(arrays: Mapping[str, Any]) -> _backends.Backend:
