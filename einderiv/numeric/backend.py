@@ -63,8 +63,8 @@ class Backend:
     ``np`` has numpy's function signatures (``transpose(x, perm)``,
     ``sum(x, axis=...)``, ``tensordot(x, y, axes)``, ``zeros(shape, dtype)`` with
     numpy dtypes); ``xp`` is the array-API namespace elementwise functions get;
-    ``in_place`` says whether runners may write into buffers (numpy only);
-    ``key`` identifies the backend in plan cache keys.
+    ``in_place`` says whether runners may write into buffers (numpy only). Plans are cached per
+    backend: their cache keys hold each array's library and device (``plans.signature``).
     """
 
     name: str
@@ -74,15 +74,6 @@ class Backend:
     device: Any = None
     chunk_bytes: int | None = None            # dask: the memory limit applies per chunk
     scatter: Callable | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def key(self) -> tuple:
-        return (self.name, str(self.device), self.chunk_bytes)
-
-    @property
-    def chunked(self) -> bool:
-        """Whether arrays are split into chunks (the memory limit then bounds a chunk, not an array)."""
-        return self.chunk_bytes is not None
 
     def elementwise(self, name: str) -> Callable:
         """The elementwise function ``name`` (:mod:`einderiv.core.functions`) on this library's arrays:
@@ -94,10 +85,6 @@ class Backend:
         if isinstance(array, Named):
             return getattr(self.xp, array.function)
         return functools.partial(array, self.xp)
-
-    def signature(self, array) -> tuple:
-        """(shape, dtype) of an array, for plan cache keys."""
-        return tuple(array.shape), np_dtype(array.dtype).str
 
     def with_chunks(self, chunk_bytes: int) -> "Backend":
         """This backend with the per-chunk memory limit of a call (dask only; others unchanged)."""
