@@ -211,7 +211,7 @@ def check_inputs(program: Program, inputs: Inputs, names: Sequence[str],
         value = inputs[name]
         if backend is not _backends.NUMPY:
             array = as_array(name, value, backend=backend)
-        elif type(value) in _PLAIN or _backends.kind_of(value) is None:
+        elif type(value) is np.ndarray or type(value) in _PLAIN or _backends.kind_of(value) is None:
             array = _numpy_array(name, value)
         else:       # an array of another library: every input goes to it
             return check_inputs(program, inputs, names, _backends.backend_of([inputs[n] for n in names if n in inputs]))
@@ -457,8 +457,11 @@ def signature(arrays: Mapping[str, np.ndarray]) -> tuple:
     >>> signature({"x": np.ones(2)})
     (('x', (2,), '<f8'),)
     """
-    return tuple((n, a.shape, a.dtype.str) if type(a) is np.ndarray else _foreign_signature(n, a)
-                 for n, a in arrays.items())
+    for first in arrays.values():      # checked arrays are all of one library: the first tells which
+        if type(first) is not np.ndarray:
+            return tuple(_foreign_signature(n, a) for n, a in arrays.items())
+        break
+    return tuple((n, a.shape, a.dtype.str) for n, a in arrays.items())
 
 
 def _foreign_signature(name: str, array: Any) -> tuple:
