@@ -121,7 +121,6 @@ def test_a_missing_library_names_the_extra_to_install(monkeypatch):
 
 
 def test_chunks_stay_within_the_limit():
-    pytest.importorskip("dask.array")
     for shape, limit in (((4, 6), 48), ((10, 10, 10), 800), ((3, 1000), 8), ((7,), 10 ** 9)):
         chunks = backends.chunks_within(shape, np.dtype(np.float64), limit)
         assert all(sum(c) == n for c, n in zip(chunks, shape))

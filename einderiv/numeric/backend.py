@@ -339,20 +339,29 @@ class _DaskNumpy:
         return x.astype(dtype)
 
 
-def chunks_within(shape: Sequence[int], dtype: np.dtype, limit: int) -> tuple:
-    """Chunks for an array of ``shape`` with at most ``limit`` bytes each (at least one element each).
+def chunks_within(shape: Sequence[int], dtype: np.dtype, limit: int) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks for an array of ``shape`` with at most ``limit`` bytes each (at least one element each):
+    whole trailing axes first, as C order lays them out.
 
     >>> chunks_within((4, 6), np.dtype("float64"), 8 * 6)
     ((1, 1, 1, 1), (6,))
+    >>> chunks_within((5, 6), np.dtype("float64"), 8 * 15)
+    ((2, 2, 1), (6,))
     """
-    import dask.array as da
     elements = max(limit // max(dtype.itemsize, 1), 1)
     blocks = []
-    for n in reversed(shape):          # fill the last axes first: C-order blocks
+    for n in reversed(shape):
         size = max(min(n, elements), 1)
         blocks.append(size)
         elements = max(elements // max(n, 1), 1) if size == n else 1
-    return da.core.normalize_chunks(tuple(reversed(blocks)), tuple(shape), dtype=dtype)
+    return tuple(_split(n, b) for n, b in zip(shape, reversed(blocks)))
+
+
+def _split(n: int, block: int) -> tuple[int, ...]:
+    """``n`` in blocks of ``block`` (the last one shorter); ``(0,)`` for an empty axis."""
+    if n == 0:
+        return (0,)
+    return (block,) * (n // block) + ((n % block,) if n % block else ())
 
 
 # ---------------------------------------------------------------- free-delta diagonals
