@@ -33,6 +33,15 @@ L = (Z[n,c] - T[n,c])^2 / (2 N)
 """
 
 
+def _needs(module: str):
+    """``module``, or a skip when it or array-api-compat (which einderiv's torch, jax, cupy and dask
+    extras bring along) is absent."""
+    found = pytest.importorskip(module)
+    if module.split(".")[0] in ("torch", "cupy", "dask", "jax"):
+        pytest.importorskip("array_api_compat", reason=f"{module} arrays need array-api-compat (the extra brings it)")
+    return found
+
+
 def _inputs(dtype=np.float64) -> dict:
     rng = np.random.default_rng(3)
     arrays = dict(X=rng.standard_normal((6, 3)), W1=rng.standard_normal((3, 5)), b1=rng.standard_normal(5),
@@ -131,7 +140,7 @@ def test_chunks_stay_within_the_limit():
 
 @pytest.fixture
 def torch():
-    return pytest.importorskip("torch")
+    return _needs("torch")
 
 
 def test_torch_tensors_in_torch_tensors_out_for_every_request(torch):
@@ -187,7 +196,7 @@ def test_matrix_functions_refuse_other_libraries_clearly(torch):
 
 @pytest.fixture
 def jnp():
-    pytest.importorskip("jax")
+    _needs("jax")
     import jax.numpy
     return jax.numpy
 
@@ -219,7 +228,7 @@ def test_jax_results_stay_on_the_inputs_device(jnp):
 # ---------------------------------------------------------------- cupy (a GPU is needed)
 
 def test_cupy_arrays_in_cupy_arrays_out():
-    cupy = pytest.importorskip("cupy")
+    cupy = _needs("cupy")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             pytest.skip("no GPU")
@@ -232,14 +241,14 @@ def test_cupy_arrays_in_cupy_arrays_out():
 
 @pytest.fixture
 def da():
-    return pytest.importorskip("dask.array")
+    return _needs("dask.array")
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:Increasing number of chunks")
 
 
 def _dask(chunks=2):
-    da = pytest.importorskip("dask.array")
+    da = _needs("dask.array")
     return lambda a: da.from_array(a, chunks=chunks)
 
 
@@ -291,7 +300,7 @@ def test_free_deltas_are_written_chunk_by_chunk(da):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_dask_gradient_and_jacobian_on_a_two_process_cluster(da):
-    distributed = pytest.importorskip("dask.distributed")
+    distributed = _needs("dask.distributed")
     inputs = _inputs()
     want_grad = einderiv.grad(MLP, WRT, inputs)
     want_jacobian = einderiv.jacobian(MLP, "W1", inputs, of="Z")
@@ -322,7 +331,7 @@ def test_a_dask_gradient_and_jacobian_on_a_two_process_cluster(da):
     ["jacobian", "y[i] = tanh(x[i])", "--wrt", "x", "--sizes", "i=2", "--upstream", "G=[1,2]"],
 ])
 def test_the_command_line_backend_option_prints_what_numpy_prints(capsys, library, argv):
-    pytest.importorskip("dask.array" if library == "dask" else library)
+    _needs("dask.array" if library == "dask" else library)
     from einderiv.cli import main
     assert main(argv) == 0
     want = capsys.readouterr().out
@@ -338,7 +347,7 @@ def test_the_command_line_refuses_an_unknown_backend(capsys):
 
 @pytest.mark.parametrize("library", ["torch", "jax", "dask"])
 def test_symmetric_inputs_stay_in_their_library(library):
-    module = pytest.importorskip("dask.array" if library == "dask" else library)
+    module = _needs("dask.array" if library == "dask" else library)
     convert = {"torch": lambda a: module.from_numpy(a), "jax": lambda a: module.numpy.asarray(a),
                "dask": lambda a: module.from_array(a, chunks=1)}[library]
     S = np.array([[2.0, 1.0], [1.0, 3.0]], dtype=np.float32)
@@ -354,7 +363,7 @@ def test_symmetric_inputs_stay_in_their_library(library):
 
 
 def test_the_command_line_writes_a_dask_jacobian_to_zarr_chunk_by_chunk(tmp_path, capsys):
-    pytest.importorskip("dask.array")
+    _needs("dask.array")
     zarr = pytest.importorskip("zarr")
     from einderiv.cli import main
     store = str(tmp_path / "J.zarr")
