@@ -36,6 +36,7 @@ from einderiv.numeric.plans import (ArrayLike, Inputs, Plan, as_array, backend_o
                                     requested, reverse_request, reverse_specs, run, signature, sizes_cache_key,
                                     with_shapes, wrt_names)
 from einderiv.calculus.program import Program, as_program, wrt_slots
+from einderiv.language.printing import plural
 from einderiv.names import VALUE, tangent_name
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info"]
@@ -185,12 +186,12 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     of = program.resolve_output(of)
     if program.rank(of) != 0:
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
-                         f"ind{'ex' if program.rank(of) == 1 else 'ices'}; use vjp with a cotangent, or jacobian")
+                         f"{plural(program.rank(of), 'index')}; use vjp with a cotangent, or jacobian")
     names, single = wrt_names(wrt)
     result = _reverse(program, of, names, inputs, sizes, memory_limit, "value_and_grad", symmetric=symmetric)
     value = result.pop(VALUE)
-    value = float(value) if kind_of(value) is None else value     # other libraries: a 0-d array of theirs
-    return value, (result[names[0]] if single else result)
+    scalar = float(value) if kind_of(value) is None else value     # other libraries: a 0-d array of theirs
+    return scalar, (result[names[0]] if single else result)
 
 
 def jvp(program: Program | str, tangents: Mapping[str, ArrayLike], inputs: Inputs, *, of: str | None = None,

@@ -333,9 +333,18 @@ def _prepare(program: Program, of: str, names: Sequence[str], inputs: Inputs, si
     return order, arrays, plans.sizes_cache_key(sizes)
 
 
+def _gradient_source(name: str) -> str:
+    """The tensor whose gradient the gradient program's statement ``name`` computes."""
+    source = gradient_of(name)
+    if source is None:
+        raise ValueError(f"'{name}' is not a gradient statement")
+    return source
+
+
 def _statement_steps(statements: Sequence[Statement], ctx: Context) -> tuple[list[tuple[str, Callable]], Context]:
     """Compiled gradient-program statements, and the context that knows their shapes."""
-    derived = DerivedProgram(tuple(DerivedStatement(s.name, gradient_of(s.name), s.lhs, s.rhs) for s in statements), (), ())
+    derived = DerivedProgram(tuple(DerivedStatement(s.name, _gradient_source(s.name), s.lhs, s.rhs) for s in statements),
+                             (), ())
     return plans.derived_steps(derived, ctx)
 
 

@@ -37,7 +37,7 @@ class _Factored:
         self.symmetric = symmetric              # symmetric by construction: try Cholesky for slogdet
         self.wants_inverse = wants_inverse      # the plan forms the inverse anyway: solves multiply by it
         self._inverse: np.ndarray | None = None
-        self._slogdet: tuple[float, float] | None = None
+        self._slogdet: tuple[np.ndarray, np.ndarray] | None = None
         self._warned = False
         self._checked: bool | None = None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import opt_einsum
@@ -135,13 +135,16 @@ def compile_expr(expr: Expr, target: tuple[str, ...], ctx: Context, what: str,
     if all(t.view is None for t in terms):
         donor = next((k for k, t in enumerate(terms) if t.exact and t.source in donate), None)
         if donor is not None and len(terms) > 1:
-            return _fresh(_sum_into(terms[donor].source, terms[:donor] + terms[donor + 1:]))
+            source = terms[donor].source
+            assert source is not None      # an exact term donating its buffer is a plain reference
+            return _fresh(_sum_into(source, terms[:donor] + terms[donor + 1:]))
         return _fresh(_dense_sum(terms, shape, dtype))
     return _fresh(_scattered_sum(terms, shape, dtype))
 
 
 def _fresh(run: Runner) -> Runner:
-    run.fresh = True
+    """``run``, marked as returning a new array every call (never a view of what it reads)."""
+    setattr(run, "fresh", True)
     return run
 
 
@@ -213,15 +216,16 @@ def _functional_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype, backe
     the dense terms added, broadcast to the target, then each free-delta diagonal added
     by the backend's ``scatter`` (a strided view, ``.at[].add`` or chunk by chunk)."""
     xnp, scatter = backend.np, backend.scatter
+    assert scatter is not None, f"the {backend.name} backend writes diagonals functionally"
     dense = [t for t in terms if t.view is None]
     diagonal = [t for t in terms if t.view is not None]
 
-    def value(t: _TermPlan, env):
+    def value(t: _TermPlan, env: Mapping[str, Any]) -> Any:
         v = t.value(env)
         return xnp.expand_dims(v, t.expand) if t.expand else v
 
     def run(env):
-        out = None
+        out: Any = None
         for t in dense:
             out = value(t, env) if out is None else xnp.add(out, value(t, env))
         if out is not None and (len(dense) < 2 or tuple(out.shape) != shape or diagonal):
@@ -239,7 +243,9 @@ def _scattered_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Run
             value = t.value(env)
             if t.expand:
                 value = np.expand_dims(value, t.expand)
-            target = out if t.view is None else t.view(out)
+            view = t.view
+            assert view is None or callable(view)      # numpy writes in place, through strided views
+            target = out if view is None else view(out)
             if k == 0:
                 target[...] = value     # out is still zero: a write, not a read-modify-write
             else:
@@ -307,7 +313,8 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     view = (_diagonal_view(groups, shape, ctx.dtype) if ctx.backend.in_place else groups) if has_deltas else None
     plain = len(term.factors) == 1 and isinstance(term.factors[0], Ref) and term.coeff == 1.0 \
         and term.factors[0].indices == target and not term.summed
-    return _TermPlan(value, exact, view, expand, term.factors[0].name if plain else None)
+    first = term.factors[0] if term.factors else None
+    return _TermPlan(value, exact, view, expand, first.name if plain and isinstance(first, Ref) else None)
 
 
 def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
@@ -334,7 +341,7 @@ def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
 def _getter(name: str) -> Runner:
     def get(env):
         return env[name]
-    get.name = name
+    setattr(get, "name", name)     # for messages: the product's operands by name
     return get
 
 
@@ -393,7 +400,7 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
         # a product, or a sum over some axes, is a new array; a lone operand only renamed or
         # transposed may be a view of what it reads
         if len(operands) >= 2 or len(set(sublists[0])) > len(out_ids):
-            core.fresh = True
+            return _fresh(core)
         return core
     if coeff == -1.0:
         return _fresh(lambda env: xnp.negative(core(env)))
@@ -533,8 +540,7 @@ def _sliced(plan: paths.ContractionPlan, sublists: list[list[int]], out: list[in
         for expression, views, block in combos:
             total[block] += expression(*[a[v] for a, v in zip(arrays, views)])
         return total
-    run.fresh = True
-    return run
+    return _fresh(run)
 
 
 def _sliced_elsewhere(combos: list, out_shape: tuple[int, ...], dtype, backend: Backend,
@@ -553,8 +559,7 @@ def _sliced_elsewhere(combos: list, out_shape: tuple[int, ...], dtype, backend: 
             else:
                 total[block] += part
         return total
-    run.fresh = True
-    return run
+    return _fresh(run)
 
 
 def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], getters: list[Runner],
@@ -604,11 +609,15 @@ def _pairwise(sublists: list[list[int]], out: list[int], shapes: list[tuple[int,
             acc = keep
         if len(chosen) == 1:
             keep = [i for i in acc if i in later]
-            folds.append(_direct([acc], keep, [tuple(sizes[i] for i in acc)], xnp))
+            single = _direct([acc], keep, [tuple(sizes[i] for i in acc)], xnp)
+            assert single is not None      # one operand: always a direct step (a sum or transpose)
+            folds.append(single)
             acc = keep
         steps.append((tuple(positions), tuple(folds), len(chosen)))
         current.append(acc)
-    final = _direct([current[0]], list(out), [tuple(sizes[i] for i in current[0])], xnp)
+    last = _direct([current[0]], list(out), [tuple(sizes[i] for i in current[0])], xnp)
+    assert last is not None            # one operand: always a direct step
+    final = last
 
     def run(env):
         values = [get(env) for get in getters]
@@ -749,12 +758,12 @@ def _matmul(a: list[int], b: list[int], k: int, out: list[int], xnp=np) -> Calla
     transposed = perm != tuple(range(len(perm)))
 
     if xnp is not np:
-        def product(x, y):
+        def functional(x: Any, y: Any) -> Any:
             result = xnp.matmul(x.T if flip_a else x, y.T if flip_b else y)
             return xnp.transpose(result, perm) if transposed else result
-        return product
+        return functional
 
-    def product(x, y):
+    def product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         result = np.matmul(x.T if flip_a else x, y.T if flip_b else y)
         return result.transpose(perm) if transposed else result
     return product
@@ -787,6 +796,7 @@ def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ..
         def run_call(env):
             return fn(*[a(env) for a in args])
         return _cast(run_call, ctx.dtype, xnp), indices
+    assert isinstance(factor, Power), factor
     base = _aligned(factor.base, indices, ctx)
     p = ir.constant_value(factor.exponent)
     if p is not None:
