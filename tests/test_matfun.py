@@ -395,3 +395,44 @@ def test_a_symmetric_argument_takes_its_log_determinant_from_cholesky(monkeypatc
     assert calls == []
     assert_close(einderiv.evaluate("L = logdet(A[i,j] + A[j,i])", {"A": A}), np.log(abs(np.linalg.det(A + A.T))))
     assert calls == [1]
+
+
+# A product of sums that multiplies out to more than 16 terms keeps its sums whole as temporaries;
+# a matrix function's argument indices are its own there too, and a bare name keeps its two axes.
+BIG_PRODUCT = "(a + b) * (c + d) * (e + f) * (g + h)"
+
+
+def _scalars_and(**arrays):
+    return {**{k: 1.0 for k in "abcdefgh"}, **arrays}
+
+
+@pytest.mark.parametrize("tail, expected", [
+    ("(x[i] + y[i] logdet(M[p,q]))", 16 * (6 + 3 * 1.0)),
+    ("(x[i] + y[i] logdet(M[j,k] + M[k,j]))", 16 * (6 + 3 * np.log(8 * np.e))),
+    ("(x[i] + y[i] inv(M[j,k] + M[k,j])[i,i])", 16 * (6 + 1 / (2 * np.e) + 0.5 + 0.5)),
+    ("(x[i] + det(M))", 16 * (6 + np.e)),     # the summation rule per term: det(M) is not summed over i
+])
+def test_matrix_functions_in_a_product_kept_whole_sum_only_their_own_indices(tail, expected):
+    inputs = _scalars_and(x=np.array([1.0, 2.0, 3.0]), y=np.ones(3), M=np.diag([np.e, 1.0, 1.0]))
+    program = f"T = {BIG_PRODUCT} * {tail}"
+    assert einderiv.evaluate(program, inputs) == pytest.approx(expected, rel=1e-12)
+    gradient = einderiv.grad(program, "x", inputs)
+    np.testing.assert_allclose(gradient, np.full(3, 16.0), rtol=1e-12)
+
+
+def test_a_bare_matrix_in_a_product_kept_whole_parses_with_its_two_axes():
+    program = einderiv.parse(f"T = {BIG_PRODUCT} * (p + det(M))")
+    assert dict(program.inputs)["M"] == 2
+    value = einderiv.evaluate(program, _scalars_and(p=1.0, M=np.diag([2.0, 3.0])))
+    assert value == pytest.approx(16 * 7.0)
+
+
+def test_a_delta_in_a_product_kept_whole_keeps_its_indices():
+    value = einderiv.evaluate(f"T[i,j] = {BIG_PRODUCT} * (1 + delta(i,j))", _scalars_and(), sizes={"i": 2, "j": 2})
+    np.testing.assert_array_equal(value, [[32.0, 16.0], [16.0, 32.0]])
+
+
+def test_temporaries_are_not_named_in_the_matrix_habit_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        einderiv.parse(f"T = {BIG_PRODUCT} * (p + q)")

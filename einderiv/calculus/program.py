@@ -203,10 +203,13 @@ def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]
     statement 1 (line 1: C = A B): A and B have no indices, so they are scalars and this is a product of numbers; for matrices write the indices: C[i,j] = A[i,k] B[k,j]
     """
     found = []
+    temporaries = {s.name for s in statements if s.hidden}      # einderiv's own, never written by the user
     for s in statements:
         if s.lhs or s.hidden:
             continue
         for term in s.rhs.terms:
+            if any(isinstance(f, ir.Ref) and f.name in temporaries for f in term.factors):
+                continue
             names = [f.name for f in term.factors if isinstance(f, ir.Ref) and not f.indices]
             if len(names) < 2 or len(names) != len(term.factors) or sum(n[:1].isupper() for n in names) < 2:
                 continue

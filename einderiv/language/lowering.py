@@ -264,7 +264,29 @@ def _note_inputs(node: Node, defined: Mapping[str, int], later: Mapping[str, int
         if isinstance(current, Name) and current.name not in defined and current.name not in later:
             input_ranks.setdefault(current.name, len(current.indices or ()))
             first_use.setdefault(current.name, (current.line, current.column))
+        bare = _bare_matrix(current)
+        if bare is not None:          # inv(A)[b,i,j], det(A)[b]: A has the batch axes and two more
+            if bare.name not in defined and bare.name not in later:
+                input_ranks.setdefault(bare.name, len(_batch_indices(current)) + 2)
+                first_use.setdefault(bare.name, (bare.line, bare.column))
+            continue
         stack.extend(reversed(_children(current)))
+
+
+def _bare_matrix(node: Node) -> Name | None:
+    """The tensor of a matrix function of a bare name (``inv(A)[i,j]``, ``det(A)``), else None."""
+    if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS and len(node.args) == 1:
+        (arg,) = node.args
+        if isinstance(arg, Name) and arg.indices is None:
+            return arg
+    return None
+
+
+def _batch_indices(call: CallNode) -> tuple[str, ...]:
+    """The leading (batch) indices written after a matrix function: all of ``det(A)[b]``'s, those
+    of ``inv(A)[b,i,j]`` before its last two."""
+    written = tuple(call.indices or ())
+    return written[:-2] if call.fn == "inv" else written
 
 
 def _nesting(node: Node) -> int:
@@ -359,14 +381,19 @@ def _ordered_free_names(node: Node, bound: frozenset[str]) -> list[str]:
     stack = [(node, bound)]
     while stack:
         current, names = stack.pop()
-        if isinstance(current, Name):
-            for i in current.indices or ():
-                if i not in names:
-                    seen.setdefault(i)
+        if isinstance(current, Name) or (isinstance(current, CallNode) and current.fn in ir.MATRIX_FUNCTIONS):
+            written: tuple[str, ...] = tuple(current.indices or ())   # a matrix argument's indices are its own
+        elif isinstance(current, DeltaNode):
+            written = (current.first, current.second)
         elif isinstance(current, SumNode):
             stack.append((current.body, names | set(current.indices)))
+            continue
         else:
             stack.extend((child, names) for child in reversed(_children(current)))
+            continue
+        for i in written:
+            if i not in names:
+                seen.setdefault(i)
     return list(seen)
 
 
