@@ -38,7 +38,7 @@ from einderiv.names import VALUE, adjoint_name, is_split
 __all__ = [
     "ArrayLike", "Inputs", "Plan", "run", "cached", "plan_cache_info", "CACHE_SIZE", "CACHE_TEXT",
     "as_array", "requested", "check_inputs", "sizes_cache_key", "wrt_names", "signature",
-    "plan_context", "checked_memory_limit", "Spec", "forward_specs", "lowered", "forward_steps", "compile_plan",
+    "plan_context", "checked_memory_limit", "lookup", "Spec", "forward_specs", "lowered", "forward_steps", "compile_plan",
     "with_shapes", "derived_specs", "derived_steps", "referenced_statements",
     "ReverseRequest", "reverse_request", "reverse_specs",
 ]
@@ -449,6 +449,16 @@ def cached(key: tuple, build: Callable[[], Plan]) -> Plan:
             gone, _ = _cache.popitem(last=False)
             _weight["text"] -= _key_text(gone)
     return plan
+
+
+def lookup(key: tuple) -> Plan | None:
+    """The plan cached under ``key`` (counted as a hit and made most recent), or None: no building."""
+    with _lock:
+        plan = _cache.get(key)
+        if plan is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+        return plan
 
 
 def signature(arrays: Mapping[str, np.ndarray]) -> tuple:
