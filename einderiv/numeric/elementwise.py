@@ -43,15 +43,31 @@ NUMPY: Any = np if hasattr(np, "astype") else _NumpyWithAstype()
 def _written_into(compare: Callable) -> Callable:
     """``[a OP b]`` in the arguments' floating dtype, the comparison casting into its output."""
     def indicator(a, b):
-        a, b = np.asarray(a), np.asarray(b)
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a.dtype, b.dtype, np.float32))
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
+        if type(b) is not np.ndarray:
+            b = np.asarray(b)
+        shape = a.shape if a.shape == b.shape or not b.ndim else np.broadcast_shapes(a.shape, b.shape)
+        out = np.empty(shape, _floating(a.dtype, b.dtype))
         return compare(a, b, out=out)
     return indicator
 
 
+_FLOATING: dict[tuple, np.dtype] = {}
+
+
+def _floating(*dtypes: np.dtype) -> np.dtype:
+    """The floating dtype a comparison of arrays of ``dtypes`` is written in (remembered: one dict look-up)."""
+    found = _FLOATING.get(dtypes)
+    if found is None:
+        found = _FLOATING[dtypes] = np.result_type(*dtypes, np.float32)
+    return found
+
+
 def _step(x):
-    x = np.asarray(x)
-    return np.greater(x, 0, out=np.empty(x.shape, np.result_type(x.dtype, np.float32)))
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    return np.greater(x, 0, out=np.empty(x.shape, _floating(x.dtype)))
 
 
 _FASTER = {
