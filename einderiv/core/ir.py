@@ -288,11 +288,13 @@ def _rename_factor(factor: Factor, mapping: Mapping[str, str]) -> Factor:
 
 def _apart(term: Term, other: Term) -> Term:
     """Rename ``term``'s summed indices so none appears in ``other``."""
-    other_names = _all_names(other)
-    clashes = [s for s in term.summed if s in other_names]
-    if not clashes and not (set(other.summed) & set(term_indices(term))):
+    if not term.summed:     # nothing to rename (the common case: no name lookups at all)
         return term
-    taken = other_names | _all_names(term)
+    other_names = _all_names_of(other)
+    clashes = [s for s in term.summed if s in other_names]
+    if not clashes:
+        return term
+    taken = set(other_names) | _all_names_of(term)
     apart: dict[str, str] = {}
     for s in clashes:
         apart[s] = fresh_variant(s, taken)
