@@ -155,7 +155,7 @@ def _shapes_of(names: tuple[str, ...], inputs: dict, cotangent) -> tuple | None:
         kind = type(value)
         if kind is np.ndarray:
             sig.append(value.shape)
-            sig.append(value.dtype.str)
+            sig.append(value.dtype)
         elif kind in _SCALARS:
             sig.append(kind)
         else:
@@ -164,7 +164,7 @@ def _shapes_of(names: tuple[str, ...], inputs: dict, cotangent) -> tuple | None:
         if type(cotangent) is not np.ndarray:
             return None
         sig.append(cotangent.shape)
-        sig.append(cotangent.dtype.str)
+        sig.append(cotangent.dtype)
     return tuple(sig)
 
 
@@ -180,14 +180,13 @@ def _fast_reverse(call_key: tuple | None, inputs: dict, cotangent=None):
     found = plans.get(sig) if sig is not None else None
     if found is None:
         return None
-    plan_key, of, names, single = found
+    plan_key, of, names, single, numbers = found
     plan = lookup(plan_key)
     if plan is None:        # cleared or evicted: the checked path builds it again
         return None
-    env = {}
-    for name in needed:
-        value = inputs[name]
-        env[name] = value if type(value) is np.ndarray else np.asarray(value)
+    env = {name: inputs[name] for name in needed}
+    for name in numbers:    # as the checked path reads them: 0-d float64 arrays
+        env[name] = np.asarray(env[name])
     if cotangent is not None:
         env[adjoint_name(of)] = cotangent
     return run(plan, env), names, single
@@ -214,7 +213,8 @@ def _remember(call_key: tuple, request, inputs: Inputs, cotangent, names: tuple[
         return
     if len(entry[1]) >= _FAST_SIZE:
         entry[1].clear()
-    entry[1][sig] = (request.key, request.of, names, single)
+    numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
+    entry[1][sig] = (request.key, request.of, names, single, numbers)
 
 
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
@@ -234,13 +234,9 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
     return _symmetric.project(results, wrts, sym, program.rank(of) if mode == "jacobian" else 0)
 
 
-def _reverse_call(mode: str, program, wrt, inputs, of, sizes, memory_limit, symmetric, cotangent=None):
-    """``(results, names, single)`` of a reverse-mode call: the fast path, else the checked one."""
-    call_key = _call_key(mode, program, wrt, of, sizes, memory_limit, symmetric, inputs)
-    fast = _fast_reverse(call_key, inputs, cotangent) if call_key is not None else None
-    if fast is not None:
-        return fast
-    program = as_program(program)
+def _reverse_call(mode: str, program: Program, wrt, inputs, of, sizes, memory_limit, symmetric, cotangent=None,
+                  call_key: tuple | None = None):
+    """``(results, names, single)`` of a reverse-mode call by the checked path (remembered under ``call_key``)."""
     of = program.resolve_output(of)
     if mode == "value_and_grad" and program.rank(of) != 0:
         raise ShapeError(f"value_and_grad needs a scalar output, but '{of}' has {program.rank(of)} "
@@ -266,7 +262,9 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     >>> J.tolist()
     [[1.0, 2.0], [3.0, 4.0]]
     """
-    result, names, single = _reverse_call("jacobian", program, wrt, inputs, of, sizes, memory_limit, symmetric)
+    call_key = _call_key("jacobian", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+        "jacobian", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, None, call_key=call_key)
     return result[names[0]] if single else result
 
 
@@ -282,7 +280,9 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
     >>> grad("L = x[i] x[i]", "x", {"x": [1.0, 2.0]}).tolist()
     [2.0, 4.0]
     """
-    result, names, single = _reverse_call("grad", program, wrt, inputs, of, sizes, memory_limit, symmetric)
+    call_key = _call_key("grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+        "grad", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, None, call_key=call_key)
     return result[names[0]] if single else result
 
 
@@ -300,7 +300,9 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
     >>> vjp("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}, G).tolist()
     [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]]
     """
-    result, names, single = _reverse_call("vjp", program, wrt, inputs, of, sizes, memory_limit, symmetric, cotangent)
+    call_key = _call_key("vjp", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = _fast_reverse(call_key, inputs, cotangent) or _reverse_call(
+        "vjp", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, cotangent, call_key=call_key)
     return result[names[0]] if single else result
 
 
@@ -312,8 +314,9 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     >>> value_and_grad("L = x[i] x[i]", "x", {"x": [3.0]})[0]
     9.0
     """
-    result, names, single = _reverse_call("value_and_grad", program, wrt, inputs, of, sizes, memory_limit,
-                                          symmetric)
+    call_key = _call_key("value_and_grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+        "value_and_grad", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, call_key=call_key)
     value = result.pop(VALUE)
     scalar = float(value) if kind_of(value) is None else value     # other libraries: a 0-d array of theirs
     return scalar, (result[names[0]] if single else result)
