@@ -343,6 +343,9 @@ def mul(*exprs: Expr) -> Expr:
         if len(result.terms) * len(expr.terms) > MAX_TERMS:
             raise UnsupportedError(f"multiplying out a product gives {len(result.terms) * len(expr.terms):,} terms, "
                                    f"more than {MAX_TERMS:,}; compute the factors in separate statements")
+        if result is ONE:       # 1 · expr is expr: nothing to rename apart or multiply
+            result = expr
+            continue
         result = Expr(tuple(_mul_terms(a, b) for a in result.terms for b in expr.terms))
     return result
 
