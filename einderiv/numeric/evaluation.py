@@ -147,17 +147,16 @@ def _call_key(mode: str, program, wrt, of, sizes, memory_limit, symmetric, input
 _SCALARS = frozenset({float, np.float64})
 
 
-def _shapes_of(names: tuple[str, ...], inputs: dict, cotangent) -> tuple | None:
+def _shapes_of(names: tuple[str, ...], inputs: Inputs, cotangent: ArrayLike) -> tuple | None:
     """The shapes and dtypes of the inputs ``names`` (and of the cotangent), or None if one is not a numpy array."""
     sig: list = []
     for name in names:
         value = inputs.get(name)
-        kind = type(value)
-        if kind is np.ndarray:
+        if type(value) is np.ndarray:
             sig.append(value.shape)
             sig.append(value.dtype)
-        elif kind in _SCALARS:
-            sig.append(kind)
+        elif type(value) in _SCALARS:
+            sig.append(type(value))
         else:
             return None
     if cotangent is not None:
@@ -168,7 +167,7 @@ def _shapes_of(names: tuple[str, ...], inputs: dict, cotangent) -> tuple | None:
     return tuple(sig)
 
 
-def _fast_reverse(call_key: tuple | None, inputs: dict, cotangent=None):
+def _fast_reverse(call_key: tuple | None, inputs: Inputs, cotangent: ArrayLike = None):
     """``(results, names, single)`` of a remembered call whose inputs have the same shapes and dtypes, else None."""
     if call_key is None:
         return None
