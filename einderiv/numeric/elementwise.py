@@ -47,10 +47,24 @@ def _written_into(compare: Callable) -> Callable:
             a = np.asarray(a)
         if type(b) is not np.ndarray:
             b = np.asarray(b)
-        shape = a.shape if a.shape == b.shape or not b.ndim else np.broadcast_shapes(a.shape, b.shape)
+        shape = _broadcast(a, b)
         out = np.empty(shape, _floating(a.dtype, b.dtype))
         return compare(a, b, out=out)
     return indicator
+
+
+def _broadcast(a: np.ndarray, b: np.ndarray) -> tuple[int, ...]:
+    """The shape ``a`` and ``b`` broadcast to: a one-element array of no more axes takes the other's
+    shape (a constant against an array, the common case) without ``np.broadcast_shapes``.
+
+    >>> _broadcast(np.zeros((1, 1)), np.zeros((4, 5))), _broadcast(np.zeros((3, 1)), np.zeros(2))
+    ((4, 5), (3, 2))
+    """
+    if a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
+        return a.shape
+    if a.size == 1 and a.ndim <= b.ndim:
+        return b.shape
+    return np.broadcast_shapes(a.shape, b.shape)
 
 
 _FLOATING: dict[tuple, np.dtype] = {}
