@@ -187,3 +187,16 @@ def test_a_two_operand_product_spends_no_path_search(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         einderiv.grad(TWO_LAYER, WRT, _inputs())
+
+
+def test_evaluate_takes_the_fast_path_and_still_checks(counted):
+    A, x = np.arange(6.0).reshape(2, 3), np.ones(3)
+    for _ in range(3):
+        y = einderiv.evaluate("y[i] = A[i,j] x[j]", {"A": A, "x": x})
+        np.testing.assert_array_equal(y, A @ x)
+    assert counted["parse"] == 1
+    passthrough = einderiv.evaluate("y[i] = x[i]", {"x": x})
+    again = einderiv.evaluate("y[i] = x[i]", {"x": x})
+    assert not np.shares_memory(passthrough, x) and not np.shares_memory(again, x)
+    with pytest.raises(ShapeError, match=r"input 'x' has 2 axes"):
+        einderiv.evaluate("y[i] = A[i,j] x[j]", {"A": A, "x": np.ones((3, 1))})

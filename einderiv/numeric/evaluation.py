@@ -66,6 +66,11 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     >>> evaluate("y[i] = A[i,j] x[j]", {"A": [[1, 2], [3, 4]], "x": [1, 1]}).tolist()
     [3.0, 7.0]
     """
+    call_key = _call_key("value", program, None, of, sizes, memory_limit, (), inputs)
+    fast = _fast_reverse(call_key, inputs)
+    if fast is not None:
+        results, (name,), _ = fast
+        return results[name]
     program = as_program(program)
     of = program.resolve_output(of)
     if of not in program.names:
@@ -82,7 +87,10 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
         steps = forward_steps(table, [s.name for s in table.statements], ctx)
         return Plan(tuple(steps[:-1]), (steps[-1],))
 
-    return run(cached(key, build), dict(arrays))[of]
+    result = run(cached(key, build), dict(arrays))[of]
+    if call_key is not None and not program.warnings:
+        _remember(call_key, arrays, {}, key, of, inputs, None, (of,), True)
+    return result
 
 
 
@@ -191,9 +199,10 @@ def _fast_reverse(call_key: tuple | None, inputs: Inputs, cotangent: ArrayLike =
     return run(plan, env), names, single
 
 
-def _remember(call_key: tuple, request, inputs: Inputs, cotangent, names: tuple[str, ...], single: bool) -> None:
-    """Let later calls like this one take the fast path, if every input was used as given."""
-    arrays, extra = request.arrays, request.extra_arrays
+def _remember(call_key: tuple, arrays: Mapping[str, ArrayLike], extra: Mapping[str, ArrayLike], plan_key: tuple,
+              of: str, inputs: Inputs, cotangent: ArrayLike, names: tuple[str, ...], single: bool) -> None:
+    """Let later calls like this one (checked ``arrays`` and ``extra`` arrays, a plan cached under ``plan_key``)
+    take the fast path, if every input was used as given."""
     for name, array in arrays.items():
         value = inputs.get(name)
         if value is not array and not (type(value) in _SCALARS and type(array) is np.ndarray
@@ -213,7 +222,7 @@ def _remember(call_key: tuple, request, inputs: Inputs, cotangent, names: tuple[
     if len(entry[1]) >= _FAST_SIZE:
         entry[1].clear()
     numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
-    entry[1][sig] = (request.key, request.of, names, single, numbers)
+    entry[1][sig] = (plan_key, of, names, single, numbers)
 
 
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
@@ -229,7 +238,8 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
     plan = cached(request.key, lambda: compile_plan(*reverse_specs(request)))
     results = run(plan, {**request.arrays, **request.extra_arrays})
     if call_key is not None and not sym and inputs is given and not program.warnings:
-        _remember(call_key, request, inputs, cotangent, wrts, single)
+        _remember(call_key, request.arrays, request.extra_arrays, request.key, request.of, inputs, cotangent,
+                  wrts, single)
     return _symmetric.project(results, wrts, sym, program.rank(of) if mode == "jacobian" else 0)
 
 
