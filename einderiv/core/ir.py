@@ -288,11 +288,13 @@ def _rename_factor(factor: Factor, mapping: Mapping[str, str]) -> Factor:
 
 def _apart(term: Term, other: Term) -> Term:
     """Rename ``term``'s summed indices so none appears in ``other``."""
-    other_names = _all_names(other)
-    clashes = [s for s in term.summed if s in other_names]
-    if not clashes and not (set(other.summed) & set(term_indices(term))):
+    if not term.summed:     # nothing to rename (the common case: no name lookups at all)
         return term
-    taken = other_names | _all_names(term)
+    other_names = _all_names_of(other)
+    clashes = [s for s in term.summed if s in other_names]
+    if not clashes:
+        return term
+    taken = set(other_names) | _all_names_of(term)
     apart: dict[str, str] = {}
     for s in clashes:
         apart[s] = fresh_variant(s, taken)
@@ -341,6 +343,9 @@ def mul(*exprs: Expr) -> Expr:
         if len(result.terms) * len(expr.terms) > MAX_TERMS:
             raise UnsupportedError(f"multiplying out a product gives {len(result.terms) * len(expr.terms):,} terms, "
                                    f"more than {MAX_TERMS:,}; compute the factors in separate statements")
+        if result is ONE:       # 1 · expr is expr: nothing to rename apart or multiply
+            result = expr
+            continue
         result = Expr(tuple(_mul_terms(a, b) for a in result.terms for b in expr.terms))
     return result
 

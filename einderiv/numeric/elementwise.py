@@ -43,15 +43,45 @@ NUMPY: Any = np if hasattr(np, "astype") else _NumpyWithAstype()
 def _written_into(compare: Callable) -> Callable:
     """``[a OP b]`` in the arguments' floating dtype, the comparison casting into its output."""
     def indicator(a, b):
-        a, b = np.asarray(a), np.asarray(b)
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a.dtype, b.dtype, np.float32))
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
+        if type(b) is not np.ndarray:
+            b = np.asarray(b)
+        shape = _broadcast(a, b)
+        out = np.empty(shape, _floating(a.dtype, b.dtype))
         return compare(a, b, out=out)
     return indicator
 
 
+def _broadcast(a: np.ndarray, b: np.ndarray) -> tuple[int, ...]:
+    """The shape ``a`` and ``b`` broadcast to: a one-element array of no more axes takes the other's
+    shape (a constant against an array, the common case) without ``np.broadcast_shapes``.
+
+    >>> _broadcast(np.zeros((1, 1)), np.zeros((4, 5))), _broadcast(np.zeros((3, 1)), np.zeros(2))
+    ((4, 5), (3, 2))
+    """
+    if a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
+        return a.shape
+    if a.size == 1 and a.ndim <= b.ndim:
+        return b.shape
+    return np.broadcast_shapes(a.shape, b.shape)
+
+
+_FLOATING: dict[tuple, np.dtype] = {}
+
+
+def _floating(*dtypes: np.dtype) -> np.dtype:
+    """The floating dtype a comparison of arrays of ``dtypes`` is written in (remembered: one dict look-up)."""
+    found = _FLOATING.get(dtypes)
+    if found is None:
+        found = _FLOATING[dtypes] = np.result_type(*dtypes, np.float32)
+    return found
+
+
 def _step(x):
-    x = np.asarray(x)
-    return np.greater(x, 0, out=np.empty(x.shape, np.result_type(x.dtype, np.float32)))
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    return np.greater(x, 0, out=np.empty(x.shape, _floating(x.dtype)))
 
 
 _FASTER = {

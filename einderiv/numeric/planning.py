@@ -148,10 +148,19 @@ def _fresh(run: Runner) -> Runner:
     return run
 
 
+def _expanders(terms: list["_TermPlan"]) -> list[tuple[Runner, tuple | None]]:
+    """Each term's runner with the index that adds the axes it lacks (``x[:, None]``), or None:
+    what ``np.expand_dims(x, t.expand)`` does, without its per-call argument checks."""
+    return [(t.value, tuple(None if k in t.expand else slice(None) for k in range(t.axes)) if t.expand else None)
+            for t in terms]
+
+
 def _sum_into(donor: str, terms: list["_TermPlan"]) -> Runner:
     """``env[donor] += Σ terms``: the donor is a dead intermediate of the target's shape."""
+    expanders = _expanders(terms)
+
     def run(env):
-        values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
+        values = [value(env) if at is None else value(env)[at] for value, at in expanders]
         out = env[donor]
         if not (isinstance(out, np.ndarray) and out.ndim and out.flags.writeable):   # a 0-d result is a numpy scalar
             out = np.array(out, copy=True)
@@ -189,11 +198,14 @@ class _TermPlan:
     #                                       without in-place writes, the groups of axes the diagonal ties
     expand: tuple[int, ...] = ()     # axes of the view the value lacks (broadcast)
     source: str | None = None        # the term is just this environment array, as it is
+    axes: int = 0                    # axes of the view (of the target, less those free deltas tie)
 
 
 def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
+    expanders = _expanders(terms)
+
     def run(env):
-        values = [np.expand_dims(t.value(env), t.expand) if t.expand else t.value(env) for t in terms]
+        values = [value(env) if at is None else value(env)[at] for value, at in expanders]
         if len(values) >= 2:
             out = np.asarray(np.add(values[0], values[1]))
             rest = values[2:]
@@ -237,12 +249,15 @@ def _functional_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype, backe
 
 
 def _scattered_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
+    expanders = _expanders(terms)
+
     def run(env):
         out = np.zeros(shape, dtype)
         for k, t in enumerate(terms):
-            value = t.value(env)
-            if t.expand:
-                value = np.expand_dims(value, t.expand)
+            run_term, at = expanders[k]
+            value = run_term(env)
+            if at is not None:
+                value = value[at]
             view = t.view
             assert view is None or callable(view)      # numpy writes in place, through strided views
             target = out if view is None else view(out)
@@ -314,7 +329,8 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
     plain = len(term.factors) == 1 and isinstance(term.factors[0], Ref) and term.coeff == 1.0 \
         and term.factors[0].indices == target and not term.summed
     first = term.factors[0] if term.factors else None
-    return _TermPlan(value, exact, view, expand, first.name if plain and isinstance(first, Ref) else None)
+    return _TermPlan(value, exact, view, expand, first.name if plain and isinstance(first, Ref) else None,
+                     len(group_order))
 
 
 def delta_groups(target: tuple[str, ...], deltas: list[Delta]) -> list[int]:
@@ -417,13 +433,16 @@ def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], don
         if name in donate and sublists[k] == out and len(set(other)) == len(other) and set(other) <= set(out) \
                 and [i for i in out if i in other] == other:
             x, y = getters[k], getters[1 - k]
-            full = [i in other for i in out]
+            at = tuple(slice(None) if i in other else None for i in out)   # theirs, broadcast against mine
+            if all(i in other for i in out):
+                at = ()
 
-            def product(env, x=x, y=y, full=full):
+            def product(env, x=x, y=y, at=at):
                 mine, theirs = x(env), y(env)
-                if not (isinstance(mine, np.ndarray) and mine.ndim and mine.flags.writeable):
+                if not (type(mine) is np.ndarray and mine.ndim and mine.flags.writeable):
                     return np.multiply(mine, theirs)                   # a 0-d result is a numpy scalar
-                theirs = np.reshape(theirs, [n if f else 1 for n, f in zip(mine.shape, full)])
+                if at:
+                    theirs = np.asarray(theirs)[at]
                 return np.multiply(mine, theirs, out=mine)
             return product
     return None
@@ -672,6 +691,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         summed = tuple(k for k, i in enumerate(a) if i not in out)
         kept = [i for i in a if i in out]
         perm = tuple(kept.index(i) for i in out)
+        if xnp is np:       # ufunc and method calls: numpy's wrappers cost more than the work on small arrays
+            return _numpy_sum_transpose(summed, perm)
         return lambda x: xnp.transpose(xnp.sum(x, axis=summed) if summed else x, perm)
     if len(sublists) != 2:
         return None
@@ -697,6 +718,21 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         align_b = _aligner(b, out, shapes[1], xnp)
         return lambda x, y: xnp.multiply(align_a(x), align_b(y))
     return None
+
+
+def _numpy_sum_transpose(summed: tuple[int, ...], perm: tuple[int, ...]) -> Callable:
+    """x → ``x`` summed over the axes ``summed``, then its axes permuted by ``perm`` (numpy).
+
+    >>> _numpy_sum_transpose((0,), (1, 0))(np.ones((2, 3, 4))).shape
+    (4, 3)
+    """
+    identity = perm == tuple(range(len(perm)))
+    reduce = np.add.reduce
+    if not summed:
+        return (lambda x: x) if identity else (lambda x: np.transpose(x, perm))
+    if identity:
+        return lambda x: reduce(x, axis=summed)
+    return lambda x: reduce(x, axis=summed).transpose(perm)
 
 
 #: A two-operand product whose GEMM has a side at most this long is memory-bound: ``np.tensordot``'s
@@ -775,6 +811,8 @@ def _aligner(sub: list[int], out: list[int], shape: tuple[int, ...], xnp=np) -> 
     sizes = {sub[k]: shape[k] for k in range(len(sub))}
     full = tuple(sizes.get(i, 1) for i in out)
     perm = tuple(ordered)
+    if xnp is np and perm == tuple(range(len(perm))):
+        return lambda x: x.reshape(full) if type(x) is np.ndarray else np.reshape(x, full)
     if perm == tuple(range(len(perm))):
         return lambda x: xnp.reshape(x, full)
     return lambda x: xnp.reshape(xnp.transpose(x, perm), full)
@@ -820,7 +858,9 @@ def _cast(run: Runner, dtype, xnp=np) -> Runner:
         return cast_other
 
     def cast(env):
-        value = np.asarray(run(env))
+        value = run(env)
+        if type(value) is not np.ndarray:
+            value = np.asarray(value)
         return value if value.dtype == dtype else value.astype(dtype)
     return cast
 
@@ -833,6 +873,11 @@ def _aligned(expr: Expr, indices: tuple[str, ...], ctx: Context) -> Runner:
         return run
     full = tuple(index_size(i, ctx) if i in own else 1 for i in indices)
     reshape = ctx.backend.np.reshape
+    if reshape is np.reshape:
+        def aligned_numpy(env):
+            value = run(env)
+            return value.reshape(full) if type(value) is np.ndarray else np.reshape(value, full)
+        return aligned_numpy
 
     def aligned(env):
         return reshape(run(env), full)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,7 +38,7 @@ from einderiv.names import VALUE, adjoint_name, is_split
 __all__ = [
     "ArrayLike", "Inputs", "Plan", "run", "cached", "plan_cache_info", "CACHE_SIZE", "CACHE_TEXT",
     "as_array", "requested", "check_inputs", "sizes_cache_key", "wrt_names", "signature",
-    "plan_context", "checked_memory_limit", "Spec", "forward_specs", "lowered", "forward_steps", "compile_plan",
+    "plan_context", "checked_memory_limit", "lookup", "Spec", "forward_specs", "lowered", "forward_steps", "compile_plan",
     "with_shapes", "derived_specs", "derived_steps", "referenced_statements",
     "ReverseRequest", "reverse_request", "reverse_specs",
 ]
@@ -77,19 +77,27 @@ class Plan:
 
     steps: tuple[tuple[str, Callable], ...]       # (name, runner), run in order into the environment
     results: tuple[tuple[str, Callable], ...]     # (name, runner) of what is returned
+    borrowing: tuple[str, ...] = field(init=False, default=())   # results that may alias: checked after a run
+
+    def __post_init__(self) -> None:
+        # A fresh runner returns a buffer of its own (see compile_plan); any other result may be an
+        # input, a view of one, or a buffer another result returned: those are checked after a run.
+        object.__setattr__(self, "borrowing",
+                           tuple(name for name, runner in self.results if not getattr(runner, "fresh", False)))
 
 
 def run(plan: Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run ``plan`` over ``env`` (the inputs by name; the steps' values are added to it): the results by name,
     each owned by the caller (never an input, nor a view of one)."""
-    # A fresh runner returns a buffer of its own (see compile_plan); any other result may be an
-    # input, a view of one, or a buffer another result returned.
-    borrowing = [name for name, runner in plan.results if not getattr(runner, "fresh", False)]
+    borrowing = plan.borrowing
     given = list(env.values()) if borrowing else []
-    with depth_guard("the program"):
+    try:
         for name, runner in plan.steps:
             env[name] = runner(env)
         results = {name: runner(env) for name, runner in plan.results}
+    except RecursionError:
+        with depth_guard("the program"):      # the same clear error as everywhere else
+            raise
     if borrowing:
         results.update(_owned({name: results[name] for name in borrowing}, given))
     return results
@@ -449,6 +457,16 @@ def cached(key: tuple, build: Callable[[], Plan]) -> Plan:
             gone, _ = _cache.popitem(last=False)
             _weight["text"] -= _key_text(gone)
     return plan
+
+
+def lookup(key: tuple) -> Plan | None:
+    """The plan cached under ``key`` (counted as a hit and made most recent), or None: no building."""
+    with _lock:
+        plan = _cache.get(key)
+        if plan is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+        return plan
 
 
 def signature(arrays: Mapping[str, np.ndarray]) -> tuple:
