@@ -264,8 +264,8 @@ def _note_inputs(node: Node, defined: Mapping[str, int], later: Mapping[str, int
         if isinstance(current, Name) and current.name not in defined and current.name not in later:
             input_ranks.setdefault(current.name, len(current.indices or ()))
             first_use.setdefault(current.name, (current.line, current.column))
-        bare = _bare_matrix(current)
-        if bare is not None:          # inv(A)[b,i,j], det(A)[b]: A has the batch axes and two more
+        bare = _bare_matrix(current) if isinstance(current, CallNode) else None
+        if isinstance(current, CallNode) and bare is not None:    # inv(A)[b,i,j], det(A)[b]: the batch axes and two more
             if bare.name not in defined and bare.name not in later:
                 input_ranks.setdefault(bare.name, len(_batch_indices(current)) + 2)
                 first_use.setdefault(bare.name, (bare.line, bare.column))
@@ -273,9 +273,9 @@ def _note_inputs(node: Node, defined: Mapping[str, int], later: Mapping[str, int
         stack.extend(reversed(_children(current)))
 
 
-def _bare_matrix(node: Node) -> Name | None:
+def _bare_matrix(node: CallNode) -> Name | None:
     """The tensor of a matrix function of a bare name (``inv(A)[i,j]``, ``det(A)``), else None."""
-    if isinstance(node, CallNode) and node.fn in ir.MATRIX_FUNCTIONS and len(node.args) == 1:
+    if node.fn in ir.MATRIX_FUNCTIONS and len(node.args) == 1:
         (arg,) = node.args
         if isinstance(arg, Name) and arg.indices is None:
             return arg
