@@ -22,7 +22,7 @@ import keyword
 import math
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from einderiv.core.functions import FUNCTIONS
 from einderiv.errors import UnsupportedError
@@ -57,14 +57,26 @@ def _head(code: Code) -> str:
 
 
 def variable(name: str) -> Code:
-    """A local or global name of the generated code; anything but an identifier is refused."""
+    """A local or global name of the generated code; anything but an identifier is refused.
+
+    >>> variable("W1").text
+    'W1'
+    >>> variable("x; import os")
+    Traceback (most recent call last):
+    ...
+    einderiv.errors.UnsupportedError: codegen cannot use 'x; import os' as a Python name
+    """
     if not IDENTIFIER.fullmatch(name) or keyword.iskeyword(name):
         raise UnsupportedError(f"codegen cannot use {name!r} as a Python name")
     return Code(name, variable=True)
 
 
 def number(value: float, as_float: bool = False) -> Code:
-    """A number: ``2``, ``0.5``, ``-1.5``; infinities and NaN are ``np.inf`` and ``np.nan``, never a bare name."""
+    """A number: ``2``, ``0.5``, ``-1.5``; infinities and NaN are ``np.inf`` and ``np.nan``, never a bare name.
+
+    >>> [number(v).text for v in (2.0, 0.5, float("inf"))], number(2.0, as_float=True).text
+    (['2', '0.5', 'np.inf'], '2.0')
+    """
     value = float(value)
     if math.isnan(value):
         return Code("np.nan")
@@ -75,12 +87,21 @@ def number(value: float, as_float: bool = False) -> Code:
 
 
 def string(text: str) -> Code:
-    """A string literal (JSON's escaping is valid Python)."""
+    """A string literal (JSON's escaping is valid Python).
+
+    >>> print(string('say "hi"').text)
+    "say \\"hi\\""
+    """
     return Code(json.dumps(text))
 
 
 def binary(left: Code, op: str, right: Code) -> Code:
-    """``left op right`` for ``+ - * / **``, each side parenthesized as the operator needs."""
+    """``left op right`` for ``+ - * / **``, each side parenthesized as the operator needs.
+
+    >>> x, y = variable("x"), variable("y")
+    >>> binary(x, "-", binary(y, "-", x)).text, binary(negated(x), "**", number(2)).text
+    ('x - (y - x)', '(-x) ** 2')
+    """
     if op in ("+", "-"):
         level, need_left, need_right = _ADD, _ADD, _MUL
     elif op in ("*", "/"):
@@ -93,12 +114,20 @@ def binary(left: Code, op: str, right: Code) -> Code:
 
 
 def negated(code: Code) -> Code:
-    """``-code``: anything but a name, call or bracket is parenthesized (``-(x ** 2)``)."""
+    """``-code``: anything but a name, call or bracket is parenthesized.
+
+    >>> negated(binary(variable("x"), "**", number(2))).text
+    '-(x ** 2)'
+    """
     return Code(f"-{_operand(code, _ATOM)}", _UNARY)
 
 
 def product_of(factors: Sequence[Code]) -> Code:
-    """``f1 * f2 * …`` (at least one factor)."""
+    """``f1 * f2 * …`` (at least one factor).
+
+    >>> product_of([number(2), binary(variable("x"), "+", number(1)), variable("y")]).text
+    '2 * (x + 1) * y'
+    """
     result = factors[0]
     for factor in factors[1:]:
         result = binary(result, "*", factor)
@@ -106,18 +135,45 @@ def product_of(factors: Sequence[Code]) -> Code:
 
 
 def call(callee: str | Code, args: Sequence[Code], keywords: Sequence[tuple[str, str]] = ()) -> Code:
-    """``callee(args, key=value)``; a ``str`` callee is a fixed name of the generated code."""
+    """``callee(args, key=value)``; a ``str`` callee is a fixed name of the generated code.
+
+    >>> call("oe.contract", [string("i,i->"), variable("x"), variable("x")], [("optimize", "[(0, 1)]")]).text
+    'oe.contract("i,i->", x, x, optimize=[(0, 1)])'
+    """
     head = callee if isinstance(callee, str) else _head(callee)
     parts = [a.text for a in args] + [f"{key}={value}" for key, value in keywords]
     return Code(f"{head}({', '.join(parts)})")
 
 
 def attribute(code: Code, name: str) -> Code:
+    """``code.name``; a number or an operation is parenthesized first.
+
+    >>> attribute(number(2), "T").text, attribute(binary(variable("a"), "+", variable("b")), "T").text
+    ('(2).T', '(a + b).T')
+    """
     return Code(f"{_head(code)}.{name}")
 
 
 def subscript(code: Code, items: str) -> Code:
+    """``code[items]``.
+
+    >>> subscript(attribute(variable("W"), "shape"), "0").text
+    'W.shape[0]'
+    """
     return Code(f"{_head(code)}[{items}]")
+
+
+_TemplateMethod = Callable[["_Template", object], "_Template"]
+
+
+def _arithmetic(op: str) -> tuple[_TemplateMethod, _TemplateMethod]:
+    """The methods ``template op other`` and ``other op template`` of :class:`_Template`."""
+    def forward(self: _Template, other: object) -> _Template:
+        return _Template(binary(self.code, op, _lift(other)))
+
+    def reflected(self: _Template, other: object) -> _Template:
+        return _Template(binary(_lift(other), op, self.code))
+    return forward, reflected
 
 
 class _Template:
@@ -136,35 +192,11 @@ class _Template:
     def astype(self, dtype: "_Template") -> "_Template":
         return _Template(call(attribute(self.code, "astype"), [_lift(dtype)]))
 
-    def __add__(self, other: object) -> "_Template":
-        return _Template(binary(self.code, "+", _lift(other)))
-
-    def __radd__(self, other: object) -> "_Template":
-        return _Template(binary(_lift(other), "+", self.code))
-
-    def __sub__(self, other: object) -> "_Template":
-        return _Template(binary(self.code, "-", _lift(other)))
-
-    def __rsub__(self, other: object) -> "_Template":
-        return _Template(binary(_lift(other), "-", self.code))
-
-    def __mul__(self, other: object) -> "_Template":
-        return _Template(binary(self.code, "*", _lift(other)))
-
-    def __rmul__(self, other: object) -> "_Template":
-        return _Template(binary(_lift(other), "*", self.code))
-
-    def __truediv__(self, other: object) -> "_Template":
-        return _Template(binary(self.code, "/", _lift(other)))
-
-    def __rtruediv__(self, other: object) -> "_Template":
-        return _Template(binary(_lift(other), "/", self.code))
-
-    def __pow__(self, other: object) -> "_Template":
-        return _Template(binary(self.code, "**", _lift(other)))
-
-    def __rpow__(self, other: object) -> "_Template":
-        return _Template(binary(_lift(other), "**", self.code))
+    __add__, __radd__ = _arithmetic("+")
+    __sub__, __rsub__ = _arithmetic("-")
+    __mul__, __rmul__ = _arithmetic("*")
+    __truediv__, __rtruediv__ = _arithmetic("/")
+    __pow__, __rpow__ = _arithmetic("**")
 
     def __neg__(self) -> "_Template":
         return _Template(negated(self.code))
@@ -209,7 +241,11 @@ def function_code(fn: str, args: Sequence[Code]) -> Code:
 
 
 def template_names() -> frozenset[str]:
-    """The numpy names the registered functions' code templates use."""
+    """The numpy names the registered functions' code templates use.
+
+    >>> {"tanh", "exp"} <= template_names()
+    True
+    """
     names: set[str] = set()
     for registered in FUNCTIONS.values():
         registered.code(_NumpyCode(names), *(_Template(variable("u")) for _ in range(registered.arity)))

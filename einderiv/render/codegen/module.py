@@ -101,7 +101,7 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
         raise ShapeError(f"shapes must map input names to shapes, got {type(shapes).__name__}")
     ranks = dict(program.inputs)
     statements = _ancestors(program, of)
-    needed = list(dict.fromkeys([t for s in statements for t in written_names(s) if t in ranks] + list(wrts)))
+    needed = _inputs_read(program, statements, wrts)
     missing = [n for n in needed if n not in shapes]
     if missing:
         raise ShapeError(f"shapes has no entry for {', '.join(missing)}; give every input's shape "
@@ -121,7 +121,21 @@ def _path_context(program: Program, of: str, wrts: Sequence[str], shapes: Mappin
 
 
 def _ancestors(program: Program, of: str) -> list[Statement]:
+    """The statements ``of`` depends on, itself included, in program order."""
     return [program.statement(n) for n in ancestors(program, of)]
+
+
+def _inputs_read(program: Program, statements: Sequence[Statement], also: Sequence[str]) -> list[str]:
+    """The inputs ``statements`` read, then the names ``also``, each once, in that order.
+
+    >>> from einderiv import parse
+    >>> program = parse("F[i,k] = W[i,j] X[j,k]; L = F[i,k] F[i,k] + c")
+    >>> _inputs_read(program, _ancestors(program, "L"), ["X", "b"])
+    ['W', 'X', 'c', 'b']
+    """
+    ranks = dict(program.inputs)
+    read = [name for s in statements for name in written_names(s) if name in ranks]
+    return list(dict.fromkeys(read + list(also)))
 
 
 def _header(program: Program, of: str, wrts: Sequence[str], hessian: bool) -> str:
@@ -159,9 +173,7 @@ class _Module:
         self.ctx = ctx
         self.user_sizes = user_sizes
         self.forward = _ancestors(program, of)
-        ranks = dict(program.inputs)
-        used = [t for s in self.forward for t in written_names(s) if t in ranks]
-        self.inputs = list(dict.fromkeys(used + list(wrts) + ([of] if of in ranks else [])))
+        self.inputs = _inputs_read(program, self.forward, wrts + ((of,) if of in dict(program.inputs) else ()))
 
     def _start(self) -> Writer:
         w = Writer(self.program, self.ctx, self.user_sizes)
@@ -219,7 +231,7 @@ class _Module:
             emitted: set[str] = set()
             for a in wrts:
                 self._gradient_statements(w, a, [pairs[(a, b)] for b in wrts], emitted)
-                labels = {name: text for name, text in w.labels.items()}
+                labels = dict(w.labels)
                 for b in wrts:
                     blocks.append(self._hessian_block(w, a, b, pairs[(a, b)], labels))
         else:
@@ -228,7 +240,7 @@ class _Module:
                     out = wrt_slots(program, a)
                     var = w.identifier(f"d2{of}_d{a}_d{b}")
                     w.assign(var, ir.ZERO, out + wrt_slots(program, b, out))
-                    blocks.append(f"({string(a).text}, {string(b).text}): {var}")
+                    blocks.append(_block_entry(a, b, var))
         w.lines.append(f"return {{{', '.join(blocks)}}}")
         doc = _docstring(f"Second derivatives of {of}: {{(name1, name2): d²{of}/d name1 d name2}} for "
                          f"{', '.join(wrts)}; each of shape shape(name1) + shape(name2).")
@@ -256,22 +268,16 @@ class _Module:
     def _hessian_block(self, w: Writer, a: str, b: str, h: HessianProgram, labels: Mapping[str, str]) -> str:
         """Lines of the second reverse pass for one block; returns its entry of the result dict."""
         of = self.of
-        tensors = dict(labels)
-        for s in h.second:
-            inner = adjoint_of(s.name)
-            tensors[s.name] = f"d(d{of}/d{a})/d({labels[inner]})" if inner is not None and inner in labels else \
-                f"d(d{of}/d{a})/d{inner}"
+        named = {s.name: self._second_adjoint(a, s.name, labels) for s in h.second}
+        tensors = dict(labels) | {name: label for name, (label, _) in named.items()}
         w.lines.append("")
         w.comment(f"d²{of}/d{a} d{b}: reverse mode over the gradient program of d{of}/d{a}")
         for s in h.second:
-            inner = adjoint_of(s.name)
-            preferred = f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}" if inner is not None and inner in labels else \
-                f"d{of}_d{a}_d{inner}"
             known = w.reused.get((a, s.name))     # (variable, the expression it holds now)
             if known is not None and known[1] == s.expr:
                 w.names[s.name] = known[0]          # computed by an earlier block: same value
                 continue
-            w.names[s.name] = known[0] if known is not None else w.identifier(preferred)
+            w.names[s.name] = known[0] if known is not None else w.identifier(named[s.name][1])
             w.reused[(a, s.name)] = (w.names[s.name], s.expr)
             w.comment(_statement_text(tensors[s.name], s.indices, s.expr, tensors))
             w.assign(w.names[s.name], s.expr, s.indices)
@@ -281,7 +287,25 @@ class _Module:
         lhs = f"d²{of}/d{first}d{second}"
         w.comment(f"{lhs} = {format_expr(h.expr, names, tensors=tensors)}")
         w.assign(var, h.expr, h.indices, fresh=True)
-        return f"({string(a).text}, {string(b).text}): {var}"
+        return _block_entry(a, b, var)
+
+    def _second_adjoint(self, a: str, name: str, labels: Mapping[str, str]) -> tuple[str, str]:
+        """The comment label and the preferred variable name of ``name``, a tensor of the reverse pass over
+        the gradient program of d``of``/d``a``: the adjoint of a tensor ``labels`` names, or of another one."""
+        of = self.of
+        inner = adjoint_of(name)
+        if inner is not None and inner in labels:
+            return f"d(d{of}/d{a})/d({labels[inner]})", f"d{of}_d{a}_dd{of}_d{gradient_of(inner)}"
+        return f"d(d{of}/d{a})/d{inner}", f"d{of}_d{a}_d{inner}"
+
+
+def _block_entry(a: str, b: str, var: str) -> str:
+    """The entry of the block ``(a, b)`` in the dict ``hessian`` returns.
+
+    >>> _block_entry("W", "x", "d2L_dW_dx")
+    '("W", "x"): d2L_dW_dx'
+    """
+    return f"({string(a).text}, {string(b).text}): {var}"
 
 
 def _statement_text(name: str, indices: tuple[str, ...], expr: Expr, tensors: Mapping[str, str]) -> str:

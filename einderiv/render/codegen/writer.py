@@ -77,6 +77,15 @@ def _aligned(code: Code, present: Sequence[int], rank: int) -> Code:
 
 
 
+def _tuple_text(items: Sequence[str]) -> str:
+    """A tuple display of at least one item: ``(a,)``, ``(a, b)``.
+
+    >>> _tuple_text(["X.shape[0]"]), _tuple_text(["n", "5"])
+    ('(X.shape[0],)', '(n, 5)')
+    """
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 @dataclass(frozen=True)
 class _TermCode:
     code: Code                       # the term's magnitude (sign in ``negative``)
@@ -168,13 +177,13 @@ class Writer:
                 k += 1
                 continue
             if loose:
-                parts.append(f"({', '.join(loose)},)" if len(loose) == 1 else f"({', '.join(loose)})")
+                parts.append(_tuple_text(loose))
                 loose = []
             tensor, rank = whole
             parts.append(attribute(self.ref(tensor), "shape").text)
             k += rank
         if loose:
-            parts.append(f"({', '.join(loose)},)" if len(loose) == 1 else f"({', '.join(loose)})")
+            parts.append(_tuple_text(loose))
         return " + ".join(parts) if parts else "()"
 
     def _whole_tensor(self, indices: Sequence[str]) -> tuple[str, int] | None:
