@@ -86,6 +86,46 @@ def _tuple_text(items: Sequence[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
+#: An operand of a product: its code, its indices, and whether it divides (a power -1).
+_Operand = tuple[Code, tuple[str, ...], bool]
+_ONE = number(1.0, as_float=True)
+
+
+def _broadcast_product(operands: Sequence[_Operand], out: tuple[str, ...]) -> Code:
+    """Operands whose distinct indices are all in ``out``, transposed and broadcast to it, multiplied.
+
+    >>> x, a = variable("x"), variable("A")
+    >>> _broadcast_product([(x, ("j",), False), (a, ("j", "i"), False)], ("i", "j")).text
+    'x * A.T'
+    >>> _broadcast_product([(x, ("i",), True)], ("i", "j")).text
+    '1.0 / x[:, None]'
+    """
+    position = {i: k for k, i in enumerate(out)}
+    numerator: list[Code] = []
+    denominator: list[Code] = []
+    for code, idx, recip in operands:
+        places = [position[i] for i in idx]
+        if places != sorted(places):
+            perm = sorted(range(len(idx)), key=lambda a: places[a])
+            code = attribute(code, "T") if perm == list(range(len(idx)))[::-1] else \
+                call("np.transpose", [code, Code(repr(tuple(perm)))])
+            places = sorted(places)
+        (denominator if recip else numerator).append(_aligned(code, places, len(out)))
+    return _quotient(numerator, denominator)
+
+
+def _quotient(numerator: Sequence[Code], denominator: Sequence[Code]) -> Code:
+    """``n1 * n2 / d1 / d2``, with ``1.0`` for no numerator.
+
+    >>> _quotient([], [variable("x"), variable("y")]).text
+    '1.0 / x / y'
+    """
+    result = product_of(numerator) if numerator else _ONE
+    for d in denominator:
+        result = binary(result, "/", d)
+    return result
+
+
 @dataclass(frozen=True)
 class _TermCode:
     code: Code                       # the term's magnitude (sign in ``negative``)
@@ -258,7 +298,7 @@ class Writer:
             code = variable(name)
         return _aligned(code, [k for k, i in enumerate(indices) if i in free], len(indices))
 
-    def factor(self, factor: Ref | Call | ir.MatFn | Power) -> tuple[Code, tuple[str, ...], bool]:
+    def factor(self, factor: Ref | Call | ir.MatFn | Power) -> _Operand:
         """(code, indices, reciprocal) of a factor that is an operand of a product (deltas and sizes are not)."""
         if isinstance(factor, Ref):
             return self.ref(factor.name), factor.indices, False
@@ -291,7 +331,7 @@ class Writer:
         """A term's magnitude over view axes: deltas group target axes, the rest is a product."""
         coeff = term.coeff
         scalars: list[Code] = []
-        operands: list[tuple[Code, tuple[str, ...], bool]] = []
+        operands: list[_Operand] = []
         deltas: list[Delta] = []
         for f in term.factors:
             if isinstance(f, Delta):
@@ -317,39 +357,24 @@ class Writer:
         present = tuple(k for k, i in enumerate(view) if i in present_names)
         return _TermCode(code, coeff < 0, present, groups if len(order) < len(target) else None)
 
-    def product(self, operands: Sequence[tuple[Code, tuple[str, ...], bool]], out: tuple[str, ...]) -> Code:
+    def product(self, operands: Sequence[_Operand], out: tuple[str, ...]) -> Code:
         """Operands multiplied and summed down to ``out``: broadcasting, or one opt_einsum call."""
-        one = number(1.0, as_float=True)
         position = {i: k for k, i in enumerate(out)}
-        elementwise = all(len(set(idx)) == len(idx) and all(i in position for i in idx) for _, idx, _ in operands)
-        if elementwise:
-            numerator: list[Code] = []
-            denominator: list[Code] = []
-            for code, idx, recip in operands:
-                places = [position[i] for i in idx]
-                if places != sorted(places):
-                    perm = sorted(range(len(idx)), key=lambda a: places[a])
-                    code = attribute(code, "T") if perm == list(range(len(idx)))[::-1] else \
-                        call("np.transpose", [code, Code(repr(tuple(perm)))])
-                    places = sorted(places)
-                (denominator if recip else numerator).append(_aligned(code, places, len(out)))
-            result = product_of(numerator) if numerator else one
-            for d in denominator:
-                result = binary(result, "/", d)
-            return result
+        if all(len(set(idx)) == len(idx) and all(i in position for i in idx) for _, idx, _ in operands):
+            return _broadcast_product(operands, out)
         outside = [(code, recip) for code, idx, recip in operands if not idx]
         if outside:
             inside = [op for op in operands if op[1]]
-            factors = [code for code, recip in outside if not recip] + ([self.product(inside, out)] if inside else [])
-            result = product_of(factors) if factors else one
-            for code, recip in outside:
-                if recip:
-                    result = binary(result, "/", code)
-            return result
+            numerator = [code for code, recip in outside if not recip] + ([self.product(inside, out)] if inside else [])
+            return _quotient(numerator, [code for code, recip in outside if recip])
+        return self._contraction(operands, out)
+
+    def _contraction(self, operands: Sequence[_Operand], out: tuple[str, ...]) -> Code:
+        """One ``oe.contract`` call, with its contraction path when the sizes are known."""
         letters = self.letters([idx for _, idx, _ in operands], out)
         subscripts = ",".join("".join(letters[i] for i in idx) for _, idx, _ in operands)
         subscripts += "->" + "".join(letters[i] for i in out)
-        args = [binary(one, "/", code) if recip else code for code, _, recip in operands]
+        args = [binary(_ONE, "/", code) if recip else code for code, _, recip in operands]
         keywords = []
         if self.ctx is not None:
             shapes = [tuple(index_size(i, self.ctx) for i in idx) for _, idx, _ in operands]
