@@ -305,17 +305,8 @@ class Writer:
         indices = tuple(dict.fromkeys(ir.factor_indices(factor)))
         if isinstance(factor, Call):
             return function_code(factor.fn, [self.inline(a, indices) for a in factor.args]), indices, False
-        if isinstance(factor, ir.MatFn):    # one numpy.linalg call on the argument, laid out as (batch…, rows, cols)
-            batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
-            matrix = self.inline(factor.arg, batch + (factor.rows, factor.cols))
-            if factor.fn == "det":
-                return call("np.linalg.det", [matrix]), indices, False
-            if factor.fn == "logdet":
-                return subscript(call("np.linalg.slogdet", [matrix]), "1"), indices, False
-            code = call("np.linalg.inv", [matrix])
-            if factor.indices[-1] == factor.indices[-2]:            # inv(A)[i,i]: the diagonal
-                code = call("np.diagonal", [code, number(0), number(-2), number(-1)])
-            return code, indices, False
+        if isinstance(factor, ir.MatFn):
+            return self.matrix_function(factor), indices, False
         base = self.inline(factor.base, indices)
         p = ir.constant_value(factor.exponent)
         if p is None:
@@ -326,6 +317,19 @@ class Writer:
             return call("np.sqrt", [base]), indices, False
         # a negative exponent as a float: an integer base to a negative integer power is an error in numpy
         return binary(base, "**", number(p, as_float=p < 0)), indices, False
+
+    def matrix_function(self, factor: ir.MatFn) -> Code:
+        """One numpy.linalg call on the argument, laid out as (batch…, rows, cols)."""
+        batch = factor.indices[:-2] if factor.fn == "inv" else factor.indices
+        matrix = self.inline(factor.arg, batch + (factor.rows, factor.cols))
+        if factor.fn == "det":
+            return call("np.linalg.det", [matrix])
+        if factor.fn == "logdet":
+            return subscript(call("np.linalg.slogdet", [matrix]), "1")
+        code = call("np.linalg.inv", [matrix])
+        if factor.indices[-1] == factor.indices[-2]:            # inv(A)[i,i]: the diagonal
+            code = call("np.diagonal", [code, number(0), number(-2), number(-1)])
+        return code
 
     def term(self, term: Term, target: tuple[str, ...]) -> _TermCode:
         """A term's magnitude over view axes: deltas group target axes, the rest is a product."""
