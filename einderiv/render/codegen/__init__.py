@@ -44,9 +44,10 @@ an allow-list of statements, names, calls and attributes.
 
 The package, in the order a module is made: :mod:`.expressions` (code trees
 that parenthesize by precedence; the functions' numpy code templates),
+:mod:`.prelude` (the fixed imports and helpers, the names no local may take),
 :mod:`.writer` (the lines of one function, statement by statement),
-:mod:`.module` (:func:`codegen`: header, prelude, ``value_and_grad`` and
-``hessian``), :mod:`.verify` (the allow-list the text must pass).
+:mod:`.module` (:func:`codegen`: header, ``value_and_grad`` and ``hessian``),
+:mod:`.verify` (the allow-list the text must pass).
 """
 
 from einderiv.render.codegen.expressions import function_code

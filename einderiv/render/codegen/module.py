@@ -28,8 +28,9 @@ from einderiv.names import adjoint_of, gradient_of
 from einderiv.numeric.hessian import HessianProgram, gradient_program, hessian_program
 from einderiv.numeric.planning import Context
 from einderiv.render.codegen.expressions import IDENTIFIER, call, number, printable, string, variable
+from einderiv.render.codegen.prelude import PRELUDE
 from einderiv.render.codegen.verify import verified
-from einderiv.render.codegen.writer import PRELUDE, Writer
+from einderiv.render.codegen.writer import Writer
 
 __all__ = ["codegen"]
 

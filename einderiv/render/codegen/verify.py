@@ -15,7 +15,7 @@ import ast
 
 from einderiv.errors import UnsupportedError
 from einderiv.render.codegen.expressions import IDENTIFIER, template_names
-from einderiv.render.codegen.writer import GLOBALS, PRELUDE, RESERVED
+from einderiv.render.codegen.prelude import GLOBALS, PRELUDE, RESERVED
 
 __all__ = ["verified"]
 

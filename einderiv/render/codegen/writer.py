@@ -3,7 +3,7 @@
 A :class:`Writer` turns an index statement into numpy/opt_einsum lines: a
 product with a summed index is one ``oe.contract`` call, one without is
 broadcasting, deltas add into strided diagonal views through ``_diagonal``
-(defined in :data:`PRELUDE`, the fixed start of every generated module), and
+(defined in the :mod:`~einderiv.render.codegen.prelude` of every generated module), and
 sizes are read from the arrays at run time.
 
 >>> from einderiv import parse
@@ -19,9 +19,7 @@ sizes are read from the arrays at run time.
 
 from __future__ import annotations
 
-import builtins
 import itertools
-import keyword
 import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -36,35 +34,11 @@ from einderiv.numeric.planning import Context, delta_groups, index_size
 from einderiv.calculus.program import Program
 from einderiv.render.codegen.expressions import (Code, attribute, binary, call, function_code, negated, number,
                                                  printable, product_of, string, subscript, variable)
+from einderiv.render.codegen.prelude import RESERVED
 
-__all__ = ["Writer", "PRELUDE", "GLOBALS", "RESERVED"]
+__all__ = ["Writer"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-#: Names the generated functions read: no local variable may take one of these.
-GLOBALS = frozenset({"np", "oe", "_array", "_diagonal", "float", "inputs"})
-RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | GLOBALS | {
-    "value_and_grad", "hessian", "numpy", "opt_einsum", "math", "os", "sys"}
-
-PRELUDE = '''import numpy as np
-import opt_einsum as oe
-
-
-def _array(inputs, name, ndim):
-    """The input ``name`` as a float64 array with ``ndim`` axes."""
-    if name not in inputs:
-        raise KeyError(f"missing input {name!r}")
-    array = np.asarray(inputs[name], dtype=np.float64)
-    if array.ndim != ndim:
-        raise ValueError(f"input {name!r} has {array.ndim} axes, expected {ndim}")
-    return array
-
-
-def _diagonal(out, groups):
-    """A writeable view of ``out`` with one axis per group of its axes: a strided diagonal."""
-    shape = tuple(out.shape[group[0]] for group in groups)
-    strides = tuple(sum(out.strides[axis] for axis in group) for group in groups)
-    return np.lib.stride_tricks.as_strided(out, shape, strides, writeable=True)'''
-
 
 def _aligned(code: Code, present: Sequence[int], rank: int) -> Code:
     """``code``, whose axes are the ``present`` positions of a rank-``rank`` target, made to broadcast."""
