@@ -178,11 +178,11 @@ def test_free_delta_is_a_diagonal_view():
 
 # elementwise functions are numpy expressions, one per function of the registry; an unknown one is refused
 def test_every_function_has_numpy_code():
-    from einderiv.render.codegen import _Code
+    from einderiv.render.codegen.expressions import Code
     for name, f in FUNCTIONS.items():
-        assert function_code(name, [_Code(f"u{k}") for k in range(f.arity)]).text.count("np.") >= 1, name
+        assert function_code(name, [Code(f"u{k}") for k in range(f.arity)]).text.count("np.") >= 1, name
     with pytest.raises(einderiv.UnsupportedError, match="codegen has no numpy code for the function 'nope'"):
-        function_code("nope", [_Code("u")])
+        function_code("nope", [Code("u")])
 
 
 # each user function: value and gradient through generated code = einderiv's
@@ -447,8 +447,9 @@ def test_comments_never_copy_source(tmp_path):
 
 # every control character in a comment or docstring is escaped, and can end neither early
 def test_printable_escapes_control_characters():
-    from einderiv.render.codegen import _docstring_text, _printable
-    text = _printable("a\rb\fc\vd\x00e\x85f\u2028g\\h δ²")
+    from einderiv.render.codegen.expressions import printable
+    from einderiv.render.codegen.module import _docstring_text
+    text = printable("a\rb\fc\vd\x00e\x85f\u2028g\\h δ²")
     assert text == "a\\rb\\x0cc\\x0bd\\x00e\\x85f\\u2028g\\\\h δ²"
     assert text.isprintable()
     assert _docstring_text('x """ y"') == 'x \\"\\"\\" y\\"'
@@ -486,10 +487,10 @@ def test_non_identifier_names_are_refused():
     ("def value_and_grad(**inputs):", "@print\ndef value_and_grad(**inputs):", "the signature of value_and_grad"),
 ])
 def test_allow_list_refuses_what_codegen_does_not_write(old, new, problem):
-    from einderiv.render.codegen import _verified
+    from einderiv.render.codegen.verify import verified
     source = codegen("L = x[i] x[i]", "x", hessian=True)
-    assert _verified(source) == source
+    assert verified(source) == source
     tampered = source.replace(old, new, 1)
     assert tampered != source
     with pytest.raises(einderiv.UnsupportedError, match=rf"codegen refused its own output \({problem}"):
-        _verified(tampered)
+        verified(tampered)
