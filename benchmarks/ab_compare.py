@@ -58,9 +58,9 @@ print(f"{einderiv.__file__.rsplit('/einderiv/', 1)[0]}: tiny grad {per_call * 1e
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     other = os.path.abspath(argv[0])
     for _ in range(2):
         for checkout in (other, _HERE):
