@@ -24,7 +24,7 @@ from einderiv.language.printing import format_expr, format_ref, plural
 from einderiv.language.lowering import Statement, analyse, dependencies
 from einderiv.core.simplify import simplify
 
-__all__ = ["Program", "Derivative", "parse", "as_program"]
+__all__ = ["Program", "Derivative", "parse", "as_program", "temporaries_used", "definition_lines"]
 
 
 @dataclass(frozen=True)
@@ -203,12 +203,14 @@ def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]
     statement 1 (line 1: C = A B): A and B have no indices, so they are scalars and this is a product of numbers; for matrices write the indices: C[i,j] = A[i,k] B[k,j]
     """
     found = []
-    temporaries = {s.name for s in statements if s.hidden}      # einderiv's own, never written by the user
+    # a statement's own scalars (einderiv's temporaries, or L_1 = a + 1 as printed and read back) are
+    # scalars by definition, not matrices written by habit
+    defined = {s.name for s in statements}
     for s in statements:
         if s.lhs or s.hidden:
             continue
         for term in s.rhs.terms:
-            if any(isinstance(f, ir.Ref) and f.name in temporaries for f in term.factors):
+            if any(isinstance(f, ir.Ref) and f.name in defined for f in term.factors):
                 continue
             names = [f.name for f in term.factors if isinstance(f, ir.Ref) and not f.indices]
             if len(names) < 2 or len(names) != len(term.factors) or sum(n[:1].isupper() for n in names) < 2:
@@ -284,10 +286,7 @@ class Derivative:
         tensors = self._tensor_names()
         lines = []
         with depth_guard(f"the derivative of '{self.of}'"):
-            for s in self.definitions:
-                fixed = {i: ir.display_name(i) for i in s.lhs}
-                lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
-                             f"{format_expr(s.rhs, fixed, ascii=ascii)}")
+            lines.extend(definition_lines(self.definitions, ascii))
             for link in self.chain:
                 fixed = chain_index_names(link.indices)
                 lhs = format_ref(tensors[link.name], tuple(fixed[i] for i in link.indices))
@@ -452,14 +451,43 @@ def _shown(program: Program, d: Derivative) -> Derivative:
     if not hidden:
         return d
     exprs = [s.expr for s in d.chain] + [d.expr]
-    if not any(name in hidden for e in exprs for name in ir.tensor_names(e)):
+    named = [ir.ref(s.of, ()) for s in d.chain if s.of in hidden]    # a chain line d L/d L_1 names one
+    if not named and not any(name in hidden for e in exprs for name in ir.tensor_names(e)):
         return d
     try:
+        if named:
+            raise _TooLong
         inlined = [_inline(e, hidden, [SHORT_FACTORS]) for e in exprs]
     except _TooLong:
-        return replace(d, definitions=_definitions(exprs, hidden, program))
+        return replace(d, definitions=_definitions(exprs + named, hidden, program))
     chain = tuple(replace(s, expr=e) for s, e in zip(d.chain, inlined))
     return replace(d, expr=inlined[-1], chain=chain)
+
+
+def temporaries_used(program: Program, exprs: "list[Expr] | tuple[Expr, ...]") -> tuple[Statement, ...]:
+    """The program's hidden temporaries that ``exprs`` refer to, and those they refer to in turn,
+    in program order: the definitions a printed form needs before its first line to read back.
+
+    >>> p = parse("L = (a + 1) * (b + 1) * (c + 1) * (d + 1) * (x[i] + 1)")
+    >>> [s.name for s in temporaries_used(p, [p.statement("L").rhs])]
+    ['L_1', 'L_2', 'L_3', 'L_4']
+    """
+    hidden = {s.name: s for s in program.statements if s.hidden}
+    return _definitions(list(exprs), hidden, program) if hidden else ()
+
+
+def definition_lines(definitions: "tuple[Statement, ...]", ascii: bool = False) -> list[str]:
+    """``L_1 = a + 1``: each temporary as a statement of the language, in the order given.
+
+    >>> p = parse("L = (a + 1) * (b + 1) * (c + 1) * (d + 1) * (x[i] + 1)")
+    >>> definition_lines(p.statements[:1])
+    ['L_1 = a + 1']
+    """
+    lines = []
+    for s in definitions:
+        fixed = {i: ir.display_name(i) for i in s.lhs}
+        lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = {format_expr(s.rhs, fixed, ascii=ascii)}")
+    return lines
 
 
 def _definitions(exprs: list[Expr], hidden: dict[str, Statement], program: Program) -> tuple[Statement, ...]:
