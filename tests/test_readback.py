@@ -578,3 +578,17 @@ def test_hessian_and_latex_define_the_temporaries_they_use():
     assert latex[:3] == [r"\mathrm{L\_1} = a + 1", r"\mathrm{L\_3} = c + 1", r"\mathrm{L\_4} = d + 1"]
     assert einderiv.to_latex(h).split("\n")[0] == r"\mathrm{L\_1} = a + 1"
     _readback(FIVE_SUMS, "b", FIVE_SUMS_INPUTS)
+
+
+@pytest.mark.parametrize("text, printed", [
+    ("h = sum[w](W[i]) W[i] + sum[w](W[i] delta(q,q)) W[i]", "dh/dW[a] = 2 (sum[w](1) + sum[w](1) sum[q](1)) W[a]"),
+    ("h[i] = sum[w](W[i]); y = sum[w](h[i]) h[i]", "dy/dW[a] = 2 h[a] sum[w](1) sum[w](1)"),
+    ("h[i] = sum[w](W[i]) W[i]; y = sum[w](h[i] delta(q,q)) + h[i]",
+     "dy/dW[a] = 2 (sum[w](1) sum[q](1) + 1) W[a] sum[w](1)"),
+])
+def test_a_sum_of_ones_keeps_the_name_its_size_is_given_by(text, printed):
+    # outside tester: the second sum[w](1) was printed sum[w1](1), an index nothing sizes
+    # ("index 'w1' … is not fixed by any array" when read back with sizes w=2, q=3)
+    sizes = {"w": 2, "q": 3}
+    got, _, _ = _readback(text, "W", {"W": np.array([1.0, 2.0, 3.0])}, sizes)
+    assert got == printed
