@@ -354,7 +354,8 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
             note += f": {why}"
         steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
                                  _sizers(program, expr)))
-    definitions = temporaries_used(program, [step.expr for step in steps])
+    # a step's expression, and a step's own name (gL_2 is the gradient of L_2), refer to temporaries
+    definitions = temporaries_used(program, [step.expr for step in steps] + [ir.ref(step.of) for step in steps])
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
                           seed_name, definitions)
 
