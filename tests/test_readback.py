@@ -592,3 +592,10 @@ def test_a_sum_of_ones_keeps_the_name_its_size_is_given_by(text, printed):
     sizes = {"w": 2, "q": 3}
     got, _, _ = _readback(text, "W", {"W": np.array([1.0, 2.0, 3.0])}, sizes)
     assert got == printed
+
+
+def test_the_input_slots_leave_a_sum_of_ones_its_name():
+    # the slot a of dL/dx[a] pushed sum[a](1) to sum[a1](1), a name nothing sizes when read back
+    text = "L = sum[a](1) x[i] + x[i]^2 sum[b](1)"
+    printed, _, _ = _readback(text, "x", {"x": np.array([1.0, 2.0, 3.0])}, {"a": 4, "b": 5})
+    assert printed == "dL/dx[c] = sum[a](1) + 2 x[c] sum[b](1)"

@@ -389,7 +389,37 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     seed = jacobian_seed(out, program.statement(of).lhs)
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
+    slots, expr = _slots_apart_from_sizes(program, wrt, out, slots, expr)
     return _folded(program, _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements)))
+
+
+def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], slots: tuple[str, ...],
+                            expr: Expr) -> tuple[tuple[str, ...], Expr]:
+    """Slots named apart from the ``sum[a](1)`` factors of ``expr``: those are sized by their name
+    alone, so a slot ``a`` would push one to ``a1``, a name nothing sizes when read back.
+
+    >>> print(parse("L = sum[a](1) x[i] + x[i]^2").derivative("x"))
+    dL/dx[b] = sum[a](1) + 2 x[b]
+    """
+    sizes = {ir.display_name(i) for i in _size_indices(expr)}
+    if not any(ir.display_name(s) in sizes for s in slots):
+        return slots, expr
+    taken = tuple(out) + tuple(f"{name}#size" for name in sorted(sizes))
+    renamed = wrt_slots(program, wrt, taken)
+    return renamed, ir.rename(expr, dict(zip(slots, renamed)))
+
+
+def _size_indices(expr: Expr) -> set[str]:
+    """Indices of the ``sum[i](1)`` (size) factors of ``expr``, nested ones too."""
+    found: set[str] = set()
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, ir.Size):
+                found.add(factor.index)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found |= _size_indices(nested)
+    return found
 
 
 #: Folding the program's definitions back is tried on derivatives up to this many terms.
