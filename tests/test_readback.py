@@ -179,11 +179,9 @@ def _inputs(program: einderiv.Program) -> dict[str, np.ndarray]:
 
 
 def _sizes(text: str) -> dict[str, int]:
-    """Sizes by name for every index name the text may use: ``j1`` is a variant of ``j``."""
-    sizes = dict(SIZES)
-    for name in set(re.findall(r"\b([ijkl])(\d+)\b", text)):
-        sizes["".join(name)] = SIZES[name[0]]
-    return sizes
+    """Sizes by name, as a user gives them: only the names the program used. A renamed
+    index (``j1``) must be sized by an array, or keep its name (``sum[j](1)``)."""
+    return dict(SIZES)
 
 
 def _ref_text(name: str, indices) -> str:
@@ -599,3 +597,15 @@ def test_the_input_slots_leave_a_sum_of_ones_its_name():
     text = "L = sum[a](1) x[i] + x[i]^2 sum[b](1)"
     printed, _, _ = _readback(text, "x", {"x": np.array([1.0, 2.0, 3.0])}, {"a": 4, "b": 5})
     assert printed == "dL/dx[c] = sum[a](1) + 2 x[c] sum[b](1)"
+
+
+def test_a_sum_of_ones_takes_the_name_of_an_index_of_surely_the_same_size():
+    # sum[j](1) of out (j sized by A's second axis) beside B[j,j] of h0 (j sized by A's second axis
+    # too) was printed sum[j1](1), and sum[i](1) (i sized by name) beside A[i,j] sum[i1](1): unsized
+    text = ("h0 = (c + 1) * (A[i,j] + 1) * (B[j,j] + 1) * (B[j,l] + 1) * (c + 1) + A[i,j]\n"
+            "out = sum[i](A[k,j] + h0) + c + h0")
+    rng = np.random.default_rng(0)
+    inputs = {"A": rng.uniform(-1, 1, (2, 3)), "B": rng.uniform(-1, 1, (3, 3)), "c": 0.5}
+    printed, _, _ = _readback(text, "c", inputs, {"i": 2, "k": 2})     # k: sized by A in out, not here
+    assert "sum[i](1) sum[k](1) sum[j](1) h0_1 A[i,j] B[j,j] + " in printed
+    assert not re.search(r"sum\[[a-z]\d", printed), printed

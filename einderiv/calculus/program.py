@@ -390,7 +390,60 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
     slots, expr = _slots_apart_from_sizes(program, wrt, out, slots, expr)
-    return _folded(program, _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements)))
+    chain = tuple(replace(link, expr=_sizes_named_alike(program, link.expr)) for link in derived.statements)
+    d = Derivative(of, wrt, out, slots, _sizes_named_alike(program, expr), chain)
+    return _folded(program, _shown(program, d))
+
+
+def _sizes_named_alike(program: Program, expr: Expr) -> Expr:
+    """Each ``sum[i](1)`` made one size with another ``i`` of ``expr`` where the two surely have one
+    size: one is sized by name (sizes given by name hold wherever the name is used), or both by one
+    tensor axis. The printer then lets it keep the name ``i`` (its own sum binds it), never ``i1``,
+    a name nothing sizes."""
+    sources: dict[str, set[tuple[str, int]]] = {}      # root → the tensor axes that size it
+    for statement in program.statements:
+        for occ in statement.occurrences:
+            sources.setdefault(occ.root, set()).add((occ.tensor, occ.axis))
+    roots: dict[str, list[str]] = {}
+    for index in _array_or_bound_indices(expr):
+        named = roots.setdefault(ir.display_name(index), [])
+        if ir.index_root(index) not in named:
+            named.append(ir.index_root(index))
+    mapping = {}
+    for k, index in enumerate(sorted(_size_indices(expr))):
+        root, own = ir.index_root(index), sources.get(ir.index_root(index), set())
+        alike = [r for r in roots.get(ir.display_name(index), []) if r != root and
+                 (not own or not sources.get(r) or own & sources[r])]     # by name, or by one tensor axis
+        if alike and root not in roots.get(ir.display_name(index), []):
+            mapping[index] = f"{alike[0]}~size{k}"
+    return _resized(expr, mapping) if mapping else expr
+
+
+def _array_or_bound_indices(expr: Expr) -> list[str]:
+    """Every index of ``expr`` but those of its size factors, nested ones too."""
+    found: list[str] = []
+    for term in expr.terms:
+        found.extend(term.summed)
+        for factor in term.factors:
+            if not isinstance(factor, ir.Size):
+                found.extend(ir.factor_indices(factor))
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found.extend(_array_or_bound_indices(nested))
+    return found
+
+
+def _resized(expr: Expr, mapping: dict[str, str]) -> Expr:
+    """``expr`` with the indices of its size factors renamed by ``mapping``."""
+    def factor(f: ir.Factor) -> ir.Factor:
+        if isinstance(f, ir.Size):
+            return ir.Size(mapping.get(f.index, f.index))
+        if isinstance(f, ir.Call):
+            return replace(f, args=tuple(_resized(a, mapping) for a in f.args))
+        if isinstance(f, ir.Power):
+            return ir.Power(_resized(f.base, mapping), _resized(f.exponent, mapping))
+        return f
+    return Expr(tuple(Term(t.coeff, t.summed, tuple(factor(f) for f in t.factors)) for t in expr.terms))
 
 
 def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], slots: tuple[str, ...],
