@@ -415,7 +415,7 @@ def _sizes_named_alike(program: Program, expr: Expr) -> Expr:
         alike = [r for r in roots.get(ir.display_name(index), []) if r != root and
                  (not own or not sources.get(r) or own & sources[r])]     # by name, or by one tensor axis
         if alike and root not in roots.get(ir.display_name(index), []):
-            mapping[index] = f"{alike[0]}~size{k}"
+            mapping[index] = names_.variant(alike[0], f"size{k}")
     return _resized(expr, mapping) if mapping else expr
 
 
@@ -457,7 +457,7 @@ def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], sl
     sizes = {ir.display_name(i) for i in _size_indices(expr)}
     if not any(ir.display_name(s) in sizes for s in slots):
         return slots, expr
-    taken = tuple(out) + tuple(f"{name}#size" for name in sorted(sizes))
+    taken = tuple(out) + tuple(names_.statement_index(name, "size") for name in sorted(sizes))
     renamed = wrt_slots(program, wrt, taken)
     return renamed, ir.rename(expr, dict(zip(slots, renamed)))
 
