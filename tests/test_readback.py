@@ -179,9 +179,15 @@ def _inputs(program: einderiv.Program) -> dict[str, np.ndarray]:
 
 
 def _sizes(text: str) -> dict[str, int]:
-    """Sizes by name, as a user gives them: only the names the program used. A renamed
-    index (``j1``) must be sized by an array, or keep its name (``sum[j](1)``)."""
-    return dict(SIZES)
+    """Sizes by name for every index name the text may use: ``j1`` is a variant of ``j``.
+
+    Lenient on purpose: a renamed ``sum[j1](1)`` nothing sizes is still printed for a size
+    inside a function or a power, or beside a free index of that name (see the regressions
+    below for the cases that keep their name)."""
+    sizes = dict(SIZES)
+    for name in set(re.findall(r"\b([ijkl])(\d+)\b", text)):
+        sizes["".join(name)] = SIZES[name[0]]
+    return sizes
 
 
 def _ref_text(name: str, indices) -> str:
