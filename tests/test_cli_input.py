@@ -434,3 +434,15 @@ def test_errors_name_flags_through_the_real_command():
     result = command("hessian", "A[i,j] = x[i] y[j]; L = A[i,j] A[i,j] z[k] z[k]", "--wrt", "z",
                      "--sizes", "i=3000,j=3000,k=2")
     assert_refused(result, r"over --max-bytes 67,108,864; lower --sizes, or raise --max-bytes")
+
+
+@pytest.mark.parametrize("fmt", ["npy", "text", "json"])
+@pytest.mark.parametrize("name", ["nodir/", "nodir/.", "existing", "existing/", "existing/.."])
+def test_output_naming_a_directory_is_refused(tmp_path, fmt, name):
+    # outside tester: --output /tmp/nodir/ (absent, trailing slash) exited 0 and wrote a file /tmp/nodir
+    (tmp_path / "existing").mkdir()
+    target = f"{tmp_path}{os.sep}{name}"          # pathlib would drop the trailing slash
+    error = refused("grad", "L = x[i]^2", "--wrt", "x", "--input", "x=[1,2]", "--format", fmt, "--output", target)
+    assert re.search(r"cannot write '.*': it (names|is) a directory", error), error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]         # nothing written
+    assert list((tmp_path / "existing").iterdir()) == []

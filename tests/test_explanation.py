@@ -285,3 +285,17 @@ def test_explain_latex():
 def test_explain_is_deterministic():
     assert str(explain(TWO_LAYER, NET_WRTS, differentials=True)) == \
         str(explain(TWO_LAYER, NET_WRTS, differentials=True))
+
+
+def test_explanation_through_a_temporary_chains_its_gradient():
+    # outside tester: the section of the temporary L_2 = b + 1 was taken for the seed and ended
+    # "gb = ∂L_2/∂b = 1 (the seed: gL_2 = 1)", though the gradient is 32 here; L_1… were never defined
+    text = "L = (a + 1) * (b + 1) * (c + 1) * (d + 1) * (x[i] + 1)"
+    e = str(explain(text, "b"))
+    assert "the seed: gL_2" not in e and "gb = ∂L_2/∂b = 1" not in e
+    assert "gb = gL_2 ∂L_2/∂b" in e and "gL_2 = ∂L/∂L_2 = L_1 L_3 L_4 x[i] + L_1 L_3 L_4" in e
+    header, body = e.split("\n\n", 1)
+    assert "L_1 = a + 1; L_2 = b + 1; L_3 = c + 1; L_4 = d + 1" in header and "L_1 = a + 1" not in body.split("\n")[0]
+    assert "[1] L_2 = b + 1      (a temporary of L = " in body
+    inputs = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "x": np.array([1.0, 2.0])}
+    assert einderiv.grad(text, "b", inputs) == 2 * 2 * 2 * (1 + 2 + 1)   # L_1 L_3 L_4 (Σ x + 1)

@@ -24,7 +24,7 @@ from einderiv.language.printing import format_expr, format_ref, plural
 from einderiv.language.lowering import Statement, analyse, dependencies
 from einderiv.core.simplify import simplify
 
-__all__ = ["Program", "Derivative", "parse", "as_program"]
+__all__ = ["Program", "Derivative", "parse", "as_program", "temporaries_used", "definition_lines"]
 
 
 @dataclass(frozen=True)
@@ -203,12 +203,14 @@ def _matrix_habit_warnings(statements: tuple[Statement, ...]) -> tuple[str, ...]
     statement 1 (line 1: C = A B): A and B have no indices, so they are scalars and this is a product of numbers; for matrices write the indices: C[i,j] = A[i,k] B[k,j]
     """
     found = []
-    temporaries = {s.name for s in statements if s.hidden}      # einderiv's own, never written by the user
+    # a statement's own scalars (einderiv's temporaries, or L_1 = a + 1 as printed and read back) are
+    # scalars by definition, not matrices written by habit
+    defined = {s.name for s in statements}
     for s in statements:
         if s.lhs or s.hidden:
             continue
         for term in s.rhs.terms:
-            if any(isinstance(f, ir.Ref) and f.name in temporaries for f in term.factors):
+            if any(isinstance(f, ir.Ref) and f.name in defined for f in term.factors):
                 continue
             names = [f.name for f in term.factors if isinstance(f, ir.Ref) and not f.indices]
             if len(names) < 2 or len(names) != len(term.factors) or sum(n[:1].isupper() for n in names) < 2:
@@ -284,10 +286,7 @@ class Derivative:
         tensors = self._tensor_names()
         lines = []
         with depth_guard(f"the derivative of '{self.of}'"):
-            for s in self.definitions:
-                fixed = {i: ir.display_name(i) for i in s.lhs}
-                lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = "
-                             f"{format_expr(s.rhs, fixed, ascii=ascii)}")
+            lines.extend(definition_lines(self.definitions, ascii))
             for link in self.chain:
                 fixed = chain_index_names(link.indices)
                 lhs = format_ref(tensors[link.name], tuple(fixed[i] for i in link.indices))
@@ -390,7 +389,90 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     seed = jacobian_seed(out, program.statement(of).lhs)
     derived = reverse_program(program.statements, of, [wrt], {wrt: slots}, seed, out, display_inline)
     (_, _, expr), = derived.results
-    return _folded(program, _shown(program, Derivative(of, wrt, out, slots, expr, derived.statements)))
+    slots, expr = _slots_apart_from_sizes(program, wrt, out, slots, expr)
+    chain = tuple(replace(link, expr=_sizes_named_alike(program, link.expr)) for link in derived.statements)
+    d = Derivative(of, wrt, out, slots, _sizes_named_alike(program, expr), chain)
+    return _folded(program, _shown(program, d))
+
+
+def _sizes_named_alike(program: Program, expr: Expr) -> Expr:
+    """Each ``sum[i](1)`` made one size with another ``i`` of ``expr`` where the two surely have one
+    size: one is sized by name (sizes given by name hold wherever the name is used), or both by one
+    tensor axis. The printer then lets it keep the name ``i`` (its own sum binds it), never ``i1``,
+    a name nothing sizes."""
+    sources: dict[str, set[tuple[str, int]]] = {}      # root → the tensor axes that size it
+    for statement in program.statements:
+        for occ in statement.occurrences:
+            sources.setdefault(occ.root, set()).add((occ.tensor, occ.axis))
+    roots: dict[str, list[str]] = {}
+    for index in _array_or_bound_indices(expr):
+        named = roots.setdefault(ir.display_name(index), [])
+        if ir.index_root(index) not in named:
+            named.append(ir.index_root(index))
+    mapping = {}
+    for k, index in enumerate(sorted(_size_indices(expr))):
+        root, own = ir.index_root(index), sources.get(ir.index_root(index), set())
+        alike = [r for r in roots.get(ir.display_name(index), []) if r != root and
+                 (not own or not sources.get(r) or own & sources[r])]     # by name, or by one tensor axis
+        if alike and root not in roots.get(ir.display_name(index), []):
+            mapping[index] = names_.variant(alike[0], f"size{k}")
+    return _resized(expr, mapping) if mapping else expr
+
+
+def _array_or_bound_indices(expr: Expr) -> list[str]:
+    """Every index of ``expr`` but those of its size factors, nested ones too."""
+    found: list[str] = []
+    for term in expr.terms:
+        found.extend(term.summed)
+        for factor in term.factors:
+            if not isinstance(factor, ir.Size):
+                found.extend(ir.factor_indices(factor))
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found.extend(_array_or_bound_indices(nested))
+    return found
+
+
+def _resized(expr: Expr, mapping: dict[str, str]) -> Expr:
+    """``expr`` with the indices of its size factors renamed by ``mapping``."""
+    def factor(f: ir.Factor) -> ir.Factor:
+        if isinstance(f, ir.Size):
+            return ir.Size(mapping.get(f.index, f.index))
+        if isinstance(f, ir.Call):
+            return replace(f, args=tuple(_resized(a, mapping) for a in f.args))
+        if isinstance(f, ir.Power):
+            return ir.Power(_resized(f.base, mapping), _resized(f.exponent, mapping))
+        return f
+    return Expr(tuple(Term(t.coeff, t.summed, tuple(factor(f) for f in t.factors)) for t in expr.terms))
+
+
+def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], slots: tuple[str, ...],
+                            expr: Expr) -> tuple[tuple[str, ...], Expr]:
+    """Slots named apart from the ``sum[a](1)`` factors of ``expr``: those are sized by their name
+    alone, so a slot ``a`` would push one to ``a1``, a name nothing sizes when read back.
+
+    >>> print(parse("L = sum[a](1) x[i] + x[i]^2").derivative("x"))
+    dL/dx[b] = sum[a](1) + 2 x[b]
+    """
+    sizes = {ir.display_name(i) for i in _size_indices(expr)}
+    if not any(ir.display_name(s) in sizes for s in slots):
+        return slots, expr
+    taken = tuple(out) + tuple(names_.statement_index(name, "size") for name in sorted(sizes))
+    renamed = wrt_slots(program, wrt, taken)
+    return renamed, ir.rename(expr, dict(zip(slots, renamed)))
+
+
+def _size_indices(expr: Expr) -> set[str]:
+    """Indices of the ``sum[i](1)`` (size) factors of ``expr``, nested ones too."""
+    found: set[str] = set()
+    for term in expr.terms:
+        for factor in term.factors:
+            if isinstance(factor, ir.Size):
+                found.add(factor.index)
+            for nested in (factor.args if isinstance(factor, ir.Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
+                found |= _size_indices(nested)
+    return found
 
 
 #: Folding the program's definitions back is tried on derivatives up to this many terms.
@@ -452,14 +534,43 @@ def _shown(program: Program, d: Derivative) -> Derivative:
     if not hidden:
         return d
     exprs = [s.expr for s in d.chain] + [d.expr]
-    if not any(name in hidden for e in exprs for name in ir.tensor_names(e)):
+    named = [ir.ref(s.of, ()) for s in d.chain if s.of in hidden]    # a chain line d L/d L_1 names one
+    if not named and not any(name in hidden for e in exprs for name in ir.tensor_names(e)):
         return d
     try:
+        if named:
+            raise _TooLong
         inlined = [_inline(e, hidden, [SHORT_FACTORS]) for e in exprs]
     except _TooLong:
-        return replace(d, definitions=_definitions(exprs, hidden, program))
+        return replace(d, definitions=_definitions(exprs + named, hidden, program))
     chain = tuple(replace(s, expr=e) for s, e in zip(d.chain, inlined))
     return replace(d, expr=inlined[-1], chain=chain)
+
+
+def temporaries_used(program: Program, exprs: "list[Expr] | tuple[Expr, ...]") -> tuple[Statement, ...]:
+    """The program's hidden temporaries that ``exprs`` refer to, and those they refer to in turn,
+    in program order: the definitions a printed form needs before its first line to read back.
+
+    >>> p = parse("L = (a + 1) * (b + 1) * (c + 1) * (d + 1) * (x[i] + 1)")
+    >>> [s.name for s in temporaries_used(p, [p.statement("L").rhs])]
+    ['L_1', 'L_2', 'L_3', 'L_4']
+    """
+    hidden = {s.name: s for s in program.statements if s.hidden}
+    return _definitions(list(exprs), hidden, program) if hidden else ()
+
+
+def definition_lines(definitions: "tuple[Statement, ...]", ascii: bool = False) -> list[str]:
+    """``L_1 = a + 1``: each temporary as a statement of the language, in the order given.
+
+    >>> p = parse("L = (a + 1) * (b + 1) * (c + 1) * (d + 1) * (x[i] + 1)")
+    >>> definition_lines(p.statements[:1])
+    ['L_1 = a + 1']
+    """
+    lines = []
+    for s in definitions:
+        fixed = {i: ir.display_name(i) for i in s.lhs}
+        lines.append(f"{format_ref(s.name, tuple(fixed[i] for i in s.lhs))} = {format_expr(s.rhs, fixed, ascii=ascii)}")
+    return lines
 
 
 def _definitions(exprs: list[Expr], hidden: dict[str, Statement], program: Program) -> tuple[Statement, ...]:

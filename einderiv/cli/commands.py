@@ -209,9 +209,14 @@ def vjp_text(d: Derivative, upstream: str, ascii: bool) -> tuple[str, str]:
              f"{{\\partial {ref_to_latex(d.wrt, wrt_names)}}}")
     if d.chain:
         return text, latex
+    from einderiv.calculus.program import definition_lines
+    from einderiv.render.latex import to_latex
     expr = simplify(ir.summation(d.out_indices, ir.mul(ir.ref(upstream, d.out_indices), d.expr)))
     fixed = {i: names[i] for i in d.wrt_indices}
-    return f"{text} = {format_expr(expr, fixed, ascii=ascii)}", f"{latex} = {expr_to_latex(expr, fixed)}"
+    before = definition_lines(d.definitions, ascii)     # the temporaries the line refers to, defined first
+    before_latex = [to_latex(s) for s in d.definitions]
+    return ("\n".join(before + [f"{text} = {format_expr(expr, fixed, ascii=ascii)}"]),
+            "\n".join(before_latex + [f"{latex} = {expr_to_latex(expr, fixed)}"]))
 
 
 def _upstream(args: argparse.Namespace, program: Program, of: str, data: Data) -> tuple[str, np.ndarray]:

@@ -89,6 +89,11 @@ def write_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:
     '42\\n'
     """
     import tempfile
+    if os.path.basename(path.rstrip(os.sep + (os.altsep or ""))) in ("", ".", "..") or \
+            path.endswith((os.sep, os.altsep or os.sep, os.sep + ".", os.sep + "..")):
+        # '/tmp/out/' names a directory; realpath would drop the slash and write a file '/tmp/out'
+        raise CommandLineError(f"cannot write '{path}': it names a directory, not a file; "
+                               f"give a file name, or leave out --output to write to standard output")
     target = os.path.realpath(path)       # through a symbolic link: replace the file it names
     try:
         mode: int | None = os.stat(target).st_mode

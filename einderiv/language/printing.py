@@ -101,18 +101,38 @@ def index_names(expr: Expr, fixed: Mapping[str, str], owners: dict[str, str] | N
     for term in expr.terms:
         names = dict(fixed)
         used = set(names.values())
+        sizes = _size_only(term)
         for index in _term_all_indices(term):
             if index in names:
                 continue
             root, base, k = ir.index_root(index), ir.display_name(index), 1
             name = base
-            while name in used or owners.get(name, root) != root:
+            if index in sizes and owners.get(base, SIZE_ONLY) in (root, SIZE_ONLY):
+                # sum[w](1) binds w itself and has no array: only its name sizes it (sizes={'w': …}),
+                # so it keeps that name, whatever else of the term is called w
+                names[index] = base
+                owners.setdefault(base, SIZE_ONLY)
+                continue
+            while name in used or owners.get(name, root) not in (root, SIZE_ONLY) or \
+                    (owners.get(name) == SIZE_ONLY and name in used):
                 name, k = f"{base}{k}", k + 1
             names[index] = name
             used.add(name)
             owners[name] = root
         mappings.append(names)
     return mappings
+
+
+#: The owner of a name only ``sum[w](1)`` factors use: any index of that name may take it over.
+SIZE_ONLY = "size:"
+
+
+def _size_only(term: Term) -> set[str]:
+    """Indices of the term's ``sum[i](1)`` factors that nothing else of the term uses."""
+    sizes = {f.index for f in term.factors if isinstance(f, Size)}
+    if not sizes:
+        return sizes
+    return sizes - {i for f in term.factors if not isinstance(f, Size) for i in ir.factor_indices(f)}
 
 
 def distinct_names(indices: Iterable[str], taken: AbstractSet[str] = frozenset()) -> dict[str, str]:
@@ -128,6 +148,22 @@ def distinct_names(indices: Iterable[str], taken: AbstractSet[str] = frozenset()
         names[index] = name
         taken.add(name)
     return names
+
+
+def _own_indices(expr: Expr) -> set[str]:
+    """Indices each term of ``expr`` binds itself (its ``summed``, nested sums, sizes): printed
+    below the top as ``sum[…](…)``, they are scoped to their term."""
+    own: set[str] = set()
+    for term in expr.terms:
+        own.update(term.summed)
+        for factor in term.factors:
+            if isinstance(factor, Size):
+                own.add(factor.index)
+            for nested in (factor.args if isinstance(factor, Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, Power) else ()):
+                own.update(i for inner in nested.terms for i in _term_all_indices(inner)
+                           if i not in ir.factor_indices(factor))
+    return own
 
 
 def _term_all_indices(term: Term) -> list[str]:
@@ -381,9 +417,16 @@ class _Walk:
         grouped = ir.common_factor(expr) if top else None
         if grouped is not None:
             outer, inner = grouped
-            names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(
-                f for t in inner.terms for f in t.factors)),)), fixed)[0]
-            group = Operand(self.sum(inner, names, top=False), bare=False)
+            # the outer term's indices (its factors, and what it sums over the group) are named here;
+            # each inner term names its own summed ones, in its own scope: two sum[w](1) of two
+            # terms stay w and w, never w and w1, a name no array or size sizes
+            outer_indices = _term_all_indices(outer)
+            passed = [i for i in _term_all_indices(Term(1.0, (), tuple(f for t in inner.terms for f in t.factors)))
+                      if i not in outer_indices and i not in _own_indices(inner)]   # fixed ones, say
+            names = index_names(Expr((Term(1.0, outer.summed, outer.factors + tuple(map(Size, passed))),)), fixed)[0]
+            own = _size_only(outer)          # the outer sum[w](1) is scoped to itself: not passed in
+            group = Operand(self.sum(inner, {k: v for k, v in names.items() if k not in own}, top=False),
+                            bare=False)
             negative, body = self.term(outer, names, top, group)
             return ("-" if negative else "") + body
         parts: list[str] = []

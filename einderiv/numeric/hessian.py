@@ -50,10 +50,11 @@ from einderiv.errors import ProgramError, ShapeError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.numeric.planning import Context, compile_expr
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, as_program, chain_index_names, jacobian_seed, wrt_slots
+from einderiv.calculus.program import (Program, as_program, chain_index_names, definition_lines, jacobian_seed,
+                                      temporaries_used, wrt_slots)
 from einderiv.language.lowering import Statement, dependencies
 from einderiv.core.simplify import collect_powers
-from einderiv.names import adjoint_of, gradient_name, gradient_of, tagged
+from einderiv.names import adjoint_of, gradient_name, gradient_of, innermost, tagged
 
 __all__ = [
     "hessian", "hvp", "symbolic_hessian", "Hessian",
@@ -238,6 +239,7 @@ class Hessian:
     wrt_indices: tuple[str, ...]
     expr: Expr
     chain: tuple[tuple[str, tuple[str, ...], Expr], ...]
+    definitions: tuple[Statement, ...] = ()     # temporaries the text refers to, printed first
 
     def _tensor_names(self) -> dict[str, str]:
         names = {}
@@ -262,7 +264,7 @@ class Hessian:
     def to_text(self, ascii: bool = False) -> str:
         """The Hessian as text, one line per intermediate, the Hessian last."""
         tensors = self._tensor_names()
-        lines = []
+        lines = definition_lines(self.definitions, ascii)
         for name, indices, expr in self.chain:
             fixed = chain_index_names(indices)
             lhs = format_ref(tensors[name], tuple(fixed[i] for i in indices))
@@ -305,7 +307,10 @@ def symbolic_hessian(program: Program | str, wrt: str, wrt2: str | None = None, 
     h = hessian_program(program, of, wrt, wrt2, display_inline)
     chain = tuple((s.name, s.lhs, _display_order(s.rhs)) for s in h.gradient) + \
         tuple((s.name, s.indices, _display_order(s.expr)) for s in h.second)
-    return Hessian(of, wrt, wrt2, h.out, h.slots, _display_order(h.expr), chain)
+    expr = _display_order(h.expr)
+    named = [ir.ref(innermost(name), ()) for name, _, _ in chain]      # a line d(dL/dx)/dL_1 names L_1
+    definitions = temporaries_used(program, [e for _, _, e in chain] + [expr] + named)
+    return Hessian(of, wrt, wrt2, h.out, h.slots, expr, chain, definitions)
 
 
 def _display_order(expr: Expr) -> Expr:

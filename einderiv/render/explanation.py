@@ -31,7 +31,7 @@ from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, ancestors, as_program
+from einderiv.calculus.program import Program, ancestors, as_program, definition_lines, temporaries_used
 from einderiv.language.lowering import Statement, checked_size, infer_shapes, resolve_sizes
 from einderiv.core.simplify import simplify
 from einderiv.names import adjoint_name, fresh, numbered, slot_of
@@ -216,14 +216,16 @@ class AdjointProgram:
     steps: tuple[AdjointStep, ...]
     gradient: Mapping[str, str]
     seed: str | None
+    definitions: tuple[Statement, ...] = ()   # the temporaries the steps refer to, defined first
 
     @property
     def text(self) -> str:
-        return "\n".join(step.text for step in self.steps)
+        return "\n".join(definition_lines(self.definitions) + [step.text for step in self.steps])
 
     @property
     def ascii(self) -> str:
-        return "\n".join(step.to_text(ascii=True) for step in self.steps)
+        return "\n".join(definition_lines(self.definitions, ascii=True) +
+                          [step.to_text(ascii=True) for step in self.steps])
 
     def step(self, tensor: str) -> AdjointStep:
         """The step computing the gradient of ``tensor``.
@@ -238,7 +240,8 @@ class AdjointProgram:
                            f"steps: {', '.join(s.of for s in self.steps)}")
 
     def __str__(self) -> str:
-        rows = [(s.text, s.matrix_text or "(no matrix form)", s.note) for s in self.steps]
+        rows = [(line, "", TEMPORARY_NOTE) for line in definition_lines(self.definitions)]
+        rows += [(s.text, s.matrix_text or "(no matrix form)", s.note) for s in self.steps]
         if self.seed:
             loss = _loss_name(self.program, self.of, self.seed)
             head = (f"Reverse mode: the gradient of a scalar {loss} downstream of {self.of} with respect to "
@@ -249,7 +252,7 @@ class AdjointProgram:
 
     @property
     def latex(self) -> str:
-        lines = []
+        lines = [_statement_latex(d).replace(" = ", " &= ", 1) + " &" for d in self.definitions]
         for s in self.steps:
             matrix = f" & {ref_to_latex(s.name, ())} = {s.matrix.latex}" if s.matrix is not None else " &"
             lines.append(s.latex.replace(" = ", " &= ", 1) + matrix)
@@ -265,9 +268,19 @@ class AdjointProgram:
         """A table: each step in index form, its matrix form and where it comes from."""
         rows = [f"**{_md(str(self).split(chr(10), 1)[0])}**", "", "| index form | matrix form | from |",
                 "| --- | --- | --- |"]
+        rows += [f"| `{_md(line)}` | (none) | {TEMPORARY_NOTE} |" for line in definition_lines(self.definitions)]
         rows += [f"| `{_md(s.text)}` | `{_md(s.matrix_text)}` | {_md(s.note)} |" if s.matrix_text else
                  f"| `{_md(s.text)}` | (none) | {_md(s.note)} |" for s in self.steps]
         return "\n".join(rows) + "\n"
+
+
+#: The note on a temporary's definition in an adjoint program's table.
+TEMPORARY_NOTE = "a temporary: part of a statement that einderiv names to keep it short"
+
+
+def _statement_latex(statement: Statement) -> str:
+    fixed = {i: ir.display_name(i) for i in statement.lhs}
+    return f"{_latex_ref(statement.name, list(fixed.values()))} = {expr_to_latex(statement.rhs, fixed)}"
 
 
 def _md(text: str) -> str:
@@ -341,8 +354,10 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
             note += f": {why}"
         steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
                                  _sizers(program, expr)))
+    # a step's expression, and a step's own name (gL_2 is the gradient of L_2), refer to temporaries
+    definitions = temporaries_used(program, [step.expr for step in steps] + [ir.ref(step.of) for step in steps])
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
-                          seed_name)
+                          seed_name, definitions)
 
 
 def _size_indices(expr: Expr) -> dict[str, None]:
@@ -379,8 +394,8 @@ def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int,
     consumers = _consumers(program, order, tensor)
     if not consumers:
         return (-len(program.statements) - 1, 0) if tensor in program.names else (1, 0)
-    first = consumers[0]
-    return (-first.number, ir.tensor_names(first.rhs).index(tensor))
+    first = consumers[0]          # by position: a statement and its temporaries share one number
+    return (-program.statements.index(first), ir.tensor_names(first.rhs).index(tensor))
 
 
 def _note(program: Program, order: Sequence[str], tensor: str, of: str,
@@ -710,6 +725,8 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
               f"∂ of a statement is taken entry by entry with Kronecker deltas.\n"
               f"{NOTATION}")
     header += _tensor_output_note(program, of, adj)
+    header += _temporaries_note(program, [program.statement(n).rhs for n in order if n in active] +
+                                [step.expr for step in adj.steps])
     header += "".join(f"\nNote: {note}." for note in column_vector_notes(program, set(order)))
     if differentials:
         p, q, r, _ = _metavariables(program)
@@ -721,6 +738,15 @@ def explain(program: Program | str, wrt: str | Sequence[str], of: str | None = N
 #: What the index notation means, said where it first appears.
 NOTATION = ("Notation: δ[i,a] is 1 when i = a and 0 otherwise; an index repeated within a term is summed over "
             "(u[i,j] v[j] sums over j); to contract is to sum over the shared index.")
+
+
+def _temporaries_note(program: Program, exprs: Sequence[Expr]) -> str:
+    """The definitions of the temporaries ``exprs`` refer to, said before any step uses them."""
+    definitions = temporaries_used(program, list(exprs))
+    if not definitions:
+        return ""
+    return (f"\nTemporaries: parts of a statement that einderiv names "
+            f"(a deep nesting, or a product of sums that would multiply out to many terms): {'; '.join(definition_lines(definitions))}.")
 
 
 def _metavariables(program: Program) -> tuple[str, str, str, str]:
@@ -803,13 +829,16 @@ def _section(program: Program, statement: Statement, active: set[str], adj: Adjo
              tensors: Mapping[str, str], differentials: bool, loss: str) -> ExplanationSection:
     form = to_matrix(statement.rhs, statement.lhs)
     title = f"[{statement.number}] {statement.source.strip()}"
+    if statement.hidden:          # its source is the user's statement: say which part this is
+        title = f"[{statement.number}] {definition_lines((statement,))[0]}      (a temporary of {statement.source.strip()})"
+        form = None
     if form is not None:
         title += f"      {statement.name} = {form.text}"
     if shapes.of(statement.name):
         title += f"      ({statement.name}: {shapes.of(statement.name)})"
     rows: list[ExplanationRow] = []
     g_out = tensors[adjoint_name(statement.name)]
-    is_seed = not statement.lhs and adj.seed is None
+    is_seed = statement.name == adj.of and adj.seed is None     # a scalar temporary is no seed
     inputs = [t for t in ir.tensor_names(statement.rhs) if t in active]
     pieces: list[_Piece] = []
     for tensor in inputs:

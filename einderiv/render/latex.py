@@ -139,7 +139,7 @@ def _partial(of: str, of_indices: Sequence[str], wrt: str, wrt_indices: Sequence
 
 def _derivative(d: Derivative) -> str:
     tensors = {s.name: rf"\overline{{{LATEX.name(s.of)}}}" for s in d.chain}
-    lines = []
+    lines = [_statement(s) for s in d.definitions]      # the temporaries it refers to, first
     for s in d.chain:
         fixed = {i: ir.display_name(i) for i in s.indices}
         names = tuple(fixed[i] for i in s.indices)
@@ -152,13 +152,15 @@ def _derivative(d: Derivative) -> str:
 
 
 def _hessian(h: HessianLike) -> str:
-    """``∂²L/∂x_a ∂x_b = …`` for a symbolic Hessian (its intermediates are left out)."""
+    """``∂²L/∂x_a ∂x_b = …`` for a symbolic Hessian, after the temporaries it refers to
+    (its other intermediates are left out)."""
     names = {i: ir.display_name(i) for i in h.out_indices + h.wrt_indices}
     first = ref_to_latex(h.wrt, [names[i] for i in h.out_indices])
     second = ref_to_latex(h.wrt2, [names[i] for i in h.wrt_indices])
     tensors = {name: rf"\overline{{{LATEX.name(innermost(name))}}}" for name, _, _ in h.chain}
     lhs = rf"\frac{{\partial^2 {LATEX.name(h.of)}}}{{\partial {first}\,\partial {second}}}"
-    return f"{lhs} = {expr_to_latex(h.expr, names, tensors)}"
+    lines = [_statement(s) for s in getattr(h, "definitions", ())]
+    return "\n".join(lines + [f"{lhs} = {expr_to_latex(h.expr, names, tensors)}"])
 
 
 def display_latex(body: str) -> str:
