@@ -19,7 +19,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from einderiv.calculus.program import Derivative, Program, ancestors, parse
 from einderiv.cli.inputs import (IDENTIFIER, Data, check_bytes, converted, infer_shapes, load_array,
@@ -129,12 +132,14 @@ def flatten_jacobian(J: np.ndarray, out_rank: int, layout: str) -> np.ndarray:
     row-major order; ``denominator``: its transpose; ``vec``: rows and columns
     in column-major order, so that ``F = W X`` gives ``Xᵀ ⊗ I``.
 
+    >>> import numpy as np
     >>> J = np.arange(6.0).reshape(1, 2, 3)
     >>> flatten_jacobian(J, 2, "numerator").shape
     (2, 3)
     >>> flatten_jacobian(J, 1, "vec").tolist()
     [[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]]
     """
+    import numpy as np
     if layout == "tensor":
         return J
     out_shape, in_shape = J.shape[:out_rank], J.shape[out_rank:]
@@ -377,6 +382,7 @@ def _jacobians_to_zarr(args: argparse.Namespace, program: Program, of: str, wrts
 
 def run_jacobian(args: argparse.Namespace) -> Report | Document:
     """``einderiv jacobian``: the full Jacobian of each ``--wrt`` (or the VJP with ``--upstream``)."""
+    import numpy as np
     program, of = _load_program(args)
     wrts = split_names(args.wrt, "--wrt")
     if args.upstream and args.layout != "tensor" and not args.symbolic:
@@ -406,6 +412,7 @@ def run_jacobian(args: argparse.Namespace) -> Report | Document:
 
 def run_grad(args: argparse.Namespace) -> Report | Document:
     """``einderiv grad``: the value and the gradients of a scalar output (the backprop equations with ``--explain``)."""
+    import numpy as np
     from einderiv.render.latex import ref_to_latex, to_latex
     program, of = _load_program(args)
     wrts = split_names(args.wrt, "--wrt")
@@ -457,6 +464,7 @@ def run_grad(args: argparse.Namespace) -> Report | Document:
 
 def run_hessian(args: argparse.Namespace) -> Report:
     """Every block ``d²of / d w d v`` for ``w`` in ``--wrt`` and ``v`` in ``--wrt2`` (default: ``--wrt``)."""
+    import numpy as np
     from einderiv.numeric.hessian import hessian, symbolic_hessian
     from einderiv.render.latex import to_latex
     program, of = _load_program(args)
@@ -495,6 +503,7 @@ def run_hessian(args: argparse.Namespace) -> Report:
 
 def run_eval(args: argparse.Namespace) -> Report:
     """``einderiv eval``: the value of the output (or of ``--of``)."""
+    import numpy as np
     from einderiv.render.latex import ref_to_latex, to_latex
     program, of = _load_program(args)
     data = load_data(args, program, of, ())

@@ -18,13 +18,12 @@ first and refused above ``--max-bytes``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterator
-
-import numpy as np
+from typing import IO, Any, Callable, ContextManager, Iterator
 
 from einderiv.cli.inputs import DEFAULT_MAX_BYTES
 from einderiv.cli.messages import CommandLineError
@@ -89,6 +88,7 @@ def format_number(value: float, precision: int) -> str:
     >>> format_number(0.5, 4), format_number(2.0, 4), format_number(1 / 3, 2)
     ('0.5', '2', '0.33')
     """
+    import numpy as np
     return np.format_float_positional(float(value), precision=precision, unique=True, trim="-")
 
 
@@ -97,6 +97,7 @@ def format_number(value: float, precision: int) -> str:
 def blocks(section: Section, split: int, summarise: bool = False) -> Iterator[tuple[Any, Any]]:
     """(index, sub-array) for each block over the first ``split`` axes; summarised: the first and
     last few, and ``(None, count)`` in place of the ones left out."""
+    import numpy as np
     array = section.array
     if split == 0:
         yield (), array
@@ -164,16 +165,25 @@ def render(result: Result, options: Options) -> Rendered:
 # ---------------------------------------------------------------- text
 
 def _array_text(array: Any, symbolic: bool) -> str:
+    import numpy as np
     if symbolic:
         return np.array2string(np.asarray(array, dtype=object), formatter={"all": str}, separator=", ")
     return np.array2string(np.asarray(array))
+
+
+def _array_printing(report: Report, precision: int, threshold: int) -> ContextManager[object]:
+    """numpy's print options for a report with arrays; nothing (and no numpy import) for one of formulas only."""
+    if all(section.array is None for section in report.sections):
+        return contextlib.nullcontext()
+    import numpy as np
+    return np.printoptions(precision=precision, suppress=True, threshold=threshold, linewidth=120)
 
 
 def render_text(report: Report, options: Options, summarise: bool = False) -> Rendered:
     """Plain text: headings, ``key: value`` lines and numpy's printing of each array (a block per label)."""
     threshold = SUMMARY_ENTRIES if summarise else sys.maxsize
     out: list[str] = []
-    with np.printoptions(precision=options.precision, suppress=True, threshold=threshold, linewidth=120):
+    with _array_printing(report, options.precision, threshold):
         for k, section in enumerate(report.sections):
             lines = list(section.heading) + [f"{key}: {value}" for key, value in section.meta]
             if section.array is not None:
@@ -197,6 +207,7 @@ def render_text(report: Report, options: Options, summarise: bool = False) -> Re
 # ---------------------------------------------------------------- LaTeX
 
 def _array_latex(array: Any, symbolic: bool, precision: int) -> str:
+    import numpy as np
     from einderiv.render.latex import matrix_to_latex
 
     def entry(x: Any) -> str:
@@ -235,6 +246,7 @@ def render_latex(report: Report, options: Options, summarise: bool = False) -> R
 # ---------------------------------------------------------------- JSON
 
 def _json_values(array: Any, symbolic: bool) -> Any:
+    import numpy as np
     if symbolic:
         return np.vectorize(str, otypes=[object])(np.asarray(array, dtype=object)).tolist()
     values = np.asarray(array, dtype=np.float64)
@@ -275,6 +287,7 @@ def render_json(report: Report, options: Options, summarise: bool = False) -> Re
 
 def render_npy(report: Report, options: Options, summarise: bool = False) -> Rendered:
     """The numbers as ``.npy`` (one result) or ``.npz`` (several, by name): a writer for the binary file."""
+    import numpy as np
     if not options.output:
         raise CommandLineError("--format npy writes binary data: give a file with --output FILE")
     if report.symbolic:
@@ -320,12 +333,14 @@ def markdown_table(matrix: Any, corner: str, entry: Callable[[Any], str], summar
     A vector is one column, headed ``column``. Summarised, a table of more than :data:`SUMMARY_ENTRIES`
     entries keeps its first and last rows and columns, ``…`` in place of the others.
 
+    >>> import numpy as np
     >>> print("\\n".join(markdown_table(np.array([[1.0, 2.0], [3.0, 4.5]]), "i \\\\ j", str)))
     | i \\ j | 1 | 2 |
     |---|--:|--:|
     | 1 | 1.0 | 2.0 |
     | 2 | 3.0 | 4.5 |
     """
+    import numpy as np
     matrix = np.asarray(matrix, dtype=object)
     vector = matrix.ndim == 1
     if vector:
@@ -359,6 +374,7 @@ def _markdown_label(section: Section, index: tuple[int, ...], table_rank: int) -
 
 
 def _markdown_array(section: Section, symbolic: bool, precision: int, summarise: bool) -> list[str]:
+    import numpy as np
     array = np.asarray(section.array, dtype=object if symbolic else None)
     table_rank = min(array.ndim, 2)
     leading = array.ndim - table_rank

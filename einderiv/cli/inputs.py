@@ -21,7 +21,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from einderiv.calculus.program import Program, ancestors
 from einderiv.cli.files import decode, open_regular, read_capped
@@ -40,7 +43,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 ** 2
 #: The largest program file (or standard input) read, in bytes.
 PROGRAM_MAX_BYTES = 10 * 1024 ** 2
 #: The largest index size: numpy's axis lengths are signed machine integers.
-MAX_SIZE = int(np.iinfo(np.intp).max)
+MAX_SIZE = sys.maxsize      # numpy.intp's largest value (Py_ssize_t), without importing numpy
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 COUNT = re.compile(r"[0-9]+\Z")
 
@@ -155,6 +158,7 @@ def _numeric_literal(value: Any) -> bool:
 
 
 def _parse_literal(name: str, text: str) -> np.ndarray:
+    import numpy as np
     import ast
     try:
         value = ast.literal_eval(text.strip())
@@ -202,6 +206,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _load_npy(name: str, path: str, max_bytes: int) -> np.ndarray:
     """A numeric ``.npy`` array; the header is checked (dtype, size, the data that follows) before reading."""
+    import numpy as np
     fmt = np.lib.format
     handle, size = open_regular(path, f"{name} from '{path}'")
 
@@ -248,6 +253,7 @@ def _load_npy(name: str, path: str, max_bytes: int) -> np.ndarray:
 
 
 def _load_text(name: str, path: str, rank: int, max_bytes: int) -> np.ndarray:
+    import numpy as np
     if rank > 2:
         raise CommandLineError(f"cannot read {name} from '{path}': a text file holds at most 2 axes, "
                                f"but {name} has {rank}; use a .npy file")
@@ -388,6 +394,7 @@ def symmetric_inputs(args: argparse.Namespace, program: Program) -> tuple[str, .
 
 def load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequence[str]) -> Data:
     """The arrays of a numeric command: ``--input`` ones read and checked, the others drawn at random."""
+    import numpy as np
     ranks = dict(program.inputs)
     sizes = program_sizes(args.sizes, program)
     dtype = np.dtype(args.dtype)
@@ -437,6 +444,7 @@ def load_data(args: argparse.Namespace, program: Program, of: str, wrts: Sequenc
 
 def converted(what: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` as ``dtype``; finite numbers that overflow it are an error, not infinities."""
+    import numpy as np
     with np.errstate(over="ignore", invalid="ignore"):
         converted = array.astype(dtype)
     overflowed = ~np.isfinite(converted)
