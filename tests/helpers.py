@@ -16,6 +16,16 @@ import einderiv
 RTOL = 1e-5
 ATOL = 1e-6
 
+#: The two-layer network of the README and the benchmarks, a statement per step.
+TWO_LAYER = """\
+H0[n,h] = X[n,d] W1[d,h]
+H1[n,h] = H0[n,h] + b1[h]
+H2[n,h] = max(0, H1[n,h])
+H3[n,c] = H2[n,h] W2[h,c]
+Z[n,c] = H3[n,c] + b2[c]
+L = (Z[n,c] - T[n,c])^2 / (2 N)
+"""
+
 
 def numeric_jacobian(f, x, eps=1e-6):
     """Central-difference Jacobian of ``f`` at ``x``.

@@ -15,6 +15,7 @@ import pytest
 import einderiv
 from einderiv.errors import BackendError, UnsupportedError
 from einderiv.numeric import backend as backends
+from helpers import TWO_LAYER
 
 MLP = """\
 H[n,h] = relu(sum[d](X[n,d] W1[d,h]) + b1[h])
@@ -23,14 +24,7 @@ L = (Z[n,c] - T[n,c])^2 / (2 N)
 """
 WRT = ["W1", "b1", "W2", "b2"]
 # the same network a statement per step: numpy's plan writes into dead intermediates here (donations)
-STEPS = """\
-H0[n,h] = X[n,d] W1[d,h]
-H1[n,h] = H0[n,h] + b1[h]
-H2[n,h] = max(0, H1[n,h])
-H3[n,c] = H2[n,h] W2[h,c]
-Z[n,c] = H3[n,c] + b2[c]
-L = (Z[n,c] - T[n,c])^2 / (2 N)
-"""
+STEPS = TWO_LAYER
 
 
 def _needs(module: str):

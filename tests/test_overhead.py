@@ -13,15 +13,8 @@ import einderiv
 from einderiv.calculus import program as program_module
 from einderiv.errors import EinderivWarning, MemoryLimitError, ShapeError
 from einderiv.numeric import evaluation, planning, plans
+from helpers import TWO_LAYER
 
-TWO_LAYER = """\
-H0[n,h] = X[n,d] W1[d,h]
-H1[n,h] = H0[n,h] + b1[h]
-H2[n,h] = max(0, H1[n,h])
-H3[n,c] = H2[n,h] W2[h,c]
-Z[n,c] = H3[n,c] + b2[c]
-L = (Z[n,c] - T[n,c])^2 / (2 N)
-"""
 WRT = ["W1", "b1", "W2", "b2"]
 
 
