@@ -410,7 +410,7 @@ def _sizes_named_alike(program: Program, expr: Expr) -> Expr:
         if ir.index_root(index) not in named:
             named.append(ir.index_root(index))
     mapping = {}
-    for k, index in enumerate(sorted(_size_indices(expr))):
+    for k, index in enumerate(sorted(size_indices(expr))):
         root, own = ir.index_root(index), sources.get(ir.index_root(index), set())
         alike = [r for r in roots.get(ir.display_name(index), []) if r != root and
                  (not own or not sources.get(r) or own & sources[r])]     # by name, or by one tensor axis
@@ -454,7 +454,7 @@ def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], sl
     >>> print(parse("L = sum[a](1) x[i] + x[i]^2").derivative("x"))
     dL/dx[b] = sum[a](1) + 2 x[b]
     """
-    sizes = {ir.display_name(i) for i in _size_indices(expr)}
+    sizes = {ir.display_name(i) for i in size_indices(expr)}
     if not any(ir.display_name(s) in sizes for s in slots):
         return slots, expr
     taken = tuple(out) + tuple(names_.statement_index(name, "size") for name in sorted(sizes))
@@ -462,16 +462,20 @@ def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], sl
     return renamed, ir.rename(expr, dict(zip(slots, renamed)))
 
 
-def _size_indices(expr: Expr) -> set[str]:
-    """Indices of the ``sum[i](1)`` (size) factors of ``expr``, nested ones too."""
-    found: set[str] = set()
+def size_indices(expr: Expr) -> dict[str, None]:
+    """Indices of the ``sum[i](1)`` (size) factors of ``expr``, nested ones too, first occurrence first.
+
+    >>> [ir.display_name(i) for i in size_indices(parse("y = sum[i](1) + exp(sum[j](1))").statement("y").rhs)]
+    ['i', 'j']
+    """
+    found: dict[str, None] = {}
     for term in expr.terms:
         for factor in term.factors:
             if isinstance(factor, ir.Size):
-                found.add(factor.index)
+                found.setdefault(factor.index)
             for nested in (factor.args if isinstance(factor, ir.Call) else
                            (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
-                found |= _size_indices(nested)
+                found.update(size_indices(nested))
     return found
 
 

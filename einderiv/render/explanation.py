@@ -31,7 +31,7 @@ from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix import (Hadamard, MatrixForm, Node, Ones, Product, Tensor, TermNode, Transpose, column_vector_notes,
                           to_matrix)
 from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, ancestors, as_program, definition_lines, temporaries_used
+from einderiv.calculus.program import Program, ancestors, as_program, definition_lines, size_indices, temporaries_used
 from einderiv.language.lowering import Statement, checked_size, infer_shapes, resolve_sizes
 from einderiv.core.simplify import simplify
 from einderiv.names import adjoint_name, fresh, numbered, slot_of
@@ -360,23 +360,10 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
                           seed_name, definitions)
 
 
-def _size_indices(expr: Expr) -> dict[str, None]:
-    """Indices of the ``size(i)`` factors of ``expr`` (summed indices no factor uses), nested ones too."""
-    found: dict[str, None] = {}
-    for term in expr.terms:
-        for factor in term.factors:
-            if isinstance(factor, ir.Size):
-                found.setdefault(factor.index)
-            for nested in (factor.args if isinstance(factor, ir.Call) else
-                           (factor.base, factor.exponent) if isinstance(factor, ir.Power) else ()):
-                found.update(_size_indices(nested))
-    return found
-
-
 def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ...]:
     """For each size factor, a tensor axis of the program with that size: (index, tensor, axis, rank)."""
     out = []
-    for index in _size_indices(expr):
+    for index in size_indices(expr):
         root = ir.index_root(index)
         found = next(((occ.tensor, occ.axis) for s in program.statements for occ in s.occurrences
                       if occ.root == root), None)
