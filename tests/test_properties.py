@@ -537,8 +537,15 @@ def test_derivatives_are_consistent(data):
         assert sorted(jac) == wrt, msg
         for name in wrt:
             assert np.shape(jac[name]) == out_shape + INPUT_SHAPES[name], f"d/d{name} {msg}"
-            numeric = fd_jacobian(program, name, inputs, of=of, sizes=sizes)
-            assert_close(jac[name], numeric, rtol=1e-5, atol=1e-6 * scale, msg=f"d/d{name} {msg}")
+            numeric = np.asarray(fd_jacobian(program, name, inputs, of=of, sizes=sizes))
+            # Central differences err by O(eps^2 times the third derivative): a second step size measures that error, so a steep
+            # program widens the tolerance by what the reference itself is unsure of, and nothing more.
+            coarse = np.asarray(fd_jacobian(program, name, inputs, of=of, sizes=sizes, eps=2e-6))
+            got = np.asarray(jac[name])
+            tolerance = 1e-5 * np.abs(numeric) + 1e-6 * scale + 2 * np.abs(numeric - coarse)
+            bad = np.abs(got - numeric) > tolerance
+            assert not bad.any(), (f"d/d{name} {msg}: einderiv {got[bad][:3]}, finite differences "
+                                   f"{numeric[bad][:3]} (step 2e-6: {coarse[bad][:3]})")
 
         back = einderiv.vjp(program, wrt, inputs, u, of=of, sizes=sizes)
         assert sorted(back) == wrt, msg

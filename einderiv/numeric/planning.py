@@ -34,7 +34,7 @@ import opt_einsum
 
 from einderiv.core import ir
 
-from einderiv.numeric import matrix_functions, paths
+from einderiv.numeric import matrix_functions, pair_products, paths
 from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
@@ -384,7 +384,8 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     sublists = [[ids[i] for i in idx] for _, idx in operands]
     out_ids = [ids[i] for i in out]
     getters = [get for get, _ in operands]
-    direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands], xnp)
+    direct = _direct(sublists, out_ids, [tuple(index_size(i, ctx) for i in idx) for _, idx in operands], xnp,
+                     ctx.memory_limit // ctx.dtype.itemsize)
     donor = _donor(getters, sublists, out_ids, donate)
     if len(operands) == 1 and sublists[0] == out_ids:
         core = getters[0]
@@ -675,12 +676,16 @@ def _apply(fn: Callable, getters: list[Runner]) -> Runner:
     return lambda env: fn(first(env), second(env))
 
 
-def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], xnp=np) -> Callable | None:
+def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, ...]], xnp=np,
+            limit_elements: int = 0) -> Callable | None:
     """One numpy call for the contractions of one or two operands that need no path.
 
     opt_einsum would do the same (a transpose, a sum, one ``tensordot`` or one
-    broadcast product) with more per-call overhead; anything else — three or
-    more operands, diagonals, batch contractions — goes through opt_einsum.
+    broadcast product) with more per-call overhead. A two-operand product that
+    ``tensordot`` would copy an operand for, or that has batch indices, is one
+    ``np.matmul`` of views where that moves less (:mod:`einderiv.numeric.pair_products`;
+    ``limit_elements`` bounds the larger product it may form). Anything else —
+    three or more operands, diagonals — goes through opt_einsum.
     """
     if any(len(set(s)) != len(s) for s in sublists) or len(set(out)) != len(out):
         return None
@@ -698,12 +703,16 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         return None
     a, b = sublists
     if any(i not in b and i not in out for i in a) or any(i not in a and i not in out for i in b):
-        return _reduced_first(a, b, out, shapes, xnp)
+        return _reduced_first(a, b, out, shapes, xnp, limit_elements)
     shared = [i for i in a if i in b]
     if not (set(a) | set(b)) - set(shared) <= set(out):
         return None
     if len(shared) == 1 and len(a) <= 2 and len(b) <= 2 and shared[0] not in out:
         return _matmul(a, b, shared[0], out, xnp)
+    if xnp is np and shared and not set(shared) <= set(out):
+        batched = pair_products.cheaper_batched_matmul(a, b, out, shapes, limit_elements)
+        if batched is not None:
+            return batched
     if shared and not set(shared) & set(out):
         if xnp is np and _thin_with_a_copy(a, b, shared, shapes):
             return _einsum_pair(a, b, out)
@@ -714,6 +723,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
             return lambda x, y: xnp.tensordot(x, y, axes)
         return lambda x, y: xnp.transpose(xnp.tensordot(x, y, axes), perm)
     if set(shared) <= set(out):
+        if xnp is np and _short_inner_loop(a, b, out, shapes):
+            return _einsum_pair(a, b, out)
         align_a = _aligner(a, out, shapes[0], xnp)
         align_b = _aligner(b, out, shapes[1], xnp)
         return lambda x, y: xnp.multiply(align_a(x), align_b(y))
@@ -759,6 +770,37 @@ def _thin_with_a_copy(a: list[int], b: list[int], shared: list[int], shapes: lis
     return min(m, n, k) <= THIN_SIDE and (copies_a or copies_b)
 
 
+def _short_inner_loop(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> bool:
+    """Whether a large elementwise or outer product has a short last output axis, which numpy's
+    broadcasting multiply walks in short inner loops and ``np.einsum`` in one pass.
+
+    >>> _short_inner_loop([0], [1], [0, 1], [(100000,), (8,)]), _short_inner_loop([0], [1], [1, 0], [(100000,), (8,)])
+    (True, False)
+    """
+    if not out or len(set(a) | set(b)) > EINSUM_LETTERS:
+        return False
+    sizes = {**dict(zip(a, shapes[0])), **dict(zip(b, shapes[1]))}
+    return _inner_loop(a, b, out, sizes) <= THIN_SIDE and math.prod(sizes[i] for i in out) > LARGE_OPERAND
+
+
+def _inner_loop(a: list[int], b: list[int], out: list[int], sizes: dict[int, int]) -> int:
+    """The length of numpy's inner loop for ``x[a] * y[b]`` written over ``out`` (contiguous operands):
+    the last output axes that come, in order and adjacent, from the same operand(s) merge into one.
+
+    >>> _inner_loop([0, 1], [2], [0, 2, 1], {0: 5, 1: 3, 2: 4}), _inner_loop([0, 1], [2], [2, 0, 1], {0: 5, 1: 3, 2: 4})
+    (3, 15)
+    """
+    def place(i: int) -> tuple[int | None, int | None]:
+        return (a.index(i) if i in a else None, b.index(i) if i in b else None)
+    length = sizes[out[-1]]
+    for later, earlier in zip(reversed(out), list(reversed(out))[1:]):
+        p, q = place(later), place(earlier)
+        if any((x is None) != (y is None) or (x is not None and y != x - 1) for x, y in zip(p, q)):
+            break
+        length *= sizes[earlier]
+    return length
+
+
 def _einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
     """``np.einsum`` of two operands (at most 52 indices), in one pass over each."""
     letters = {i: opt_einsum.get_symbol(k) for k, i in enumerate(dict.fromkeys(a + b))}
@@ -767,7 +809,7 @@ def _einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
 
 
 def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]],
-                   xnp=np) -> Callable | None:
+                   xnp=np, limit_elements: int = 0) -> Callable | None:
     """Sum away the indices only one operand has (and the output lacks) before the product:
     ``Σ_b x[b,c] y[a]`` is ``(Σ_b x[b,c]) y[a]``, a sum and an outer product instead of an einsum."""
     lone_a = tuple(k for k, i in enumerate(a) if i not in b and i not in out)
@@ -776,7 +818,7 @@ def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tupl
     b2 = [i for k, i in enumerate(b) if k not in lone_b]
     shapes2 = [tuple(n for k, n in enumerate(shapes[0]) if k not in lone_a),
                tuple(n for k, n in enumerate(shapes[1]) if k not in lone_b)]
-    inner = _direct([a2, b2], out, shapes2, xnp)
+    inner = _direct([a2, b2], out, shapes2, xnp, limit_elements)
     if inner is None:
         return None
 
