@@ -250,8 +250,10 @@ def _number_for(seconds: float, target: float = 2e-3, cap: int = 20000) -> int:
 
 
 def compare(session: Session, label: str, contenders: Sequence[Contender], *, reference: Any = None,
+            references: Sequence[Any] | None = None,
             rtol: float = 1e-8, budget: float = 2.0, min_repeats: int = 3, max_repeats: int = 30) -> list[Row]:
-    """Check agreement (first call of each, against ``reference`` or the first contender's result), then time.
+    """Check agreement (first call of each, against ``reference`` or the first contender's result; or,
+    with ``references``, contender k against ``references[k]``), then time them round-robin.
 
     Returns one :class:`Row` per contender, in the order given.
     """
@@ -287,7 +289,9 @@ def compare(session: Session, label: str, contenders: Sequence[Contender], *, re
             del value
             callables[c.name] = fn
             continue
-        if reference is None:
+        if references is not None:
+            reference = references[len(rows) - 1]
+        elif reference is None:
             reference = value
         row.error = rel_error(value, reference)
         del value

@@ -24,6 +24,9 @@ Measured per network, with BLAS limited to 1 and to 2 threads (threadpoolctl):
   and torch autograd over ``opt_einsum.contract(..., backend='torch')``, both on
   the same path, each as a ratio to its *own* forward; every contender's gradient
   is checked against einderiv's (relative error), and a disagreement is a failure.
+  Each library's forward and gradient are timed round-robin together, apart from
+  the other libraries (whose threads and cache traffic would otherwise slow the
+  calls that follow them).
 
 Then a slicing table: three networks' all-operand gradients under a memory
 limit of 1/8 of their largest intermediate (einderiv slices the contraction:
@@ -451,6 +454,24 @@ def gradient_contenders(p: Prepared, memo: _Memo) -> list[Contender]:
             Contender("torch autograd", "rival", lambda: memo.get("torch", p, 1), to_numpy=_to_numpy)]
 
 
+def timed_pairs(session: Session, label: str, p: Prepared, memo: _Memo, budget: float,
+                max_repeats: int) -> tuple[list[Row], list[Row]]:
+    """(forward rows, gradient rows): each library's forward and gradient timed round-robin together,
+    apart from the other libraries, so that one library's threads and cache traffic slow only its own
+    calls; every forward is checked against opt_einsum's value, every gradient against einderiv's."""
+    import einderiv
+
+    expression = opt_einsum.contract_expression(p.network.eq, *p.network.shapes, optimize=p.path)
+    references = [expression(*[p.inputs[n] for n in p.names]), einderiv.grad(p.program, list(p.names), p.inputs)]
+    forward, gradient = [], []
+    for f, g in zip(forward_contenders(p, memo), gradient_contenders(p, memo)):
+        rows = compare(session, f"{label} {f.name.split()[0]}", [f, g], references=references, rtol=RTOL,
+                       budget=1.5 * budget, min_repeats=3, max_repeats=max_repeats)
+        forward.append(rows[0])
+        gradient.append(rows[1])
+    return forward, gradient
+
+
 # ---------------------------------------------------------------- the group
 
 @dataclass
@@ -702,10 +723,7 @@ def run(session: Session) -> Report:
                                     "(`pip install threadpoolctl`).")
             for p in prepared:
                 label = f"{p.network.name} threads={t}"
-                fwd = compare(session, label + " forward", forward_contenders(p, memo), rtol=RTOL, budget=budget,
-                              min_repeats=3, max_repeats=max_repeats)
-                grad = compare(session, label + " gradient", gradient_contenders(p, memo), rtol=RTOL,
-                               budget=2 * budget, min_repeats=3, max_repeats=max_repeats)
+                fwd, grad = timed_pairs(session, label, p, memo, budget, max_repeats)
                 report.check_rows(label + " forward", fwd)
                 report.check_rows(label + " gradient", grad)
                 results.setdefault(t, []).append(Result(p.network, t, p.info, fwd, grad))
