@@ -193,3 +193,30 @@ def test_evaluate_takes_the_fast_path_and_still_checks(counted):
     assert not np.shares_memory(passthrough, x) and not np.shares_memory(again, x)
     with pytest.raises(ShapeError, match=r"input 'x' has 2 axes"):
         einderiv.evaluate("y[i] = A[i,j] x[j]", {"A": A, "x": np.ones((3, 1))})
+
+
+def test_hessian_takes_the_fast_path_and_still_checks(counted, monkeypatch):
+    from einderiv.numeric import hessian as hessian_module
+    built = []
+    original = hessian_module.hessian_program
+
+    def counting(*args, **kwargs):
+        built.append(args)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(hessian_module, "hessian_program", counting)
+    rng = np.random.default_rng(0)
+    x, A = rng.standard_normal(4), rng.standard_normal((4, 4))
+    first = einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": A})
+    parses = counted["parse"]
+    for _ in range(3):
+        again = einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": A})
+        np.testing.assert_allclose(again, A + A.T, rtol=1e-12)
+        assert again is not first and not np.shares_memory(again, A)
+    assert len(built) == 1 and counted["parse"] == parses
+    other = rng.standard_normal((4, 4))
+    np.testing.assert_allclose(einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": other}),
+                               other + other.T, rtol=1e-12)
+    mixed = einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": A}, wrt2="A")
+    assert mixed.shape == (4, 4, 4)                 # wrt2 is part of the call's key
+    with pytest.raises(ShapeError, match=r"input 'A' has 1 ax"):
+        einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": np.ones(4)})

@@ -30,15 +30,15 @@ from einderiv.numeric import symmetric as _symmetric
 from einderiv.errors import ShapeError
 from einderiv.numeric.planning import compile_expr
 from einderiv.numeric.backend import kind_of, np_dtype
-from einderiv.numeric import planning
+from einderiv.numeric import fast_path
 from einderiv.numeric.plans import (ArrayLike, Inputs, Plan, as_array, backend_of_arrays, cached, check_inputs,
                                     checked_memory_limit, compile_plan, derived_steps, extras_like, forward_steps,
-                                    lookup, lowered, owned_copy, plan_cache_info, plan_context, referenced_statements,
+                                    lowered, owned_copy, plan_cache_info, plan_context, referenced_statements,
                                     requested, reverse_request, reverse_specs, run, signature, sizes_cache_key,
                                     with_shapes, wrt_names)
 from einderiv.calculus.program import Program, as_program, wrt_slots
 from einderiv.language.printing import plural
-from einderiv.names import VALUE, adjoint_name, tangent_name
+from einderiv.names import VALUE, tangent_name
 
 __all__ = ["evaluate", "jacobian", "grad", "vjp", "jvp", "value_and_grad", "clear_cache", "cache_info"]
 
@@ -66,8 +66,8 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
     >>> evaluate("y[i] = A[i,j] x[j]", {"A": [[1, 2], [3, 4]], "x": [1, 1]}).tolist()
     [3.0, 7.0]
     """
-    call_key = _call_key("value", program, None, of, sizes, memory_limit, (), inputs)
-    fast = _fast_reverse(call_key, inputs)
+    call_key = fast_path.call_key("value", program, None, of, sizes, memory_limit, (), inputs)
+    fast = fast_path.run_remembered(call_key, inputs)
     if fast is not None:
         results, (name,), _ = fast
         return results[name]
@@ -89,7 +89,7 @@ def evaluate(program: Program | str, inputs: Inputs, *, of: str | None = None,
 
     result = run(cached(key, build), dict(arrays))[of]
     if call_key is not None and not program.warnings:
-        _remember(call_key, arrays, {}, key, of, inputs, None, (of,), True)
+        fast_path.remember(call_key, arrays, {}, key, of, inputs, None, (of,), True)
     return result
 
 
@@ -108,128 +108,11 @@ def _cut_at(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, si
     return cut, {**inputs, **values}
 
 
-# ---------------------------------------------------------------- the fast path of a repeated call
-#
-# A call repeated with arrays of the same shapes and dtypes needs none of the checks a first call
-# makes: a *call key* of the raw arguments — (mode, program text, output as given, wrt as given,
-# memory limit in force) — leads to the inputs that call checked and, by their shapes and dtypes,
-# to the plan's key. Only calls every check passed unchanged are remembered: numpy float arrays
-# used as they are (no conversion), no symmetric inputs (whose values are checked), no sizes, no
-# intermediates among wrt, no parse warnings (repeated on every call). Anything else, or a plan
-# evicted since, takes the checked path, which raises the same errors as ever.
-
-_FAST_SIZE = 256
-_fast: dict[tuple, tuple[tuple[str, ...], dict[tuple, tuple]]] = {}   # call key → (inputs, shapes → plan key)
-
-
-def _clear_fast() -> None:
-    _fast.clear()
-
-
-caching.register(f"{__name__}.fast", _clear_fast, lambda: {"size": len(_fast), "maxsize": _FAST_SIZE})
-
-
-def _call_key(mode: str, program, wrt, of, sizes, memory_limit, symmetric, inputs) -> tuple | None:
-    """The fast path's key of a call, or None where the call must take the checked path."""
-    if sizes is not None or symmetric or type(inputs) is not dict:
-        return None
-    if memory_limit is None:
-        memory_limit = planning.DEFAULT_MEMORY_LIMIT
-    elif type(memory_limit) is not int:
-        return None
-    if type(program) is not str:
-        if not isinstance(program, Program):
-            return None
-        program = program.text
-    if type(wrt) is list:
-        wrt = tuple(wrt)
-    key = (mode, program, of, wrt, memory_limit)
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-#: Numbers the checked path turns into 0-d float64 arrays whatever their value (an int may not fit).
-_SCALARS = frozenset({float, np.float64})
-
-
-def _shapes_of(names: tuple[str, ...], inputs: Inputs, cotangent: ArrayLike) -> tuple | None:
-    """The shapes and dtypes of the inputs ``names`` (and of the cotangent), or None if one is not a numpy array."""
-    sig: list = []
-    for name in names:
-        value = inputs.get(name)
-        if type(value) is np.ndarray:
-            sig.append(value.shape)
-            sig.append(value.dtype)
-        elif type(value) in _SCALARS:
-            sig.append(type(value))
-        else:
-            return None
-    if cotangent is not None:
-        if type(cotangent) is not np.ndarray:
-            return None
-        sig.append(cotangent.shape)
-        sig.append(cotangent.dtype)
-    return tuple(sig)
-
-
-def _fast_reverse(call_key: tuple | None, inputs: Inputs, cotangent: ArrayLike = None):
-    """``(results, names, single)`` of a remembered call whose inputs have the same shapes and dtypes, else None."""
-    if call_key is None:
-        return None
-    entry = _fast.get(call_key)
-    if entry is None:
-        return None
-    needed, plans = entry
-    sig = _shapes_of(needed, inputs, cotangent)
-    found = plans.get(sig) if sig is not None else None
-    if found is None:
-        return None
-    plan_key, of, names, single, numbers = found
-    plan = lookup(plan_key)
-    if plan is None:        # cleared or evicted: the checked path builds it again
-        return None
-    env = {name: inputs[name] for name in needed}
-    for name in numbers:    # as the checked path reads them: 0-d float64 arrays
-        env[name] = np.asarray(env[name])
-    if cotangent is not None:
-        env[adjoint_name(of)] = cotangent
-    return run(plan, env), names, single
-
-
-def _remember(call_key: tuple, arrays: Mapping[str, ArrayLike], extra: Mapping[str, ArrayLike], plan_key: tuple,
-              of: str, inputs: Inputs, cotangent: ArrayLike, names: tuple[str, ...], single: bool) -> None:
-    """Let later calls like this one (checked ``arrays`` and ``extra`` arrays, a plan cached under ``plan_key``)
-    take the fast path, if every input was used as given."""
-    for name, array in arrays.items():
-        value = inputs.get(name)
-        if value is not array and not (type(value) in _SCALARS and type(array) is np.ndarray
-                                       and array.dtype == np.float64 and array.ndim == 0):
-            return
-    if extra and (len(extra) != 1 or next(iter(extra.values())) is not cotangent):
-        return
-    needed = tuple(arrays)
-    sig = _shapes_of(needed, inputs, cotangent if extra else None)
-    if sig is None:
-        return
-    if len(_fast) >= _FAST_SIZE and call_key not in _fast:
-        _fast.clear()
-    entry = _fast.setdefault(call_key, (needed, {}))
-    if entry[0] != needed:
-        return
-    if len(entry[1]) >= _FAST_SIZE:
-        entry[1].clear()
-    numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
-    entry[1][sig] = (plan_key, of, names, single, numbers)
-
-
 def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, sizes, memory_limit,
              mode: str, cotangent=None, symmetric: Sequence[str] = (), call_key: tuple | None = None,
              single: bool = False) -> dict[str, np.ndarray]:
     """Results by name; those of inputs named in ``symmetric`` projected by ``sym`` on their axes.
-    With a ``call_key``, a call whose inputs all pass unchanged is remembered for :func:`_fast_reverse`."""
+    With a ``call_key``, a call whose inputs all pass unchanged is remembered for :func:`fast_path.run_remembered`."""
     sym = _symmetric.symmetric_names(program, symmetric)
     _symmetric.check_inputs(sym, inputs)
     given = inputs
@@ -238,7 +121,7 @@ def _reverse(program: Program, of: str, wrts: tuple[str, ...], inputs: Inputs, s
     plan = cached(request.key, lambda: compile_plan(*reverse_specs(request)))
     results = run(plan, {**request.arrays, **request.extra_arrays})
     if call_key is not None and not sym and inputs is given and not program.warnings:
-        _remember(call_key, request.arrays, request.extra_arrays, request.key, request.of, inputs, cotangent,
+        fast_path.remember(call_key, request.arrays, request.extra_arrays, request.key, request.of, inputs, cotangent,
                   wrts, single)
     return _symmetric.project(results, wrts, sym, program.rank(of) if mode == "jacobian" else 0)
 
@@ -271,8 +154,8 @@ def jacobian(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *
     >>> J.tolist()
     [[1.0, 2.0], [3.0, 4.0]]
     """
-    call_key = _call_key("jacobian", program, wrt, of, sizes, memory_limit, symmetric, inputs)
-    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+    call_key = fast_path.call_key("jacobian", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = fast_path.run_remembered(call_key, inputs) or _reverse_call(
         "jacobian", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, None, call_key=call_key)
     return result[names[0]] if single else result
 
@@ -289,8 +172,8 @@ def grad(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, *, of
     >>> grad("L = x[i] x[i]", "x", {"x": [1.0, 2.0]}).tolist()
     [2.0, 4.0]
     """
-    call_key = _call_key("grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
-    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+    call_key = fast_path.call_key("grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = fast_path.run_remembered(call_key, inputs) or _reverse_call(
         "grad", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, None, call_key=call_key)
     return result[names[0]] if single else result
 
@@ -309,8 +192,8 @@ def vjp(program: Program | str, wrt: str | Sequence[str], inputs: Inputs, cotang
     >>> vjp("F[i,k] = W[i,j] X[j,k]", "W", {"W": W, "X": X}, G).tolist()
     [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]]
     """
-    call_key = _call_key("vjp", program, wrt, of, sizes, memory_limit, symmetric, inputs)
-    result, names, single = _fast_reverse(call_key, inputs, cotangent) or _reverse_call(
+    call_key = fast_path.call_key("vjp", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = fast_path.run_remembered(call_key, inputs, cotangent) or _reverse_call(
         "vjp", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, cotangent, call_key=call_key)
     return result[names[0]] if single else result
 
@@ -323,8 +206,8 @@ def value_and_grad(program: Program | str, wrt: str | Sequence[str], inputs: Inp
     >>> value_and_grad("L = x[i] x[i]", "x", {"x": [3.0]})[0]
     9.0
     """
-    call_key = _call_key("value_and_grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
-    result, names, single = _fast_reverse(call_key, inputs) or _reverse_call(
+    call_key = fast_path.call_key("value_and_grad", program, wrt, of, sizes, memory_limit, symmetric, inputs)
+    result, names, single = fast_path.run_remembered(call_key, inputs) or _reverse_call(
         "value_and_grad", as_program(program), wrt, inputs, of, sizes, memory_limit, symmetric, call_key=call_key)
     value = result.pop(VALUE)
     scalar = float(value) if kind_of(value) is None else value     # other libraries: a 0-d array of theirs

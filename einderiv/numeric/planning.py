@@ -302,7 +302,7 @@ def _compile_term(term: Term, target: tuple[str, ...], shape: tuple[int, ...], c
             deltas.append(factor)
         elif isinstance(factor, Size):
             coeff *= index_size(factor.index, ctx)
-        elif _is_mask(factor, factors, ctx):
+        elif isinstance(factor, Call) and _is_mask(factor, factors, ctx):
             operands.append(_compile_mask(factor, ctx))
         else:
             operands.append(_compile_factor(factor, ctx))
@@ -742,7 +742,7 @@ def _numpy_sum_transpose(summed: tuple[int, ...], perm: tuple[int, ...]) -> Call
     identity = perm == tuple(range(len(perm)))
     reduce = np.add.reduce
     if not summed:
-        return (lambda x: x) if identity else (lambda x: np.transpose(x, perm))
+        return (lambda x: x) if identity else (lambda x: x.transpose(perm))     # x: a numpy array of ≥ 2 axes
     if identity:
         return lambda x: reduce(x, axis=summed)
     return lambda x: reduce(x, axis=summed).transpose(perm)
@@ -904,12 +904,11 @@ def _compile_factor(factor: Factor, ctx: Context) -> tuple[Runner, tuple[str, ..
     return _cast(lambda env: xnp.power(base(env), exponent(env)), ctx.dtype, xnp), indices
 
 
-def _is_mask(factor: Factor, factors: Sequence[Factor], ctx: Context) -> bool:
+def _is_mask(factor: Call, factors: Sequence[Factor], ctx: Context) -> bool:
     """Whether a comparison in a product can be a boolean mask (numpy): a floating tensor of the
     product over all of the mask's indices multiplies it entry by entry, so the mask is never summed
     on its own and the product's dtype is that tensor's."""
-    if not (ctx.backend.in_place and ctx.backend.np is np and isinstance(factor, Call)
-            and factor.fn in elementwise.NUMPY_MASKS):
+    if not (ctx.backend.in_place and ctx.backend.np is np and factor.fn in elementwise.NUMPY_MASKS):
         return False
     own = set(ir.factor_indices(factor))
     return any(isinstance(f, Ref) and f.indices and own <= set(f.indices) for f in factors)
