@@ -202,6 +202,17 @@ class _TermPlan:
 
 
 def _dense_sum(terms: list[_TermPlan], shape: tuple[int, ...], dtype) -> Runner:
+    if len(terms) == 2 and all(t.exact for t in terms):       # A + Aᵀ: one call, the common case
+        first, second = terms[0].value, terms[1].value
+
+        def run_two(env):
+            out = np.add(first(env), second(env))
+            if type(out) is np.ndarray and out.dtype == dtype:    # both over the target: a fresh array of its shape
+                return out
+            full = np.empty(shape, dtype)
+            full[...] = out
+            return full
+        return run_two
     expanders = _expanders(terms)
 
     def run(env):
