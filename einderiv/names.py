@@ -279,6 +279,16 @@ def is_split(name: str) -> bool:
 VALUE = "=value"
 
 
+def sliced_group_key(statement: str, term: int) -> str:
+    """Where a plan run keeps the adjoints the loop over a sliced product of ``statement``'s ``term``-th
+    term computed (see einderiv.numeric.sliced_reverse): no tensor has this name.
+
+    >>> sliced_group_key("L", 0)
+    '=sliced L#0'
+    """
+    return f"=sliced {statement}#{term}"
+
+
 # ---------------------------------------------------------------- fresh names
 
 def fresh(candidates: Iterable[str], *taken: Container[str]) -> str:

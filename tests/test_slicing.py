@@ -22,15 +22,16 @@ from test_contraction_tree import _directional_check, _lattice
 LIMIT = 648         # bytes: one operand below (3^4 entries); every order holds an intermediate of 3^6
 
 
-def _network() -> tuple[str, dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
-    """Five tensors, each pair sharing one bond of size 3 (the complete graph K5): any first
-    contraction of two leaves six bonds open, so every order must be sliced under ``LIMIT``."""
-    bonds = {frozenset(p): f"e{p[0]}{p[1]}" for p in itertools.combinations(range(5), 2)}
+def _network(vertices: int = 5, bond: int = 3) -> tuple[str, dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
+    """``vertices`` tensors, each pair sharing one bond (a complete graph; K5 of bond 3 by default): any
+    first contraction of two leaves leaves 2·(vertices − 2) bonds open, so every order must be sliced
+    under ``LIMIT``."""
+    bonds = {frozenset(p): f"e{p[0]}{p[1]}" for p in itertools.combinations(range(vertices), 2)}
     factors, shapes = [], {}
-    for k in range(5):
-        idx = [bonds[frozenset((k, m))] for m in range(5) if m != k]
+    for k in range(vertices):
+        idx = [bonds[frozenset((k, m))] for m in range(vertices) if m != k]
         factors.append(f"T{k}[{','.join(idx)}]")
-        shapes[f"T{k}"] = (3,) * len(idx)
+        shapes[f"T{k}"] = (bond,) * len(idx)
     rng = np.random.default_rng(7)
     return "L = " + " ".join(factors), shapes, {name: rng.uniform(0.5, 1.0, shape) for name, shape in shapes.items()}
 
@@ -129,3 +130,77 @@ def test_the_search_leaves_the_callers_random_state_alone():
     random.seed(12345)
     einderiv.evaluate(program, inputs)
     assert paths.search_count() >= 1 and random.random() == expected
+
+
+# ---------------------------------------------------------------- reverse mode through a sliced product
+
+def _loops(monkeypatch) -> list:
+    """The closed networks whose one loop serves their operands' adjoints (sliced_reverse), as built."""
+    from einderiv.numeric import sliced_reverse
+    built: list = []
+    original = sliced_reverse._compile_loop
+
+    def counting(group):
+        built.append(group)
+        return original(group)
+    monkeypatch.setattr(sliced_reverse, "_compile_loop", counting)
+    evaluation.clear_cache()
+    return built
+
+
+def test_the_adjoints_of_a_sliced_product_come_from_one_loop(monkeypatch):
+    program, shapes, inputs = _network()
+    names = list(inputs)
+    loops = _loops(monkeypatch)
+    limited = einderiv.grad(program, names, inputs, memory_limit=LIMIT)
+    assert len(loops) == 1 and loops[0].members == set(names)
+    unlimited = einderiv.grad(program, names, inputs)
+    for name in names:
+        np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-12, err_msg=name)
+        assert not np.shares_memory(limited[name], inputs[name])
+    again = einderiv.grad(program, names, inputs, memory_limit=LIMIT)        # the cached plan, its loop built once
+    assert len(loops) == 1
+    for name in names:
+        np.testing.assert_array_equal(again[name], limited[name])
+        assert not any(np.shares_memory(again[name], limited[other]) for other in names)
+
+
+@pytest.mark.parametrize("vertices, bond, limit", [(6, 2, 256), (6, 2, 512), (7, 2, 1024), (5, 2, 128)])
+def test_sliced_complete_graphs_give_the_unlimited_gradients(monkeypatch, vertices, bond, limit):
+    program, shapes, inputs = _network(vertices, bond)
+    names = list(inputs)
+    loops = _loops(monkeypatch)
+    limited = einderiv.grad(program, names, inputs, memory_limit=limit)
+    unlimited = einderiv.grad(program, names, inputs)
+    for name in names:
+        np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-11, atol=1e-14, err_msg=name)
+    assert loops, "the adjoints were not sliced: lower the limit"
+
+
+def test_a_sliced_product_with_a_free_index_takes_its_cotangent_into_the_loop(monkeypatch):
+    # the K5 network with one bond left open: the cotangent G[e01] is a factor of every adjoint
+    program, shapes, inputs = _network()
+    program = program.replace("L =", "F[e01] =")
+    names = list(inputs)
+    g = np.random.default_rng(5).standard_normal(3)
+    loops = _loops(monkeypatch)
+    got = einderiv.vjp(program, names, inputs, g, memory_limit=LIMIT)
+    want = einderiv.vjp(program, names, inputs, g)
+    for name in names:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-11, err_msg=name)
+    assert loops and loops[0].with_cotangent
+
+
+def test_a_repeated_tensor_keeps_its_own_sliced_products(monkeypatch):
+    # T0 written twice (in T4's place): its adjoint is a sum of two leaves' cotangents, not one member
+    program, shapes, inputs = _network()
+    head, last = program.rsplit(" T4[", 1)
+    program = head + " T0[" + last
+    inputs = {name: value for name, value in inputs.items() if name != "T4"}
+    names = list(inputs)
+    loops = _loops(monkeypatch)
+    limited = einderiv.grad(program, names, inputs, memory_limit=LIMIT)
+    unlimited = einderiv.grad(program, names, inputs)
+    for name in names:
+        np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-11, err_msg=name)
+    assert not loops

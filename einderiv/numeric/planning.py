@@ -34,11 +34,11 @@ import opt_einsum
 
 from einderiv.core import ir
 
-from einderiv.numeric import elementwise, matrix_functions, pair_products, paths
+from einderiv.numeric import elementwise, matrix_functions, pair_products, paths, sliced_reverse
 from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
-from einderiv.names import slot_of
+from einderiv.names import adjoint_name, sliced_group_key, slot_of
 
 __all__ = ["Context", "compile_expr", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
@@ -83,6 +83,7 @@ class Context:
     paths: list = field(default_factory=list)
     matrices: dict = field(default_factory=dict)    # matrix functions: what the plan needs of each matrix (its inverse?)
     backend: Backend = NUMPY                        # the array library the runners call (numeric/backend.py)
+    groups: list = field(default_factory=list)      # sliced products whose adjoints share one loop (sliced_reverse)
 
 
 def index_size(index: str, ctx: Context) -> int:
@@ -415,6 +416,7 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
             plan = _plan_within_limit(described, sublists, out_ids, shapes, ids, ctx)
             if plan.slices > 1:
                 core = _sliced(plan, sublists, out_ids, shapes, getters, ctx)
+                core = _from_group(operands, out, ctx, core)
             else:
                 args = [x for pair in zip(shapes, sublists) for x in pair]
                 expression = opt_einsum.contract_expression(*args, out_ids, optimize=list(plan.path))
@@ -435,6 +437,38 @@ def _contraction(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str,
     if coeff == -1.0:
         return _fresh(lambda env: xnp.negative(core(env)))
     return _fresh(lambda env: xnp.multiply(core(env), coeff))
+
+
+def _from_group(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str, ...], ctx: Context,
+                own: Runner) -> Runner:
+    """A sliced product that is a registered sliced product's adjoint (see
+    :mod:`einderiv.numeric.sliced_reverse`): read from the group's one loop, ``own`` as its fallback."""
+    named = [(getattr(get, "name", None), idx) for get, idx in operands]
+    if not ctx.groups or any(name is None for name, _ in named):
+        return own
+    for group in ctx.groups:
+        found = group.member(named, out)
+        if found is not None:
+            return group.runner(*found, own)
+    return own
+
+
+def register_sliced_products(statements: Sequence, ctx: Context) -> None:
+    """Note in ``ctx`` each product of tensors the lowering left whole (it must be sliced), so that
+    its operands' adjoints can share one loop over the slices (numpy only)."""
+    if not (ctx.backend.in_place and ctx.backend.np is np):
+        return
+    limit = max(ctx.memory_limit // ctx.dtype.itemsize, 1)
+    for statement in statements:
+        for number, term in enumerate(statement.rhs.terms):
+            refs = [f for f in term.factors if isinstance(f, Ref)]
+            if len(refs) < 3 or len(refs) != len(term.factors):
+                continue
+            group = sliced_reverse.Group.of(sliced_group_key(statement.name, number),
+                                            (adjoint_name(statement.name), statement.lhs),
+                                            [(r.name, r.indices) for r in refs], lambda i: index_size(i, ctx), limit)
+            if group is not None and sliced_reverse.fits_letters(group):
+                ctx.groups.append(group)
 
 
 def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], donate: frozenset[str]) -> Runner | None:

@@ -353,6 +353,7 @@ def lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTa
     contraction paths (:mod:`einderiv.numeric.contraction_tree`), for these shapes."""
     statements = lower_products([program.statement(n) for n in names],
                                 lambda operands, keep: planning.product_path(operands, keep, ctx))
+    planning.register_sliced_products(statements, ctx)
     return StatementTable.of(statements)
 
 
