@@ -27,7 +27,7 @@ _HOMES = {
     "hessian": "numeric.hessian", "hvp": "numeric.hessian", "symbolic_hessian": "numeric.hessian", "Hessian": "numeric.hessian",
     "codegen": "render.codegen",
     "to_matrix": "render.matrix", "kronecker_form": "render.matrix", "MatrixForm": "render.matrix",
-    "adjoint": "render.explanation", "AdjointProgram": "render.explanation", "explain": "render.explanation", "Explanation": "render.explanation",
+    "adjoint": "render.adjoint", "AdjointProgram": "render.adjoint", "explain": "render.explanation", "Explanation": "render.explanation",
     "set_memory_limit": "numeric.planning", "to_latex": "render.latex",
     "plan": "numeric.plan_report", "PlanReport": "numeric.plan_report",
 }
@@ -59,7 +59,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:     # for type checkers and IDEs: the same names, imported eagerly
     from einderiv.render.codegen import codegen
     from einderiv.numeric.evaluation import cache_info, clear_cache, evaluate, grad, jacobian, jvp, value_and_grad, vjp
-    from einderiv.render.explanation import AdjointProgram, Explanation, adjoint, explain
+    from einderiv.render.adjoint import AdjointProgram, adjoint
+    from einderiv.render.explanation import Explanation, explain
     from einderiv.render.latex import to_latex
     from einderiv.render.matrix import MatrixForm, kronecker_form, to_matrix
     from einderiv.numeric.plan_report import PlanReport, plan

@@ -417,7 +417,8 @@ def run_grad(args: argparse.Namespace) -> Report | Document:
     program, of = _load_program(args)
     wrts = split_names(args.wrt, "--wrt")
     if args.explain:
-        from einderiv.render.explanation import adjoint, ascii_text
+        from einderiv.render.adjoint import adjoint
+        from einderiv.render.explanation import ascii_text
         table = adjoint(program, wrts, of)
         text = to_latex(table) if args.format == "latex" else ascii_text(str(table)) if args.ascii else str(table)
         return Document("grad", text.rstrip("\n") + "\n")
