@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import opt_einsum
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 
 import einderiv
 from einderiv.numeric import evaluation, paths
@@ -204,3 +205,41 @@ def test_a_repeated_tensor_keeps_its_own_sliced_products(monkeypatch):
     for name in names:
         np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-11, err_msg=name)
     assert not loops
+
+
+@st.composite
+def _random_networks(draw):
+    """A product of 4–7 tensors over 2–3 times as many random bonds (each in two tensors, every third
+    in three), sizes 2–3, from a drawn seed (hypothesis's own draws shrink to small, easy networks);
+    one index may be left free."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    tensors = int(rng.integers(4, 8))
+    members: list[list[str]] = [[] for _ in range(tensors)]
+    sizes = {}
+    for b in range(int(rng.integers(2 * tensors, 3 * tensors + 1))):
+        sizes[f"i{b}"] = int(rng.integers(2, 4))
+        for t in rng.choice(tensors, size=2 + (b % 3 == 0), replace=False):
+            members[t].append(f"i{b}")
+    members = [m or [f"i{t}"] for t, m in enumerate(members)]
+    free = [f"i{int(rng.integers(0, len(sizes)))}"] if draw(st.booleans()) else []
+    text = (f"F[{','.join(free)}] = " if free else "L = ") + " ".join(
+        f"T{t}[{','.join(idx)}]" for t, idx in enumerate(members))
+    inputs = {f"T{t}": rng.uniform(0.5, 1.0, tuple(sizes[i] for i in idx)) for t, idx in enumerate(members)}
+    return text, inputs, tuple(sizes[i] for i in free)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_random_networks(), st.sampled_from([1, 2]))
+def test_random_networks_give_the_same_gradients_under_any_memory_limit(case, times):
+    text, inputs, free_shape = case
+    names = list(inputs)
+    # every operand and every adjoint fits, and little more: the products' intermediates slice
+    limit = 8 * times * max(max(v.size for v in inputs.values()), int(np.prod(free_shape)))
+    cotangent = np.random.default_rng(1).standard_normal(free_shape)
+    try:
+        limited = einderiv.vjp(text, names, inputs, cotangent, memory_limit=limit)
+    except einderiv.MemoryLimitError:
+        assume(False)                                # no slicing into 4,096 chunks fits this network
+    unlimited = einderiv.vjp(text, names, inputs, cotangent)
+    for name in names:
+        np.testing.assert_allclose(limited[name], unlimited[name], rtol=1e-10, atol=1e-12, err_msg=f"{name}: {text}")
