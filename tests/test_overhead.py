@@ -220,3 +220,18 @@ def test_hessian_takes_the_fast_path_and_still_checks(counted, monkeypatch):
     assert mixed.shape == (4, 4, 4)                 # wrt2 is part of the call's key
     with pytest.raises(ShapeError, match=r"input 'A' has 1 ax"):
         einderiv.hessian("L = x[i] A[i,j] x[j]", "x", {"x": x, "A": np.ones(4)})
+
+
+def test_an_evicted_plan_is_rebuilt_and_the_fast_path_follows(counted, monkeypatch):
+    monkeypatch.setattr(plans, "CACHE_SIZE", 1)
+    inputs = _inputs()
+    first = einderiv.grad(TWO_LAYER, WRT, inputs)                  # remembered for the fast path
+    einderiv.grad("L = x[i] x[i]", "x", {"x": np.ones(3)})         # evicts the two-layer plan
+    compiled = counted["compile"]
+    again = einderiv.grad(TWO_LAYER, WRT, inputs)                  # must not run the evicted plan unseen
+    assert counted["compile"] == compiled + 1
+    for name in WRT:
+        np.testing.assert_array_equal(again[name], first[name])
+    before = dict(counted)
+    einderiv.grad(TWO_LAYER, WRT, inputs)                          # cached again: the fast path
+    assert counted == before

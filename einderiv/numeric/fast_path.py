@@ -25,7 +25,7 @@ from einderiv.calculus.program import Program
 from einderiv.core import caching
 from einderiv.names import adjoint_name
 from einderiv.numeric import planning
-from einderiv.numeric.plans import ArrayLike, Inputs, lookup, run
+from einderiv.numeric.plans import ArrayLike, Inputs, generation, lookup, run, still_cached
 
 __all__ = ["call_key", "run_remembered", "remember"]
 
@@ -60,6 +60,29 @@ def call_key(mode: str, program, wrt, of, sizes, memory_limit, symmetric, inputs
     except TypeError:
         return None
     return key
+
+
+class _Prehashed:
+    """A plan key whose hash is computed once: a plan key holds the program text and every input's
+    shape, and hashing that nested tuple on every fast call costs as much as the rest of the look-up.
+    Equal to the tuple it wraps (so it finds the plan cached under that tuple).
+
+    >>> key = ("grad", "L = x[i] x[i]", ((3,), "float64"))
+    >>> {key: 1}[_Prehashed(key)]
+    1
+    """
+
+    __slots__ = ("key", "_hash")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self.key == (other.key if isinstance(other, _Prehashed) else other)
 
 
 #: Numbers the checked path turns into 0-d float64 arrays whatever their value (an int may not fit).
@@ -98,11 +121,14 @@ def run_remembered(call_key: tuple | None, inputs: Inputs, cotangent: ArrayLike 
     found = plans.get(sig) if sig is not None else None
     if found is None:
         return None
-    plan_key, of, names, single, numbers = found
-    plan = lookup(plan_key)
-    if plan is None:        # cleared or evicted: the checked path builds it again
-        return None
-    env = {name: inputs[name] for name in needed}
+    plan_key, of, names, single, numbers, plan, seen = found
+    if not still_cached(plan, seen):
+        plan = lookup(plan_key)
+        if plan is None:    # cleared or evicted: the checked path builds it again
+            return None
+    env = {}
+    for name in needed:     # a loop, not a comprehension: this path is the whole cost of a small call
+        env[name] = inputs[name]
     for name in numbers:    # as the checked path reads them: 0-d float64 arrays
         env[name] = np.asarray(env[name])
     if cotangent is not None:
@@ -133,4 +159,6 @@ def remember(call_key: tuple, arrays: Mapping[str, ArrayLike], extra: Mapping[st
     if len(entry[1]) >= _FAST_SIZE:
         entry[1].clear()
     numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
-    entry[1][sig] = (plan_key, of, names, single, numbers)
+    plan = lookup(plan_key)
+    if plan is not None:
+        entry[1][sig] = (_Prehashed(plan_key), of, names, single, numbers, plan, generation())

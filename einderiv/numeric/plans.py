@@ -38,7 +38,8 @@ from einderiv.names import VALUE, adjoint_name, is_split
 __all__ = [
     "ArrayLike", "Inputs", "Plan", "run", "cached", "plan_cache_info", "CACHE_SIZE", "CACHE_TEXT",
     "as_array", "requested", "check_inputs", "sizes_cache_key", "wrt_names", "signature",
-    "plan_context", "checked_memory_limit", "lookup", "Spec", "forward_specs", "lowered", "forward_steps", "compile_plan",
+    "plan_context", "checked_memory_limit", "lookup", "generation", "still_cached", "Spec", "forward_specs", "lowered",
+    "forward_steps", "compile_plan",
     "with_shapes", "derived_specs", "derived_steps", "referenced_statements",
     "ReverseRequest", "reverse_request", "reverse_specs",
 ]
@@ -54,8 +55,14 @@ _stats = {"hits": 0, "misses": 0}
 _weight = {"text": 0}
 
 
+#: Bumped whenever a plan leaves the cache (cleared or evicted): a holder of a plan seen at an
+#: unchanged generation knows it is still cached without looking it up (see :func:`still_cached`).
+_generation = [0]
+
+
 def _clear_plans() -> None:
     with _lock:
+        _generation[0] += 1
         _cache.clear()
         _stats.update(hits=0, misses=0)
         _weight.update(text=0)
@@ -94,7 +101,9 @@ def run(plan: Plan, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     try:
         for name, runner in plan.steps:
             env[name] = runner(env)
-        results = {name: runner(env) for name, runner in plan.results}
+        results = {}
+        for name, runner in plan.results:
+            results[name] = runner(env)
     except RecursionError:
         with depth_guard("the program"):      # the same clear error as everywhere else
             raise
@@ -456,8 +465,25 @@ def cached(key: tuple, build: Callable[[], Plan]) -> Plan:
         _cache.move_to_end(key)
         while len(_cache) > 1 and (len(_cache) > CACHE_SIZE or _weight["text"] > CACHE_TEXT):
             gone, _ = _cache.popitem(last=False)
+            _generation[0] += 1
             _weight["text"] -= _key_text(gone)
     return plan
+
+
+def generation() -> int:
+    """How many times a plan has left the cache (a clear counts once)."""
+    return _generation[0]
+
+
+def still_cached(plan: Plan, seen: int) -> bool:
+    """Whether ``plan``, cached when the generation was ``seen``, is cached still (nothing left the
+    cache since), counted as a hit: the fast path's look-up, with no lock and no hashing of its key.
+    A plan used only this way is not moved up the LRU order; once anything is evicted, callers
+    :func:`lookup` again."""
+    if _generation[0] != seen:
+        return False
+    _stats["hits"] += 1
+    return True
 
 
 def lookup(key: tuple) -> Plan | None:
