@@ -159,6 +159,6 @@ def remember(call_key: tuple, arrays: Mapping[str, ArrayLike], extra: Mapping[st
     if len(entry[1]) >= _FAST_SIZE:
         entry[1].clear()
     numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
-    plan = lookup(plan_key)
+    plan = lookup(plan_key, count=False)       # the call that just ran it was counted
     if plan is not None:
         entry[1][sig] = (_Prehashed(plan_key), of, names, single, numbers, plan, generation())

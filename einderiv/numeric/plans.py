@@ -486,11 +486,12 @@ def still_cached(plan: Plan, seen: int) -> bool:
     return True
 
 
-def lookup(key: tuple) -> Plan | None:
-    """The plan cached under ``key`` (counted as a hit and made most recent), or None: no building."""
+def lookup(key: tuple, count: bool = True) -> Plan | None:
+    """The plan cached under ``key`` (counted as a hit and made most recent, unless ``count`` is
+    false), or None: no building."""
     with _lock:
         plan = _cache.get(key)
-        if plan is not None:
+        if plan is not None and count:
             _cache.move_to_end(key)
             _stats["hits"] += 1
         return plan
