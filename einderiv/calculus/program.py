@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 from einderiv import names as names_
 from einderiv.core import ir
@@ -20,7 +21,7 @@ from einderiv.calculus.differentiation import DerivedStatement, display_inline, 
 from einderiv.errors import EinderivWarning, ProgramError, depth_guard
 from einderiv.core.ir import Expr, Term
 from einderiv.language.parsing import parse_text
-from einderiv.language.printing import format_expr, format_ref, plural
+from einderiv.language.printing import SizeSource, format_expr, format_ref, format_sized, plural
 from einderiv.language.lowering import Statement, analyse, dependencies
 from einderiv.core.simplify import simplify
 
@@ -267,6 +268,7 @@ class Derivative:
     expr: Expr
     chain: tuple[DerivedStatement, ...]
     definitions: tuple[Statement, ...] = ()     # temporaries the text refers to, when not written out in place
+    sizes: tuple[SizeSource, ...] = ()          # a tensor axis sizing each sum[i](1) (see format_sized)
 
     def _names(self) -> dict[str, str]:
         return {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
@@ -290,8 +292,8 @@ class Derivative:
             for link in self.chain:
                 fixed = chain_index_names(link.indices)
                 lhs = format_ref(tensors[link.name], tuple(fixed[i] for i in link.indices))
-                lines.append(f"{lhs} = {format_expr(link.expr, fixed, ascii=ascii, tensors=tensors)}")
-            lines.append(f"{self.lhs_text()} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
+                lines.append(f"{lhs} = {format_sized(link.expr, fixed, self.sizes, ascii=ascii, tensors=tensors)}")
+            lines.append(f"{self.lhs_text()} = {format_sized(self.expr, names, self.sizes, ascii=ascii, tensors=tensors)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -391,8 +393,8 @@ def _derivative(program: Program, of: str, wrt: str) -> Derivative:
     (_, _, expr), = derived.results
     slots, expr = _slots_apart_from_sizes(program, wrt, out, slots, expr)
     chain = tuple(replace(link, expr=_sizes_named_alike(program, link.expr)) for link in derived.statements)
-    d = Derivative(of, wrt, out, slots, _sizes_named_alike(program, expr), chain)
-    return _folded(program, _shown(program, d))
+    d = _folded(program, _shown(program, Derivative(of, wrt, out, slots, _sizes_named_alike(program, expr), chain)))
+    return replace(d, sizes=size_sources(program, [link.expr for link in d.chain] + [d.expr]))
 
 
 def _sizes_named_alike(program: Program, expr: Expr) -> Expr:
@@ -460,6 +462,25 @@ def _slots_apart_from_sizes(program: Program, wrt: str, out: tuple[str, ...], sl
     taken = tuple(out) + tuple(names_.statement_index(name, "size") for name in sorted(sizes))
     renamed = wrt_slots(program, wrt, taken)
     return renamed, ir.rename(expr, dict(zip(slots, renamed)))
+
+
+def size_sources(program: Program, exprs: Sequence[Expr]) -> tuple[SizeSource, ...]:
+    """For each ``sum[i](1)`` factor of ``exprs``, a tensor axis of the program with that size:
+    (index, tensor, axis, rank), what :func:`~einderiv.language.printing.format_sized` writes as
+    ``+ 0 x[i]`` where the printed name of ``i`` alone would size nothing.
+
+    >>> size_sources(parse("y = sum[i](x[i] + 1)"), [parse("y = sum[i](x[i] + 1)").derivative("x").expr])
+    ()
+    """
+    out = []
+    for expr in exprs:
+        for index in size_indices(expr):
+            root = ir.index_root(index)
+            found = next(((occ.tensor, occ.axis) for s in program.statements for occ in s.occurrences
+                          if occ.root == root), None)
+            if found is not None:
+                out.append((index, found[0], found[1], program.rank(found[0])))
+    return tuple(dict.fromkeys(out))
 
 
 def size_indices(expr: Expr) -> dict[str, None]:

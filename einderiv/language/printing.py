@@ -30,14 +30,14 @@ import math
 
 import re
 from dataclasses import dataclass
-from typing import AbstractSet, Iterable, Mapping, Sequence
+from typing import AbstractSet, Iterable, Iterator, Mapping, Sequence
 
 from einderiv.core import ir
 from einderiv.core.functions import FUNCTIONS
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.names import fresh, numbered
 
-__all__ = ["format_expr", "print_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product",
+__all__ = ["format_expr", "format_sized", "SizeSource", "print_expr", "format_number", "format_ref", "index_names", "distinct_names", "join_product",
            "plural", "describe_call", "latex_call", "Operand", "TextStyle", "AsciiStyle", "LatexStyle",
            "latex_escape", "latex_subscript", "TEXT", "ASCII", "LATEX"]
 
@@ -382,6 +382,72 @@ def format_expr(expr: Expr, fixed: Mapping[str, str] | None = None, *, ascii: bo
     '(Z[a] - T[a]) / N'
     """
     return print_expr(expr, fixed, ASCII if ascii else TEXT, tensors)
+
+
+#: Where a ``sum[i](1)`` factor's size comes from: (its index, a tensor, that tensor's axis, its rank).
+SizeSource = tuple[str, str, int, int]
+
+
+def format_sized(expr: Expr, fixed: Mapping[str, str], sources: Iterable[SizeSource], *, ascii: bool = False,
+                 tensors: Mapping[str, str] | None = None, always: bool = False) -> str:
+    """:func:`format_expr`, and a zero term ``+ 0 x[i1]`` for each ``sum[i1](1)`` whose name must
+    change (another index of the line has its name; with ``always``, each one): an index in a
+    ``sum[…](1)`` alone is sized by nothing in the line, so the term fixes its size by a tensor axis
+    of that size, and the line reads back to the same numbers.
+
+    >>> from einderiv.core import ir
+    >>> e = ir.Expr((ir.Term(1.0, ("i",), (ir.Ref("s", ("i", "i")), ir.Size("i#2"))),))
+    >>> format_sized(e, {}, [("i#2", "W", 0, 1)])
+    's[i,i] sum[i1](1) + 0 W[i1]'
+    """
+    fixed = dict(fixed)
+    source = {index: (tensor, axis, rank) for index, tensor, axis, rank in sources}
+    roots: dict[str, set[str]] = {}
+    for index in _all_indices(expr):
+        roots.setdefault(ir.display_name(index), set()).add(ir.index_root(index))
+    taken = set(fixed.values()) | set(roots)
+    sized = []
+    for index in sorted({f.index for t in _all_terms(expr) for f in t.factors if isinstance(f, Size)}):
+        if index not in source or index in fixed:
+            continue
+        name = ir.display_name(index)
+        clash = name in fixed.values() or len(roots.get(name, ())) > 1
+        if not (clash or always):
+            continue
+        chosen = fresh(numbered(name), taken) if clash else name
+        taken.add(chosen)
+        fixed[index] = chosen
+        sized.append((chosen, *source[index]))
+    text = format_expr(expr, fixed, ascii=ascii, tensors=tensors)
+    taken |= set(_WORD.findall(text))
+    for name, tensor, axis, rank in sized:
+        others = ir.fresh_names(rank - 1, taken)
+        taken.update(others)
+        spare = iter(others)
+        text += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(spare) for k in range(rank)))}"
+    return text
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _all_terms(expr: Expr) -> Iterator[Term]:
+    """The terms of ``expr`` and of every expression nested in its calls and powers."""
+    for term in expr.terms:
+        yield term
+        for factor in term.factors:
+            for nested in (factor.args if isinstance(factor, Call) else
+                           (factor.base, factor.exponent) if isinstance(factor, Power) else ()):
+                yield from _all_terms(nested)
+
+
+def _all_indices(expr: Expr) -> Iterator[str]:
+    for term in _all_terms(expr):
+        yield from term.summed
+        for factor in term.factors:
+            yield from ir.factor_indices(factor)
+            if isinstance(factor, Size):
+                yield factor.index
 
 
 def print_expr(expr: Expr, fixed: Mapping[str, str] | None = None, style: TextStyle = TEXT,

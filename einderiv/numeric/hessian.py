@@ -49,9 +49,9 @@ from einderiv.calculus.differentiation import (DerivedProgram, DerivedStatement,
 from einderiv.errors import ProgramError, ShapeError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
 from einderiv.numeric.planning import Context, compile_expr
-from einderiv.language.printing import format_expr, format_ref
+from einderiv.language.printing import SizeSource, format_ref, format_sized
 from einderiv.calculus.program import (Program, as_program, chain_index_names, definition_lines, jacobian_seed,
-                                      temporaries_used, wrt_slots)
+                                      size_sources, temporaries_used, wrt_slots)
 from einderiv.language.lowering import Statement, dependencies
 from einderiv.core.simplify import collect_powers
 from einderiv.names import adjoint_of, gradient_name, gradient_of, innermost, tagged
@@ -200,6 +200,7 @@ def hessian_program(program: Program, of: str, wrt: str, wrt2: str,
     """Reverse mode over the gradient program: ``d²of / d wrt d wrt2``, simplified.
 
     >>> from einderiv import parse
+    >>> from einderiv.language.printing import format_expr
     >>> h = hessian_program(parse("L = x[i] x[i]"), "L", "x", "x")
     >>> format_expr(h.expr)
     '2 δ[a,b]'
@@ -216,6 +217,14 @@ def hessian_program(program: Program, of: str, wrt: str, wrt2: str,
     forward = tuple(s for s in grad.statements[:grad.forward] if s.name in needed)
     gradient = tuple(s for s in grad.statements[grad.forward:] if s.name in needed)
     return HessianProgram(of, wrt, wrt2, forward, gradient, derived.statements, out, slots, expr)
+
+
+def _hessian_inline(expr: Expr, consumers: int) -> bool:
+    """The evaluation policy (:func:`numeric_inline`), and a short expression with one consumer
+    inlined into it: the second-order chain of a sum over samples (``z[n] = X[n,i] w[i]``, then
+    elementwise steps) then never materialises a (weights × samples) tensor per step; the
+    product of ``X``, the per-sample coefficients and ``X`` is one planned contraction."""
+    return numeric_inline(expr, consumers) or (consumers == 1 and display_inline(expr, consumers))
 
 
 # ---------------------------------------------------------------- the symbolic Hessian
@@ -240,6 +249,7 @@ class Hessian:
     expr: Expr
     chain: tuple[tuple[str, tuple[str, ...], Expr], ...]
     definitions: tuple[Statement, ...] = ()     # temporaries the text refers to, printed first
+    sizes: tuple[SizeSource, ...] = ()          # a tensor axis sizing each sum[i](1) (see format_sized)
 
     def _tensor_names(self) -> dict[str, str]:
         names = {}
@@ -268,9 +278,9 @@ class Hessian:
         for name, indices, expr in self.chain:
             fixed = chain_index_names(indices)
             lhs = format_ref(tensors[name], tuple(fixed[i] for i in indices))
-            lines.append(f"{lhs} = {format_expr(expr, fixed, ascii=ascii, tensors=tensors)}")
+            lines.append(f"{lhs} = {format_sized(expr, fixed, self.sizes, ascii=ascii, tensors=tensors)}")
         names = {i: ir.display_name(i) for i in self.out_indices + self.wrt_indices}
-        lines.append(f"{self.lhs_text(ascii)} = {format_expr(self.expr, names, ascii=ascii, tensors=tensors)}")
+        lines.append(f"{self.lhs_text(ascii)} = {format_sized(self.expr, names, self.sizes, ascii=ascii, tensors=tensors)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -310,7 +320,8 @@ def symbolic_hessian(program: Program | str, wrt: str, wrt2: str | None = None, 
     expr = _display_order(h.expr)
     named = [ir.ref(innermost(name), ()) for name, _, _ in chain]      # a line d(dL/dx)/dL_1 names L_1
     definitions = temporaries_used(program, [e for _, _, e in chain] + [expr] + named)
-    return Hessian(of, wrt, wrt2, h.out, h.slots, expr, chain, definitions)
+    return Hessian(of, wrt, wrt2, h.out, h.slots, expr, chain, definitions,
+                   size_sources(program, [e for _, _, e in chain] + [expr]))
 
 
 def _display_order(expr: Expr) -> Expr:
@@ -396,7 +407,7 @@ def hessian(program: Program | str, wrt: str, inputs: Inputs, *, wrt2: str | Non
         out = wrt_slots(program, wrt)
         if of not in program.names:
             return plans.Plan((), ((of, compile_expr(ir.ZERO, out + wrt_slots(program, wrt2, out), ctx, what)),))
-        h = hessian_program(program, of, wrt, wrt2)
+        h = hessian_program(program, of, wrt, wrt2, _hessian_inline)
         steps = plans.forward_steps(program, [s.name for s in h.forward], ctx)
         gradient_steps, ctx = _statement_steps(h.gradient, ctx)
         second_steps, ctx = plans.derived_steps(DerivedProgram(h.second, (), ()), ctx)

@@ -11,7 +11,6 @@ gW[i,j] = gF[i,k] X[j,k]
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -21,11 +20,11 @@ from einderiv.errors import ProgramError
 from einderiv.core.ir import Delta, Expr, Ref
 from einderiv.render.latex import expr_to_latex, ref_to_latex
 from einderiv.render.matrix import MatrixForm, Product, Tensor, TermNode, Transpose, to_matrix
-from einderiv.language.printing import format_expr, format_ref
-from einderiv.calculus.program import Program, ancestors, as_program, definition_lines, size_indices, temporaries_used
+from einderiv.language.printing import format_expr, format_ref, format_sized
+from einderiv.calculus.program import Program, ancestors, as_program, definition_lines, size_sources, temporaries_used
 from einderiv.language.lowering import Statement
 from einderiv.core.simplify import simplify
-from einderiv.names import adjoint_name, fresh, numbered
+from einderiv.names import adjoint_name, fresh
 
 __all__ = ["AdjointStep", "AdjointProgram", "adjoint", "fresh_slots", "consumers_of", "matrix_reason", "loss_name",
            "markdown_cell", "latex_ref"]
@@ -146,20 +145,9 @@ class AdjointStep:
         shaped = f"0 {format_ref(self.of, self.index_names)}"
         if not self.expr.terms:   # zero, shaped like the tensor: "0 W[a,b]" fixes the sizes
             return f"{lhs} = {shaped}" if self.indices else f"{lhs} = 0"
-        sized = {}
-        for index, tensor, axis, rank in self.sizers:   # a size sum[i](1): "+ 0 x[i]" sizes i
-            name = fresh(numbered(ir.display_name(index)), fixed.values())
-            fixed[index] = name
-            sized[index] = (tensor, axis, rank, name)
-        rhs = format_expr(self.expr, fixed, ascii=ascii, tensors=self.tensors)
+        rhs = format_sized(self.expr, fixed, self.sizers, ascii=ascii, tensors=self.tensors, always=True)
         if set(self.indices) - _array_indices(self.expr):   # an axis no array sizes: "+ 0 W[a,b]" sizes it
             rhs += f" + {shaped}"
-        taken = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rhs)) | set(fixed.values())
-        for tensor, axis, rank, name in sized.values():
-            others = ir.fresh_names(rank - 1, taken)
-            taken.update(others)
-            spare = iter(others)
-            rhs += f" + 0 {format_ref(tensor, tuple(name if k == axis else next(spare) for k in range(rank)))}"
         return f"{lhs} = {rhs}"
 
     @property
@@ -345,23 +333,13 @@ def adjoint(program: Program | str, wrt: str | Sequence[str], of: str | None = N
         if why and note.startswith("from "):
             note += f": {why}"
         steps.append(AdjointStep(gradient[tensor], tensor, indices, expr, tensors, form, note,
-                                 _sizers(program, expr)))
+                                 size_sources(program, [expr])))
     # a step's expression, and a step's own name (gL_2 is the gradient of L_2), refer to temporaries
     definitions = temporaries_used(program, [step.expr for step in steps] + [ir.ref(step.of) for step in steps])
     return AdjointProgram(program, of, wrts, tuple(steps), {t: gradient[t] for t in [*statement_names, *wrts]},
                           seed_name, definitions)
 
 
-def _sizers(program: Program, expr: Expr) -> tuple[tuple[str, str, int, int], ...]:
-    """For each size factor, a tensor axis of the program with that size: (index, tensor, axis, rank)."""
-    out = []
-    for index in size_indices(expr):
-        root = ir.index_root(index)
-        found = next(((occ.tensor, occ.axis) for s in program.statements for occ in s.occurrences
-                      if occ.root == root), None)
-        if found is not None:
-            out.append((index, found[0], found[1], program.rank(found[0])))
-    return tuple(out)
 
 
 def _step_key(program: Program, order: Sequence[str], tensor: str) -> tuple[int, int]:
