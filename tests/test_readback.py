@@ -615,3 +615,23 @@ def test_a_sum_of_ones_takes_the_name_of_an_index_of_surely_the_same_size():
     printed, _, _ = _readback(text, "c", inputs, {"i": 2, "k": 2})     # k: sized by A in out, not here
     assert "sum[i](1) sum[k](1) sum[j](1) h0_1 A[i,j] B[j,j] + " in printed
     assert not re.search(r"sum\[[a-z]\d", printed), printed
+
+
+@pytest.mark.parametrize("text, wrt, inputs, sizes", [
+    # outside tester: delta(i,i) of Z0 is a size; beside s_1[i,i] of Out2 it was printed sum[i1](1)
+    ("Z0[m] = W0[m] * W0[m] * (-delta(i,i) + det(M1)) - W0[i]; s_1[c1,m] = -(-Z0[m]); "
+     "Out2[j] = 1 + (s_1[i,i] + Z0[m] 0.5) Z0[m] 0.5", "W0",
+     {"W0": np.array([0.3, -0.4]), "M1": np.array([[2.0, 0.5], [0.5, 3.0]])}, {"j": 3, "c1": 2}),
+    # a(i) beside A[i,i]: here no array sizes the kept name i, so it reads back with its size by name
+    ("y[k] = x[k] sum[i](a) + A[i,i] x[k]", "a", {"x": np.array([1.0, 2.0]), "a": 0.5,
+                                                   "A": np.arange(9.0).reshape(3, 3)}, {"i": 3}),
+])
+def test_a_renamed_sum_of_ones_is_sized_by_a_zero_term(text, wrt, inputs, sizes):
+    program = einderiv.parse(text)
+    of = program.names[-1]
+    d = program.derivative(wrt, of=of)
+    expected = einderiv.jacobian(program, wrt, inputs, of=of, sizes=sizes)
+    for ascii in (False, True):
+        readback = derivative_program(program, d, ascii)
+        got = einderiv.evaluate(readback, inputs, of="D", sizes=sizes)     # no size for the renamed index
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=readback)

@@ -390,10 +390,10 @@ SizeSource = tuple[str, str, int, int]
 
 def format_sized(expr: Expr, fixed: Mapping[str, str], sources: Iterable[SizeSource], *, ascii: bool = False,
                  tensors: Mapping[str, str] | None = None, always: bool = False) -> str:
-    """:func:`format_expr`, and a zero term ``+ 0 x[i1]`` for each ``sum[i1](1)`` whose name must
-    change (another index of the line has its name; with ``always``, each one): an index in a
-    ``sum[…](1)`` alone is sized by nothing in the line, so the term fixes its size by a tensor axis
-    of that size, and the line reads back to the same numbers.
+    """:func:`format_expr`, and a zero term ``+ 0 x[i1]`` for each ``sum[i1](1)`` whose name had to
+    change (another index of the line has its name; with ``always``, each one): a renamed index is
+    sized by nothing in the line, so the term fixes its size by a tensor axis of that size, and the
+    line reads back to the same numbers with the sizes the program itself was given.
 
     >>> from einderiv.core import ir
     >>> e = ir.Expr((ir.Term(1.0, ("i",), (ir.Ref("s", ("i", "i")), ir.Size("i#2"))),))
@@ -412,7 +412,7 @@ def format_sized(expr: Expr, fixed: Mapping[str, str], sources: Iterable[SizeSou
             continue
         name = ir.display_name(index)
         clash = name in fixed.values() or len(roots.get(name, ())) > 1
-        if not (clash or always):
+        if not (clash or always):      # a kept name is sized as in the program (its sizes given by name)
             continue
         chosen = fresh(numbered(name), taken) if clash else name
         taken.add(chosen)
