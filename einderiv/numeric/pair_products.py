@@ -36,9 +36,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import opt_einsum
 
-__all__ = ["batched_matmul", "cheaper_batched_matmul", "PairLayout", "pair_layout"]
+__all__ = ["batched_matmul", "cheaper_batched_matmul", "PairLayout", "pair_layout", "thin_with_a_copy",
+           "short_inner_loop", "einsum_pair", "THIN_SIDE", "LARGE_OPERAND"]
 
+#: np.einsum names axes with letters.
+LETTERS = 52
 #: The fixed cost of one matrix product inside ``np.matmul``'s batch loop, in elements moved.
 PER_PRODUCT = 256
 #: A contracted index is summed after the product (a batch axis) only while the product's output,
@@ -250,3 +254,67 @@ def _compile(layout: PairLayout, a: Sequence[int], b: Sequence[int], out: Sequen
         result = result.reshape(unmerged)
         return result if identity else result.transpose(perm)
     return product
+
+
+# ---------------------------------------------------------------- when np.einsum is the better call
+
+#: A two-operand product whose GEMM has a side at most this long is memory-bound: ``np.tensordot``'s
+#: transposed copy of a large operand (over :data:`LARGE_OPERAND` entries) costs more than its BLAS call saves.
+THIN_SIDE, LARGE_OPERAND = 16, 1 << 16
+
+
+def thin_with_a_copy(a: list[int], b: list[int], shared: list[int], shapes: list[tuple[int, ...]]) -> bool:
+    """Whether ``np.tensordot`` would copy a large operand into a transposed layout for a thin product
+    (``T[a,b,c,…] v[b]``: a matrix–vector product in disguise), which ``np.einsum`` does in one pass.
+
+    >>> thin_with_a_copy([0, 1, 2], [1], [1], [(300, 8, 300), (8,)]), thin_with_a_copy([0, 1], [1], [1], [(300, 8), (8,)])
+    (True, False)
+    """
+    if len(set(a) | set(b)) > LETTERS:
+        return False
+    size_a = dict(zip(a, shapes[0]))
+    size_b = dict(zip(b, shapes[1]))
+    k = math.prod(size_a[i] for i in shared)
+    m = math.prod(n for i, n in size_a.items() if i not in shared)
+    n = math.prod(n for i, n in size_b.items() if i not in shared)
+    copies_a = [a.index(i) for i in shared] != list(range(len(a) - len(shared), len(a))) and m * k > LARGE_OPERAND
+    copies_b = [b.index(i) for i in shared] != list(range(len(shared))) and k * n > LARGE_OPERAND
+    return min(m, n, k) <= THIN_SIDE and (copies_a or copies_b)
+
+
+def short_inner_loop(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> bool:
+    """Whether a large elementwise or outer product has a short last output axis, which numpy's
+    broadcasting multiply walks in short inner loops and ``np.einsum`` in one pass.
+
+    >>> short_inner_loop([0], [1], [0, 1], [(100000,), (8,)]), short_inner_loop([0], [1], [1, 0], [(100000,), (8,)])
+    (True, False)
+    """
+    if not out or len(set(a) | set(b)) > LETTERS:
+        return False
+    sizes = {**dict(zip(a, shapes[0])), **dict(zip(b, shapes[1]))}
+    return inner_loop(a, b, out, sizes) <= THIN_SIDE and math.prod(sizes[i] for i in out) > LARGE_OPERAND
+
+
+def inner_loop(a: list[int], b: list[int], out: list[int], sizes: dict[int, int]) -> int:
+    """The length of numpy's inner loop for ``x[a] * y[b]`` written over ``out`` (contiguous operands):
+    the last output axes that come, in order and adjacent, from the same operand(s) merge into one.
+
+    >>> inner_loop([0, 1], [2], [0, 2, 1], {0: 5, 1: 3, 2: 4}), inner_loop([0, 1], [2], [2, 0, 1], {0: 5, 1: 3, 2: 4})
+    (3, 15)
+    """
+    def place(i: int) -> tuple[int | None, int | None]:
+        return (a.index(i) if i in a else None, b.index(i) if i in b else None)
+    length = sizes[out[-1]]
+    for later, earlier in zip(reversed(out), list(reversed(out))[1:]):
+        p, q = place(later), place(earlier)
+        if any((x is None) != (y is None) or (x is not None and y != x - 1) for x, y in zip(p, q)):
+            break
+        length *= sizes[earlier]
+    return length
+
+
+def einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
+    """``np.einsum`` of two operands (at most 52 indices), in one pass over each."""
+    letters = {i: opt_einsum.get_symbol(k) for k, i in enumerate(dict.fromkeys(a + b))}
+    equation = f"{''.join(letters[i] for i in a)},{''.join(letters[i] for i in b)}->{''.join(letters[i] for i in out)}"
+    return lambda x, y: np.einsum(equation, x, y)

@@ -761,8 +761,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
         if batched is not None:
             return batched
     if shared and not set(shared) & set(out):
-        if xnp is np and _thin_with_a_copy(a, b, shared, shapes):
-            return _einsum_pair(a, b, out)
+        if xnp is np and pair_products.thin_with_a_copy(a, b, shared, shapes):
+            return pair_products.einsum_pair(a, b, out)
         axes = ([a.index(i) for i in shared], [b.index(i) for i in shared])
         order = [i for i in a if i not in shared] + [i for i in b if i not in shared]
         perm = tuple(order.index(i) for i in out)
@@ -770,8 +770,8 @@ def _direct(sublists: list[list[int]], out: list[int], shapes: list[tuple[int, .
             return lambda x, y: xnp.tensordot(x, y, axes)
         return lambda x, y: xnp.transpose(xnp.tensordot(x, y, axes), perm)
     if set(shared) <= set(out):
-        if xnp is np and _short_inner_loop(a, b, out, shapes):
-            return _einsum_pair(a, b, out)
+        if xnp is np and pair_products.short_inner_loop(a, b, out, shapes):
+            return pair_products.einsum_pair(a, b, out)
         align_a = _aligner(a, out, shapes[0], xnp)
         align_b = _aligner(b, out, shapes[1], xnp)
         return lambda x, y: xnp.multiply(align_a(x), align_b(y))
@@ -791,68 +791,6 @@ def _numpy_sum_transpose(summed: tuple[int, ...], perm: tuple[int, ...]) -> Call
     if identity:
         return lambda x: reduce(x, axis=summed)
     return lambda x: reduce(x, axis=summed).transpose(perm)
-
-
-#: A two-operand product whose GEMM has a side at most this long is memory-bound: ``np.tensordot``'s
-#: transposed copy of a large operand (over :data:`LARGE_OPERAND` entries) costs more than its BLAS call saves.
-THIN_SIDE, LARGE_OPERAND = 16, 1 << 16
-
-
-def _thin_with_a_copy(a: list[int], b: list[int], shared: list[int], shapes: list[tuple[int, ...]]) -> bool:
-    """Whether ``np.tensordot`` would copy a large operand into a transposed layout for a thin product
-    (``T[a,b,c,…] v[b]``: a matrix–vector product in disguise), which ``np.einsum`` does in one pass.
-
-    >>> _thin_with_a_copy([0, 1, 2], [1], [1], [(300, 8, 300), (8,)]), _thin_with_a_copy([0, 1], [1], [1], [(300, 8), (8,)])
-    (True, False)
-    """
-    if len(set(a) | set(b)) > EINSUM_LETTERS:
-        return False
-    size_a = dict(zip(a, shapes[0]))
-    size_b = dict(zip(b, shapes[1]))
-    k = math.prod(size_a[i] for i in shared)
-    m = math.prod(n for i, n in size_a.items() if i not in shared)
-    n = math.prod(n for i, n in size_b.items() if i not in shared)
-    copies_a = [a.index(i) for i in shared] != list(range(len(a) - len(shared), len(a))) and m * k > LARGE_OPERAND
-    copies_b = [b.index(i) for i in shared] != list(range(len(shared))) and k * n > LARGE_OPERAND
-    return min(m, n, k) <= THIN_SIDE and (copies_a or copies_b)
-
-
-def _short_inner_loop(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]]) -> bool:
-    """Whether a large elementwise or outer product has a short last output axis, which numpy's
-    broadcasting multiply walks in short inner loops and ``np.einsum`` in one pass.
-
-    >>> _short_inner_loop([0], [1], [0, 1], [(100000,), (8,)]), _short_inner_loop([0], [1], [1, 0], [(100000,), (8,)])
-    (True, False)
-    """
-    if not out or len(set(a) | set(b)) > EINSUM_LETTERS:
-        return False
-    sizes = {**dict(zip(a, shapes[0])), **dict(zip(b, shapes[1]))}
-    return _inner_loop(a, b, out, sizes) <= THIN_SIDE and math.prod(sizes[i] for i in out) > LARGE_OPERAND
-
-
-def _inner_loop(a: list[int], b: list[int], out: list[int], sizes: dict[int, int]) -> int:
-    """The length of numpy's inner loop for ``x[a] * y[b]`` written over ``out`` (contiguous operands):
-    the last output axes that come, in order and adjacent, from the same operand(s) merge into one.
-
-    >>> _inner_loop([0, 1], [2], [0, 2, 1], {0: 5, 1: 3, 2: 4}), _inner_loop([0, 1], [2], [2, 0, 1], {0: 5, 1: 3, 2: 4})
-    (3, 15)
-    """
-    def place(i: int) -> tuple[int | None, int | None]:
-        return (a.index(i) if i in a else None, b.index(i) if i in b else None)
-    length = sizes[out[-1]]
-    for later, earlier in zip(reversed(out), list(reversed(out))[1:]):
-        p, q = place(later), place(earlier)
-        if any((x is None) != (y is None) or (x is not None and y != x - 1) for x, y in zip(p, q)):
-            break
-        length *= sizes[earlier]
-    return length
-
-
-def _einsum_pair(a: list[int], b: list[int], out: list[int]) -> Callable:
-    """``np.einsum`` of two operands (at most 52 indices), in one pass over each."""
-    letters = {i: opt_einsum.get_symbol(k) for k, i in enumerate(dict.fromkeys(a + b))}
-    equation = f"{''.join(letters[i] for i in a)},{''.join(letters[i] for i in b)}->{''.join(letters[i] for i in out)}"
-    return lambda x, y: np.einsum(equation, x, y)
 
 
 def _reduced_first(a: list[int], b: list[int], out: list[int], shapes: list[tuple[int, ...]],
