@@ -403,7 +403,7 @@ def format_sized(expr: Expr, fixed: Mapping[str, str], sources: Iterable[SizeSou
     fixed = dict(fixed)
     source = {index: (tensor, axis, rank) for index, tensor, axis, rank in sources}
     roots: dict[str, set[str]] = {}
-    for index in _all_indices(expr):
+    for index in (i for term in expr.terms for i in _term_all_indices(term)):
         roots.setdefault(ir.display_name(index), set()).add(ir.index_root(index))
     taken = set(fixed.values()) | set(roots)
     sized = []
@@ -440,14 +440,6 @@ def _all_terms(expr: Expr) -> Iterator[Term]:
                            (factor.base, factor.exponent) if isinstance(factor, Power) else ()):
                 yield from _all_terms(nested)
 
-
-def _all_indices(expr: Expr) -> Iterator[str]:
-    for term in _all_terms(expr):
-        yield from term.summed
-        for factor in term.factors:
-            yield from ir.factor_indices(factor)
-            if isinstance(factor, Size):
-                yield factor.index
 
 
 def print_expr(expr: Expr, fixed: Mapping[str, str] | None = None, style: TextStyle = TEXT,

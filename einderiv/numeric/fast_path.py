@@ -62,28 +62,6 @@ def call_key(mode: str, program, wrt, of, sizes, memory_limit, symmetric, inputs
     return key
 
 
-class _Prehashed:
-    """A plan key whose hash is computed once: a plan key holds the program text and every input's
-    shape, and hashing that nested tuple on every fast call costs as much as the rest of the look-up.
-    Equal to the tuple it wraps (so it finds the plan cached under that tuple).
-
-    >>> key = ("grad", "L = x[i] x[i]", ((3,), "float64"))
-    >>> {key: 1}[_Prehashed(key)]
-    1
-    """
-
-    __slots__ = ("key", "_hash")
-
-    def __init__(self, key: tuple):
-        self.key = key
-        self._hash = hash(key)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self.key == (other.key if isinstance(other, _Prehashed) else other)
-
 
 #: Numbers the checked path turns into 0-d float64 arrays whatever their value (an int may not fit).
 _SCALARS = frozenset({float, np.float64})
@@ -122,7 +100,7 @@ def run_remembered(call_key: tuple | None, inputs: Inputs, cotangent: ArrayLike 
     if found is None:
         return None
     plan_key, of, names, single, numbers, plan, seen = found
-    if not still_cached(plan, seen):
+    if not still_cached(seen):
         plan = lookup(plan_key)
         if plan is None:    # cleared or evicted: the checked path builds it again
             return None
@@ -161,4 +139,4 @@ def remember(call_key: tuple, arrays: Mapping[str, ArrayLike], extra: Mapping[st
     numbers = tuple(name for name in needed if type(inputs[name]) is not np.ndarray)
     plan = lookup(plan_key, count=False)       # the call that just ran it was counted
     if plan is not None:
-        entry[1][sig] = (_Prehashed(plan_key), of, names, single, numbers, plan, generation())
+        entry[1][sig] = (plan_key, of, names, single, numbers, plan, generation())

@@ -34,11 +34,11 @@ import opt_einsum
 
 from einderiv.core import ir
 
-from einderiv.numeric import elementwise, matrix_functions, pair_products, paths, sliced_reverse
+from einderiv.numeric import elementwise, matrix_functions, pair_products, paths
 from einderiv.numeric.backend import NUMPY, Backend
 from einderiv.errors import MemoryLimitError, ShapeError, UnsupportedError
 from einderiv.core.ir import Call, Delta, Expr, Factor, Power, Ref, Size, Term
-from einderiv.names import adjoint_name, sliced_group_key, slot_of
+from einderiv.names import slot_of
 
 __all__ = ["Context", "compile_expr", "product_path", "index_size", "check_bytes", "delta_groups", "DEFAULT_MEMORY_LIMIT",
            "set_memory_limit", "Runner"]
@@ -453,22 +453,6 @@ def _from_group(operands: list[tuple[Runner, tuple[str, ...]]], out: tuple[str, 
     return own
 
 
-def register_sliced_products(statements: Sequence, ctx: Context) -> None:
-    """Note in ``ctx`` each product of tensors the lowering left whole (it must be sliced), so that
-    its operands' adjoints can share one loop over the slices (numpy only)."""
-    if not (ctx.backend.in_place and ctx.backend.np is np):
-        return
-    limit = max(ctx.memory_limit // ctx.dtype.itemsize, 1)
-    for statement in statements:
-        for number, term in enumerate(statement.rhs.terms):
-            refs = [f for f in term.factors if isinstance(f, Ref)]
-            if len(refs) < 3 or len(refs) != len(term.factors):
-                continue
-            group = sliced_reverse.Group.of(sliced_group_key(statement.name, number),
-                                            (adjoint_name(statement.name), statement.lhs),
-                                            [(r.name, r.indices) for r in refs], lambda i: index_size(i, ctx), limit)
-            if group is not None and sliced_reverse.fits_letters(group):
-                ctx.groups.append(group)
 
 
 def _donor(getters: list[Runner], sublists: list[list[int]], out: list[int], donate: frozenset[str]) -> Runner | None:

@@ -26,14 +26,14 @@ import numpy as np
 from einderiv.core import caching, ir
 from einderiv.calculus.differentiation import DerivedProgram, reverse_program
 from einderiv.numeric import backend as _backends
-from einderiv.numeric import planning
+from einderiv.numeric import planning, sliced_reverse
 from einderiv.core.caching import MAX_TEXT, bounded_cache
 from einderiv.errors import MemoryLimitError, ProgramError, ShapeError, UnsupportedError, depth_guard
 from einderiv.numeric.planning import Context, compile_expr, index_size
 from einderiv.calculus.program import Program, ancestors, jacobian_seed, output_slots, wrt_slots
 from einderiv.numeric.contraction_tree import StatementTable, lower_products
-from einderiv.language.lowering import checked_size, dependencies, resolve_sizes, written_names
-from einderiv.names import VALUE, adjoint_name, is_split
+from einderiv.language.lowering import Statement, checked_size, dependencies, resolve_sizes, written_names
+from einderiv.names import VALUE, adjoint_name, is_split, sliced_group_key
 
 __all__ = [
     "ArrayLike", "Inputs", "Plan", "run", "cached", "plan_cache_info", "CACHE_SIZE", "CACHE_TEXT",
@@ -362,8 +362,26 @@ def lowered(program: Program, names: Sequence[str], ctx: Context) -> StatementTa
     contraction paths (:mod:`einderiv.numeric.contraction_tree`), for these shapes."""
     statements = lower_products([program.statement(n) for n in names],
                                 lambda operands, keep: planning.product_path(operands, keep, ctx))
-    planning.register_sliced_products(statements, ctx)
+    _register_sliced_products(statements, ctx)
     return StatementTable.of(statements)
+
+
+def _register_sliced_products(statements: Sequence[Statement], ctx: Context) -> None:
+    """Note in ``ctx`` each product of tensors the lowering left whole (it must be sliced), so that
+    its operands' adjoints can share one loop over the slices (numpy only; see sliced_reverse)."""
+    if not (ctx.backend.in_place and ctx.backend.np is np):
+        return
+    limit = max(ctx.memory_limit // ctx.dtype.itemsize, 1)
+    for statement in statements:
+        for number, term in enumerate(statement.rhs.terms):
+            refs = [f for f in term.factors if isinstance(f, ir.Ref)]
+            if len(refs) < 3 or len(refs) != len(term.factors):
+                continue
+            group = sliced_reverse.Group.of(sliced_group_key(statement.name, number),
+                                            (adjoint_name(statement.name), statement.lhs),
+                                            [(r.name, r.indices) for r in refs], lambda i: index_size(i, ctx), limit)
+            if group is not None:
+                ctx.groups.append(group)
 
 
 def forward_steps(program: Program | StatementTable, names: Sequence[str], ctx: Context) -> list[tuple[str, Callable]]:
@@ -475,8 +493,8 @@ def generation() -> int:
     return _generation[0]
 
 
-def still_cached(plan: Plan, seen: int) -> bool:
-    """Whether ``plan``, cached when the generation was ``seen``, is cached still (nothing left the
+def still_cached(seen: int) -> bool:
+    """Whether a plan cached when the generation was ``seen`` is cached still (nothing left the
     cache since), counted as a hit: the fast path's look-up, with no lock and no hashing of its key.
     A plan used only this way is not moved up the LRU order; once anything is evicted, callers
     :func:`lookup` again."""

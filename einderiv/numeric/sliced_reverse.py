@@ -64,9 +64,13 @@ class Group:
            size: Callable[[str], int], limit: int) -> "Group | None":
         """The group of the product ``refs`` whose cotangent is ``cotangent`` (name, indices), its adjoints
         kept under ``key`` in a run's environment; None when a tensor repeats or takes a diagonal (its
-        adjoints are not one leaf's cotangent each)."""
+        adjoints are not one leaf's cotangent each), or when the network has more indices than einsum
+        has letters."""
         names = [name for name, _ in refs]
         if len(set(names)) != len(names) or any(len(set(idx)) != len(idx) for _, idx in refs):
+            return None
+        indices = set(cotangent[1]).union(*(set(idx) for _, idx in refs))
+        if len(indices) > LETTERS:      # einsum names each index with a letter
             return None
         return Group(key, cotangent, dict(refs), size, limit)
 
@@ -237,9 +241,3 @@ def _expression(operands: Sequence[Sequence[int]], out: Sequence[int], sizes: Ma
     def broadcast(*arrays):
         return np.broadcast_to(np.asarray(expression(*arrays))[at], full)
     return broadcast
-
-
-def fits_letters(group: Group) -> bool:
-    """Whether the closed network's indices can be named with einsum's letters."""
-    indices = set(group.cotangent[1]).union(*map(set, group.operands.values()))
-    return len(indices) <= LETTERS
